@@ -1,0 +1,175 @@
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why no usable GPU device could be had.
+#[derive(Debug, Error)]
+pub enum GpuError {
+    #[error("this browser does not expose WebGPU (navigator.gpu is missing)")]
+    WebGpuUnavailable,
+    #[error("no GPU adapter was found: {0}")]
+    NoAdapter(String),
+    #[error("the GPU adapter refused to create a device: {0}")]
+    RequestDevice(String),
+    #[error("reading a GPU buffer back failed: {0}")]
+    Readback(String),
+}
+
+/// What the engine may use from the adapter. Tests turn features off to cover
+/// every kernel variant (the browser's SwiftShader has no `shader-f16`).
+#[derive(Debug, Clone, Copy)]
+pub struct GpuOptions {
+    pub allow_f16: bool,
+    pub allow_subgroups: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self { allow_f16: true, allow_subgroups: true }
+    }
+}
+
+/// The limits that decide which models fit and how kernels are tiled.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LimitsReport {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+}
+
+/// A description of the adapter, for people (the first page) and for checks
+/// (does a model's manifest fit this device?).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub driver: String,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+    /// Whether the engine's kernels can use subgroups here (wgpu may not pass them on).
+    pub subgroups_in_kernels: bool,
+    pub timestamp_query: bool,
+    pub limits: LimitsReport,
+}
+
+/// A device and its queue, with the capabilities the kernels were built for.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub adapter_features: wgpu::Features,
+    pub limits: wgpu::Limits,
+    /// `shader-f16` is enabled on the device and kernels may use `f16`.
+    pub f16: bool,
+    /// Subgroup operations are enabled on the device.
+    pub subgroups: bool,
+    /// Features the browser lists for its adapter (empty natively); wgpu's
+    /// WebGPU backend does not pass all of them on.
+    pub browser_features: Vec<String>,
+}
+
+impl Gpu {
+    /// Opens the best adapter: the browser's WebGPU on wasm32, a high-performance
+    /// Vulkan/Metal/DX12 adapter natively.
+    pub async fn new(options: GpuOptions) -> Result<Self, GpuError> {
+        let backends = if cfg!(target_arch = "wasm32") {
+            wgpu::Backends::BROWSER_WEBGPU
+        } else {
+            wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
+        };
+        #[cfg(target_arch = "wasm32")]
+        if super::web::navigator_gpu().is_none() || !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(GpuError::WebGpuUnavailable);
+        }
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        #[allow(unused_mut)]
+        let mut gpu = Self::from_adapter(adapter, options).await?;
+        #[cfg(target_arch = "wasm32")]
+        if let Some(browser) = super::web::browser_adapter().await {
+            if gpu.info.name.is_empty() {
+                gpu.info.name = browser.name;
+            }
+            gpu.browser_features = browser.features;
+        }
+        Ok(gpu)
+    }
+
+    async fn from_adapter(adapter: wgpu::Adapter, options: GpuOptions) -> Result<Self, GpuError> {
+        let adapter_features = adapter.features();
+        let mut wanted = wgpu::Features::empty();
+        if options.allow_f16 {
+            wanted |= wgpu::Features::SHADER_F16;
+        }
+        if options.allow_subgroups {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
+        wanted |= wgpu::Features::TIMESTAMP_QUERY;
+        let required_features = adapter_features & wanted;
+        // Ask for everything the adapter offers: models need the largest buffers it allows.
+        let required_limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("eddy"),
+                required_features,
+                required_limits: required_limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+        let features = device.features();
+        Ok(Self {
+            f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            limits: device.limits(),
+            info: adapter.get_info(),
+            adapter_features,
+            browser_features: Vec::new(),
+            device,
+            queue,
+        })
+    }
+
+    fn has_feature(&self, feature: wgpu::Features, browser_name: &str) -> bool {
+        self.adapter_features.contains(feature) || self.browser_features.iter().any(|f| f == browser_name)
+    }
+
+    pub fn report(&self) -> AdapterReport {
+        let l = &self.limits;
+        let name = if self.info.name.is_empty() { "unnamed adapter".to_string() } else { self.info.name.clone() };
+        AdapterReport {
+            name,
+            backend: format!("{:?}", self.info.backend),
+            driver: [self.info.driver.as_str(), self.info.driver_info.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+            shader_f16: self.has_feature(wgpu::Features::SHADER_F16, "shader-f16"),
+            subgroups: self.has_feature(wgpu::Features::SUBGROUP, "subgroups"),
+            subgroups_in_kernels: self.subgroups,
+            timestamp_query: self.has_feature(wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
+            limits: LimitsReport {
+                max_buffer_size: l.max_buffer_size,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+                max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+                max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            },
+        }
+    }
+}
