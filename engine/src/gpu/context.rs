@@ -54,6 +54,7 @@ pub struct AdapterReport {
 }
 
 /// A device and its queue, with the capabilities the kernels were built for.
+#[derive(Clone)]
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,

@@ -8,4 +8,4 @@ pub mod selftest;
 pub mod web;
 
 pub use context::{AdapterReport, Gpu, GpuError, GpuOptions, LimitsReport};
-pub use readback::read_buffer;
+pub use readback::{map_and_read, read_buffer};

@@ -18,7 +18,7 @@ pub async fn read_buffer(gpu: &Gpu, src: &wgpu::Buffer, size: u64) -> Result<Vec
 }
 
 /// Maps an already filled `MAP_READ` buffer and copies out its first `size` bytes.
-pub(crate) async fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, GpuError> {
+pub async fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, GpuError> {
     let (tx, rx) = futures::channel::oneshot::channel();
     staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
         let _ = tx.send(r);

@@ -1,0 +1,9 @@
+//! Model descriptions: configuration, weights and their sources.
+
+pub mod config;
+mod error;
+pub mod spec;
+
+pub use config::{Arch, LayerKind, ModelConfig, MoeConfig, RopeStyle};
+pub use error::ModelError;
+pub use spec::{HfFolder, ModelSpec, TokenizerSpec, WeightSpec};

@@ -1,0 +1,229 @@
+//! Compute pipelines, created once per variant and cached, with explicit bind
+//! group layouts; and recorded dispatches that are replayed every pass.
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    rc::Rc,
+};
+
+use crate::{formats::DType, gpu::Gpu, shaders};
+
+/// What a binding is, in declaration order (binding 0, 1, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Uniform,
+    Read,
+    Write,
+}
+
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub slots: &'static [Slot],
+}
+
+/// Which shader variant: the file, the weight type it reads, its defines and
+/// the lanes per output of mat-vec kernels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KernelKey {
+    pub file: &'static str,
+    pub wtype: Option<DType>,
+    pub defines: Vec<&'static str>,
+    pub tpr: u32,
+}
+
+impl KernelKey {
+    pub fn new(file: &'static str) -> Self {
+        Self { file, wtype: None, defines: Vec::new(), tpr: 0 }
+    }
+
+    pub fn weight(mut self, dtype: DType) -> Self {
+        self.wtype = Some(dtype);
+        self
+    }
+
+    pub fn define(mut self, name: &'static str) -> Self {
+        self.defines.push(name);
+        self
+    }
+
+    pub fn tpr(mut self, tpr: u32) -> Self {
+        self.tpr = tpr;
+        self
+    }
+}
+
+fn wtype_file(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        DType::Q8_0 => "q8_0",
+        DType::Q4_0 => "q4_0",
+        DType::Q4_1 => "q4_1",
+        DType::Q4K => "q4_k",
+        DType::Q5K => "q5_k",
+        DType::Q6K => "q6_k",
+    }
+}
+
+/// The binding signature of each shader file.
+fn slots_of(key: &KernelKey) -> &'static [Slot] {
+    use Slot::*;
+    match key.file {
+        "embed.wgsl" => &[Uniform, Uniform, Read, Read, Write],
+        "rmsnorm.wgsl" => &[Uniform, Uniform, Read, Read, Write],
+        "matvec.wgsl" if key.defines.contains(&"MOE") => &[Uniform, Uniform, Read, Read, Write, Read, Read],
+        "matvec.wgsl" | "matmul.wgsl" => &[Uniform, Uniform, Read, Read, Write],
+        "swiglu.wgsl" => &[Uniform, Uniform, Read, Write],
+        "rope.wgsl" => &[Uniform, Uniform, Read, Read, Read, Read, Write, Write, Write],
+        "attention.wgsl" => &[Uniform, Uniform, Read, Read, Read, Write],
+        "shortconv.wgsl" => &[Uniform, Uniform, Read, Read, Write, Write],
+        "moe_route.wgsl" => &[Uniform, Uniform, Read, Read, Write, Write],
+        "sample.wgsl" => &[Uniform, Uniform, Read, Write, Write, Write],
+        "mark_seen.wgsl" => &[Uniform, Read, Write],
+        other => panic!("no binding signature for {other}"),
+    }
+}
+
+/// Creates pipelines on first use and keeps them.
+pub struct Kernels {
+    cache: RefCell<HashMap<KernelKey, Rc<Kernel>>>,
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Kernels {
+    pub fn new() -> Self {
+        Self { cache: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, gpu: &Gpu, key: &KernelKey) -> Rc<Kernel> {
+        if let Some(k) = self.cache.borrow().get(key) {
+            return k.clone();
+        }
+        let kernel = Rc::new(Self::build(gpu, key));
+        self.cache.borrow_mut().insert(key.clone(), kernel.clone());
+        kernel
+    }
+
+    fn build(gpu: &Gpu, key: &KernelKey) -> Kernel {
+        let wtype = key.wtype.map(wtype_file).unwrap_or("f32");
+        let source = shaders::compile(key.file, &key.defines, &[("WTYPE", wtype)]);
+        let label = format!("{}:{}:{}", key.file, wtype, key.defines.join(","));
+        let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let slots = slots_of(key);
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match slot {
+                    Slot::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Slot::Read | Slot::Write => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: *slot == Slot::Read },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = gpu.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
+        let pipeline_layout = gpu.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&label),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let constants: Vec<(&str, f64)> = if key.tpr > 0 { vec![("TPR", f64::from(key.tpr))] } else { Vec::new() };
+        let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: true },
+            cache: None,
+        });
+        Kernel { pipeline, layout, slots }
+    }
+}
+
+/// A workgroup count along one axis, fixed or proportional to the pass's tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Fixed(u32),
+    /// ceil(n_tokens * per / div)
+    Tokens { per: u32, div: u32 },
+}
+
+impl Count {
+    pub fn tokens() -> Self {
+        Count::Tokens { per: 1, div: 1 }
+    }
+
+    fn eval(self, n_tokens: u32) -> u32 {
+        match self {
+            Count::Fixed(n) => n,
+            Count::Tokens { per, div } => (n_tokens * per).div_ceil(div),
+        }
+    }
+}
+
+/// One recorded dispatch: a pipeline, its bindings, and its grid.
+pub struct Dispatch {
+    pub kernel: Rc<Kernel>,
+    pub bind_group: wgpu::BindGroup,
+    /// x may exceed the 65535 limit: it then folds into z.
+    pub groups: [Count; 2],
+    pub label: &'static str,
+}
+
+impl Dispatch {
+    pub fn new(gpu: &Gpu, kernel: Rc<Kernel>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: &'static str) -> Self {
+        assert_eq!(buffers.len(), kernel.slots.len(), "{label}: {} buffers for {} bindings", buffers.len(), kernel.slots.len());
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &kernel.layout, entries: &entries });
+        Self { kernel, bind_group, groups, label }
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
+        let x = self.groups[0].eval(n_tokens);
+        let y = self.groups[1].eval(n_tokens);
+        if x == 0 || y == 0 {
+            return;
+        }
+        let (gx, gz) = if x <= 65_535 { (x, 1) } else { (65_535, x.div_ceil(65_535)) };
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(gx, y, gz);
+    }
+}
+
+/// A uniform buffer holding `words` (u32s and f32 bit patterns), padded to 16 bytes.
+pub fn uniform(gpu: &Gpu, label: &str, words: &[u32]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    let mut data = words.to_vec();
+    data.resize(words.len().div_ceil(4).max(1) * 4, 0);
+    gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(&data),
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+    })
+}

@@ -1,0 +1,8 @@
+//! The GPU runtime of a model: weights, the streaming loader, kernels and the
+//! forward pass.
+
+pub mod kernels;
+pub mod loader;
+pub mod model;
+pub mod session;
+pub mod weights;

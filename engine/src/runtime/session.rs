@@ -1,0 +1,735 @@
+//! A conversation's state on the GPU (KV caches, conv states, activations) and
+//! the recorded passes that run it: prefill (batched kernels over a chunk of
+//! tokens), decode (one token), and the head (final norm, logits, sampling).
+
+use std::rc::Rc;
+
+use super::{
+    kernels::{uniform, Count, Dispatch, KernelKey},
+    model::{Ffn, GateUp, Mixer, Model, Qkv},
+    weights::GpuMatrix,
+};
+use crate::{
+    formats::DType,
+    gpu::{read_buffer, Gpu},
+    model::{config::LayerKind, ModelError, RopeStyle},
+};
+
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Tokens the KV cache holds (capped at the model's context length).
+    pub context: usize,
+    /// Tokens per prefill pass.
+    pub prefill_chunk: usize,
+    /// Keep the KV cache in f16 where the device has `shader-f16`.
+    pub kv_f16: bool,
+    /// Also compute the logits of every prompt position (tests).
+    pub all_logits: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self { context: 4096, prefill_chunk: 256, kv_f16: true, all_logits: false }
+    }
+}
+
+/// How the next token is chosen; temperature 0 is greedy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    pub temperature: f32,
+    /// 0: off.
+    pub top_k: u32,
+    /// 1: off.
+    pub top_p: f32,
+    /// 0: off.
+    pub min_p: f32,
+    /// 1: off.
+    pub repeat_penalty: f32,
+    pub seed: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, seed: 0 }
+    }
+}
+
+impl Sampling {
+    fn words(&self, vocab: u32) -> [u32; 8] {
+        let greedy = self.temperature <= 0.0;
+        [
+            vocab,
+            self.top_k,
+            self.seed,
+            greedy as u32,
+            (if greedy { 1.0 } else { 1.0 / self.temperature }).to_bits(),
+            self.top_p.clamp(0.0, 1.0).to_bits(),
+            self.min_p.clamp(0.0, 1.0).to_bits(),
+            self.repeat_penalty.max(f32::MIN_POSITIVE).to_bits(),
+        ]
+    }
+}
+
+fn storage(gpu: &Gpu, label: &str, bytes: u64) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(16).div_ceil(4) * 4,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+struct LayerState {
+    kv: Option<(wgpu::Buffer, wgpu::Buffer)>,
+    conv: Option<wgpu::Buffer>,
+}
+
+struct Buffers {
+    step: wgpu::Buffer,
+    sampler: wgpu::Buffer,
+    tokens: wgpu::Buffer,
+    x: wgpu::Buffer,
+    h: wgpu::Buffer,
+    z: wgpu::Buffer,
+    act: wgpu::Buffer,
+    q: wgpu::Buffer,
+    router_logits: wgpu::Buffer,
+    sel: wgpu::Buffer,
+    sel_w: wgpu::Buffer,
+    moe_act: wgpu::Buffer,
+    logits_last: wgpu::Buffer,
+    logits_all: Option<wgpu::Buffer>,
+    rope: wgpu::Buffer,
+    seen: wgpu::Buffer,
+    out_ids: wgpu::Buffer,
+    layers: Vec<LayerState>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Prefill,
+    Decode,
+}
+
+/// The cos/sin table of RoPE for `capacity` positions, computed like
+/// transformers: f32 inverse frequencies and angles, cos/sin of the f32 angle.
+fn rope_table(theta: f32, head_dim: usize, capacity: usize) -> Vec<f32> {
+    let half = head_dim / 2;
+    let inv: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
+    let mut t = Vec::with_capacity(capacity * half * 2);
+    for pos in 0..capacity {
+        for &f in &inv {
+            let angle = f64::from(pos as f32 * f);
+            t.push(angle.cos() as f32);
+            t.push(angle.sin() as f32);
+        }
+    }
+    t
+}
+
+/// Lanes per output of a mat-vec over `units` dot units.
+fn lanes_for(units: u64) -> u32 {
+    let half = (units / 2).max(1);
+    let pow = 1u64 << (63 - half.leading_zeros());
+    pow.clamp(4, 32) as u32
+}
+
+fn geom(m: &GpuMatrix, part: usize) -> [u32; 4] {
+    let p = &m.parts[part];
+    [m.layout.payload_words as u32, m.layout.scale_words as u32, p.scale_offset_words as u32, p.rows as u32]
+}
+
+/// Records the passes of one session.
+struct Builder<'a> {
+    model: &'a Model,
+    bufs: &'a Buffers,
+    kv_f16: bool,
+    out: Vec<Dispatch>,
+}
+
+/// Which mat-vec epilogue.
+#[derive(Clone, Copy)]
+enum Epilogue {
+    Store,
+    Add,
+}
+
+impl<'a> Builder<'a> {
+    fn gpu(&self) -> &Gpu {
+        &self.model.gpu
+    }
+
+    fn key(&self, file: &'static str) -> KernelKey {
+        KernelKey::new(file)
+    }
+
+    fn push(&mut self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: &'static str) {
+        let kernel = self.model.kernels.get(&self.model.gpu, &key);
+        let params_buf = params.map(|p| uniform(self.gpu(), label, p));
+        let mut all: Vec<&wgpu::Buffer> = Vec::new();
+        if let Some(p) = &params_buf {
+            all.push(p);
+        }
+        all.extend_from_slice(buffers);
+        let d = Dispatch::new(self.gpu(), kernel, &all, groups, label);
+        self.out.push(d);
+    }
+
+    fn rmsnorm(&mut self, x: &wgpu::Buffer, weight: &str, y: &wgpu::Buffer, last_only: bool) {
+        let c = self.model.config();
+        let w = &self.model.weights.vector(weight).buffer;
+        let p = [c.hidden as u32, c.norm_eps.to_bits(), last_only as u32, 0];
+        let groups = if last_only { Count::Fixed(1) } else { Count::tokens() };
+        self.push(self.key("rmsnorm.wgsl"), Some(&p), &[&self.bufs.step, x, w, y], [groups, Count::Fixed(1)], "rmsnorm");
+    }
+
+    /// y[t, out_first + row] (+)= W · x[t] for every part of matrix `name`.
+    fn linear(&mut self, pass: Pass, name: &str, x: &wgpu::Buffer, x_stride: u64, y: &wgpu::Buffer, y_stride: u64, out_first: u64, ep: Epilogue, tokens: Count) {
+        let m = self.model.weights.matrix(name);
+        let define = match ep {
+            Epilogue::Store => "STORE",
+            Epilogue::Add => "ADD",
+        };
+        for (i, part) in m.parts.iter().enumerate() {
+            let g = geom(m, i);
+            match pass {
+                Pass::Decode => {
+                    let units = m.cols() / qu(m.dtype());
+                    let tpr = lanes_for(units);
+                    let p = [
+                        g[0], g[1], g[2], g[3],
+                        units as u32, part.rows as u32, (out_first + part.first_row) as u32, y_stride as u32,
+                        x_stride as u32, 0, 0, 0, 0, 0, 0, 0,
+                    ];
+                    let key = self.key("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).tpr(tpr);
+                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64 / tpr)), tokens];
+                    self.push(key, Some(&p), &[&self.bufs.step, &part.buffer, x, y], groups, "matvec");
+                }
+                Pass::Prefill => {
+                    let p = [
+                        g[0], g[1], g[2], g[3],
+                        m.cols() as u32, part.rows as u32, (out_first + part.first_row) as u32, y_stride as u32,
+                        x_stride as u32, 0, 0, 0,
+                    ];
+                    let key = self.key("matmul.wgsl").weight(m.dtype()).define(define);
+                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64)), Count::Tokens { per: 1, div: 64 }];
+                    self.push(key, Some(&p), &[&self.bufs.step, &part.buffer, x, y], groups, "matmul");
+                }
+            }
+        }
+    }
+
+    /// act[t, p] = silu(gate_p · h[t]) * (up_p · h[t]) for a fused gate/up matrix (decode).
+    fn swiglu_matvec(&mut self, name: &str, tile: u64, x: &wgpu::Buffer, y: &wgpu::Buffer, width: u64) {
+        let m = self.model.weights.matrix(name);
+        let units = m.cols() / qu(m.dtype());
+        let tpr = lanes_for(units);
+        for (i, part) in m.parts.iter().enumerate() {
+            let g = geom(m, i);
+            let pairs = part.rows / 2;
+            let p = [
+                g[0], g[1], g[2], g[3],
+                units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32,
+                m.cols() as u32, tile as u32, 0, 0, 0, 0, 0, 0,
+            ];
+            let key = self.key("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").tpr(tpr);
+            let groups = [Count::Fixed((pairs as u32).div_ceil(64 / tpr)), Count::tokens()];
+            self.push(key, Some(&p), &[&self.bufs.step, &part.buffer, x, y], groups, "swiglu-matvec");
+        }
+    }
+
+    fn swiglu(&mut self, width: u64, tile: u64) {
+        let p = [width as u32, tile as u32, (2 * width) as u32, 0];
+        let groups = [Count::Fixed((width as u32).div_ceil(64)), Count::tokens()];
+        self.push(self.key("swiglu.wgsl"), Some(&p), &[&self.bufs.step, &self.bufs.z, &self.bufs.act], groups, "swiglu");
+    }
+
+    fn embed(&mut self) {
+        let m = self.model.weights.matrix(&self.model.graph.embedding);
+        let groups8 = (m.cols() / 8) as u32;
+        for (i, part) in m.parts.iter().enumerate() {
+            let g = geom(m, i);
+            let p = [g[0], g[1], g[2], g[3], part.first_row as u32, groups8, m.cols() as u32, 0];
+            let key = self.key("embed.wgsl").weight(m.dtype());
+            let b = self.bufs;
+            self.push(key, Some(&p), &[&b.step, &part.buffer, &b.tokens, &b.x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], "embed");
+        }
+        let b = self.bufs;
+        self.push(self.key("mark_seen.wgsl"), None, &[&b.step, &b.tokens, &b.seen], [Count::Tokens { per: 1, div: 64 }, Count::Fixed(1)], "mark-seen");
+    }
+
+    fn layer(&mut self, pass: Pass, l: usize) {
+        let model = self.model;
+        let c = model.config();
+        let b = self.bufs;
+        let layer = &model.graph.layers[l];
+        let (d, hd) = (c.hidden as u64, c.head_dim as u64);
+        let tok = Count::tokens();
+        self.rmsnorm(&b.x, &layer.attn_norm, &b.h, false);
+        match &layer.mixer {
+            Mixer::Conv { in_proj, taps, out_proj } => {
+                self.linear(pass, in_proj, &b.h, d, &b.z, 3 * d, 0, Epilogue::Store, tok);
+                let state = b.layers[l].conv.as_ref().expect("conv state");
+                let taps = &model.weights.vector(taps).buffer;
+                let p = [d as u32, 0, 0, 0];
+                self.push(self.key("shortconv.wgsl"), Some(&p), &[&b.step, &b.z, taps, state, &b.act], [Count::Fixed((d as u32).div_ceil(64)), Count::Fixed(1)], "shortconv");
+                self.linear(pass, out_proj, &b.act, d, &b.x, d, 0, Epilogue::Add, tok);
+            }
+            Mixer::Attention { qkv, q_norm, k_norm, out } => {
+                let (nq, nkv) = (c.n_heads as u64 * hd, c.n_kv_heads as u64 * hd);
+                let stride = nq + 2 * nkv;
+                match qkv {
+                    Qkv::Fused(name) => self.linear(pass, name, &b.h, d, &b.z, stride, 0, Epilogue::Store, tok),
+                    Qkv::Separate([q, k, v]) => {
+                        self.linear(pass, q, &b.h, d, &b.z, stride, 0, Epilogue::Store, tok);
+                        self.linear(pass, k, &b.h, d, &b.z, stride, nq, Epilogue::Store, tok);
+                        self.linear(pass, v, &b.h, d, &b.z, stride, nq + nkv, Epilogue::Store, tok);
+                    }
+                }
+                let (kc, vc) = b.layers[l].kv.as_ref().expect("kv cache");
+                let capacity = (kc.size() / (nkv * if self.kv_f16 { 2 } else { 4 })) as u32;
+                let qn = q_norm.as_ref().map_or(&b.rope, |n| &model.weights.vector(n).buffer);
+                let kn = k_norm.as_ref().map_or(&b.rope, |n| &model.weights.vector(n).buffer);
+                let p = [
+                    c.n_heads as u32, c.n_kv_heads as u32, hd as u32, stride as u32, capacity,
+                    q_norm.is_some() as u32, (c.rope_style == RopeStyle::Neox) as u32, c.norm_eps.to_bits(),
+                ];
+                let slots = (c.n_heads + 2 * c.n_kv_heads) as u32;
+                let mut key = self.key("rope.wgsl");
+                if self.kv_f16 {
+                    key = key.define("KV_F16");
+                }
+                self.push(key, Some(&p), &[&b.step, &b.z, qn, kn, &b.rope, &b.q, kc, vc], [Count::Fixed(slots), tok], "rope");
+                let p = [c.n_heads as u32, c.n_kv_heads as u32, hd as u32, capacity, (1.0 / (hd as f32).sqrt()).to_bits(), 0, 0, 0];
+                let mut key = self.key("attention.wgsl");
+                if self.kv_f16 {
+                    key = key.define("KV_F16");
+                }
+                self.push(key, Some(&p), &[&b.step, &b.q, kc, vc, &b.act], [Count::Fixed(c.n_heads as u32), tok], "attention");
+                self.linear(pass, out, &b.act, nq, &b.x, d, 0, Epilogue::Add, tok);
+            }
+        }
+        self.rmsnorm(&b.x, &layer.ffn_norm, &b.h, false);
+        match &layer.ffn {
+            Ffn::Dense { gate_up, down } => {
+                let f = c.ffn as u64;
+                match (gate_up, pass) {
+                    (GateUp::Fused { name, tile }, Pass::Decode) => self.swiglu_matvec(name, *tile, &b.h, &b.act, f),
+                    (GateUp::Fused { name, tile }, Pass::Prefill) => {
+                        self.linear(pass, name, &b.h, d, &b.z, 2 * f, 0, Epilogue::Store, tok);
+                        self.swiglu(f, *tile);
+                    }
+                    (GateUp::Separate { gate, up }, _) => {
+                        self.linear(pass, gate, &b.h, d, &b.z, 2 * f, 0, Epilogue::Store, tok);
+                        self.linear(pass, up, &b.h, d, &b.z, 2 * f, f, Epilogue::Store, tok);
+                        self.swiglu(f, f);
+                    }
+                }
+                self.linear(pass, down, &b.act, f, &b.x, d, 0, Epilogue::Add, tok);
+            }
+            Ffn::Moe { router, bias, gate_up, tile, down } => {
+                let m = c.moe.as_ref().expect("MoE config");
+                let (e, k, fe) = (m.n_experts as u64, m.top_k as u64, m.expert_ffn as u64);
+                // Routing reads its small matrix once per token, in both passes.
+                self.linear(Pass::Decode, router, &b.h, d, &b.router_logits, e, 0, Epilogue::Store, tok);
+                let bias = &model.weights.vector(bias).buffer;
+                let p = [e as u32, k as u32, m.norm_topk as u32, m.routed_scale.to_bits()];
+                self.push(self.key("moe_route.wgsl"), Some(&p), &[&b.step, &b.router_logits, bias, &b.sel, &b.sel_w], [Count::Tokens { per: 1, div: 64 }, Count::Fixed(1)], "moe-route");
+                let gu = model.weights.matrix(gate_up);
+                let units = gu.cols() / qu(gu.dtype());
+                let tpr = lanes_for(units);
+                for (i, part) in gu.parts.iter().enumerate() {
+                    let g = geom(gu, i);
+                    let e_lo = part.first_row / (2 * fe);
+                    let p = [
+                        g[0], g[1], g[2], g[3],
+                        units as u32, fe as u32, 0, fe as u32,
+                        d as u32, *tile as u32, e_lo as u32, (e_lo + part.rows / (2 * fe)) as u32,
+                        k as u32, (2 * fe) as u32, 0, 0,
+                    ];
+                    let key = self.key("matvec.wgsl").weight(gu.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").tpr(tpr);
+                    let groups = [Count::Fixed((fe as u32).div_ceil(64 / tpr)), Count::Tokens { per: k as u32, div: 1 }];
+                    self.push(key, Some(&p), &[&b.step, &part.buffer, &b.h, &b.moe_act, &b.sel, &b.sel_w], groups, "moe-gate-up");
+                }
+                let dn = model.weights.matrix(down);
+                let units = dn.cols() / qu(dn.dtype());
+                let tpr = lanes_for(units);
+                for (i, part) in dn.parts.iter().enumerate() {
+                    let g = geom(dn, i);
+                    let e_lo = part.first_row / d;
+                    let p = [
+                        g[0], g[1], g[2], g[3],
+                        units as u32, d as u32, 0, d as u32,
+                        fe as u32, 0, e_lo as u32, (e_lo + part.rows / d) as u32,
+                        k as u32, d as u32, 0, 0,
+                    ];
+                    let key = self.key("matvec.wgsl").weight(dn.dtype()).define("DOT").define("MOE").define("MOE_DOWN").tpr(tpr);
+                    let groups = [Count::Fixed((d as u32).div_ceil(64 / tpr)), tok];
+                    self.push(key, Some(&p), &[&b.step, &part.buffer, &b.moe_act, &b.x, &b.sel, &b.sel_w], groups, "moe-down");
+                }
+            }
+        }
+    }
+
+    fn body(mut self, pass: Pass) -> Vec<Dispatch> {
+        self.embed();
+        for l in 0..self.model.config().n_layers {
+            self.layer(pass, l);
+        }
+        self.out
+    }
+
+    /// Final norm of the last position, its logits, and the sampler.
+    fn head(mut self) -> Vec<Dispatch> {
+        let b = self.bufs;
+        let model = self.model;
+        let v = model.config().vocab as u64;
+        self.rmsnorm(&b.x, &model.graph.final_norm, &b.h, true);
+        let d = model.config().hidden as u64;
+        self.linear(Pass::Decode, &model.graph.lm_head, &b.h, d, &b.logits_last, v, 0, Epilogue::Store, Count::Fixed(1));
+        self.push(self.key("sample.wgsl"), None, &[&b.sampler, &b.step, &b.logits_last, &b.seen, &b.tokens, &b.out_ids], [Count::Fixed(1), Count::Fixed(1)], "sample");
+        self.out
+    }
+
+    /// The logits of every position of the pass (tests).
+    fn all_logits(mut self) -> Vec<Dispatch> {
+        let b = self.bufs;
+        let model = self.model;
+        let (d, v) = (model.config().hidden as u64, model.config().vocab as u64);
+        let all = b.logits_all.as_ref().expect("all-logits buffer");
+        self.rmsnorm(&b.x, &model.graph.final_norm, &b.h, false);
+        self.linear(Pass::Prefill, &model.graph.lm_head, &b.h, d, all, v, 0, Epilogue::Store, Count::tokens());
+        self.out
+    }
+}
+
+fn qu(dtype: DType) -> u64 {
+    if dtype.is_quantized() { 32 } else { 8 }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// An end-of-sequence or stop token.
+    Stop,
+    MaxTokens,
+    /// The callback asked to stop.
+    Cancelled,
+    ContextFull,
+}
+
+/// What a generation produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+    /// Logits at the last prompt position, before sampling (when asked).
+    pub last_logits: Option<Vec<f32>>,
+    pub prefill_tokens: usize,
+    pub prefill_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+impl Generation {
+    pub fn prefill_tokens_per_s(&self) -> f64 {
+        if self.prefill_seconds > 0.0 { self.prefill_tokens as f64 / self.prefill_seconds } else { 0.0 }
+    }
+
+    /// Decode speed over the tokens after the first (which prefill produced).
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        let n = self.tokens.len().saturating_sub(1);
+        if self.decode_seconds > 0.0 && n > 0 { n as f64 / self.decode_seconds } else { 0.0 }
+    }
+}
+
+const RING: usize = 3;
+
+/// One conversation with a model: the tokens it has seen and their state on the GPU.
+pub struct Session {
+    model: Rc<Model>,
+    options: SessionOptions,
+    capacity: usize,
+    chunk: usize,
+    bufs: Buffers,
+    prefill: Vec<Dispatch>,
+    decode: Vec<Dispatch>,
+    head: Vec<Dispatch>,
+    all_logits: Vec<Dispatch>,
+    readback: Vec<wgpu::Buffer>,
+    history: Vec<u32>,
+    sampling: Option<Sampling>,
+}
+
+impl Session {
+    pub fn new(model: Rc<Model>, options: SessionOptions) -> Result<Self, ModelError> {
+        let c = model.config().clone();
+        let gpu = model.gpu.clone();
+        let capacity = options.context.min(c.context_length).max(1);
+        let mut chunk = options.prefill_chunk.clamp(1, capacity);
+        if options.all_logits {
+            // Keep the all-logits buffer within a binding.
+            chunk = chunk.min((super::loader::binding_limit(&gpu) / (4 * c.vocab as u64)).max(1) as usize);
+        }
+        let kv_f16 = options.kv_f16 && gpu.f16;
+        let (d, hd) = (c.hidden as u64, c.head_dim as u64);
+        let (nq, nkv) = (c.n_heads as u64 * hd, c.n_kv_heads as u64 * hd);
+        let n = chunk as u64;
+        let (e, k, fe) = c.moe.as_ref().map_or((1, 1, 1), |m| (m.n_experts as u64, m.top_k as u64, m.expert_ffn as u64));
+        let z_width = [3 * d, nq + 2 * nkv, 2 * c.ffn as u64].into_iter().max().unwrap_or(d);
+        let act_width = [c.ffn as u64, nq, d].into_iter().max().unwrap_or(d);
+        let kv_bytes = nkv * capacity as u64 * if kv_f16 { 2 } else { 4 };
+        let layers = c
+            .layers
+            .iter()
+            .map(|kind| match kind {
+                LayerKind::Attention => LayerState { kv: Some((storage(&gpu, "k-cache", kv_bytes), storage(&gpu, "v-cache", kv_bytes))), conv: None },
+                LayerKind::Conv => LayerState { kv: None, conv: Some(storage(&gpu, "conv-state", 8 * d)) },
+            })
+            .collect();
+        let rope = rope_table(c.rope_theta, c.head_dim, capacity);
+        let rope_buf = storage(&gpu, "rope", rope.len() as u64 * 4);
+        gpu.queue.write_buffer(&rope_buf, 0, bytemuck::cast_slice(&rope));
+        let bufs = Buffers {
+            step: uniform(&gpu, "step", &[0; 4]),
+            sampler: uniform(&gpu, "sampler", &Sampling::default().words(c.vocab as u32)),
+            tokens: storage(&gpu, "tokens", 4 * n),
+            x: storage(&gpu, "x", 4 * n * d),
+            h: storage(&gpu, "h", 4 * n * d),
+            z: storage(&gpu, "z", 4 * n * z_width),
+            act: storage(&gpu, "act", 4 * n * act_width),
+            q: storage(&gpu, "q", 4 * n * nq),
+            router_logits: storage(&gpu, "router-logits", 4 * n * e),
+            sel: storage(&gpu, "experts", 4 * n * k),
+            sel_w: storage(&gpu, "expert-weights", 4 * n * k),
+            moe_act: storage(&gpu, "moe-act", 4 * n * k * fe),
+            logits_last: storage(&gpu, "logits", 4 * c.vocab as u64),
+            logits_all: options.all_logits.then(|| storage(&gpu, "all-logits", 4 * n * c.vocab as u64)),
+            rope: rope_buf,
+            seen: storage(&gpu, "seen", 4 * (c.vocab as u64).div_ceil(32)),
+            out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
+            layers,
+        };
+        let builder = || Builder { model: &model, bufs: &bufs, kv_f16, out: Vec::new() };
+        let prefill = builder().body(Pass::Prefill);
+        let decode = builder().body(Pass::Decode);
+        let head = builder().head();
+        let all_logits = if options.all_logits { builder().all_logits() } else { Vec::new() };
+        let readback = (0..RING)
+            .map(|_| {
+                gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("token-readback"),
+                    size: 8,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        Ok(Self { model, options, capacity, chunk, bufs, prefill, decode, head, all_logits, readback, history: Vec::new(), sampling: None })
+    }
+
+    pub fn model(&self) -> &Rc<Model> {
+        &self.model
+    }
+
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    /// Tokens the context holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The tokens whose state the GPU holds, in order.
+    pub fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// Forgets the conversation: the next prompt starts at position 0.
+    pub fn reset(&mut self) {
+        self.history.clear();
+        let gpu = &self.model.gpu;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.bufs.seen, 0, None);
+        for l in &self.bufs.layers {
+            if let Some(conv) = &l.conv {
+                enc.clear_buffer(conv, 0, None);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    fn set_sampling(&mut self, s: &Sampling) {
+        if self.sampling.as_ref() != Some(s) {
+            let words = s.words(self.model.config().vocab as u32);
+            self.model.gpu.queue.write_buffer(&self.bufs.sampler, 0, bytemuck::cast_slice(&words));
+            self.sampling = Some(s.clone());
+        }
+    }
+
+    fn write_step(&self, n_tokens: usize, pos0: usize, step: usize) {
+        let words = [n_tokens as u32, pos0 as u32, step as u32, 0];
+        self.model.gpu.queue.write_buffer(&self.bufs.step, 0, bytemuck::cast_slice(&words));
+    }
+
+    /// Records `passes` into one compute pass, copies out_ids[step] into a
+    /// readback slot, and submits.
+    fn submit(&self, passes: &[&[Dispatch]], n_tokens: usize, readback: Option<(usize, usize)>) {
+        let gpu = &self.model.gpu;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for list in passes {
+                for d in list.iter() {
+                    d.record(&mut pass, n_tokens as u32);
+                }
+            }
+        }
+        if let Some((step, slot)) = readback {
+            enc.copy_buffer_to_buffer(&self.bufs.out_ids, 4 * step as u64, &self.readback[slot], 0, 4);
+        }
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    async fn read_token(&self, slot: usize) -> Result<u32, ModelError> {
+        let bytes = crate::gpu::map_and_read(&self.model.gpu, &self.readback[slot], 4).await?;
+        Ok(u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")))
+    }
+
+    /// Runs `tokens` through the model after the history, in chunks. With
+    /// `sample_step`, the last chunk also samples the next token into
+    /// out_ids[step]. Returns the logits of every position when the session
+    /// was made with `all_logits`.
+    async fn prefill(&mut self, tokens: &[u32], sample_step: Option<usize>) -> Result<Option<Vec<f32>>, ModelError> {
+        let gpu = self.model.gpu.clone();
+        let v = self.model.config().vocab;
+        let mut all = self.options.all_logits.then(Vec::new);
+        let chunks: Vec<&[u32]> = tokens.chunks(self.chunk).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let last = i + 1 == chunks.len();
+            gpu.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(chunk));
+            self.write_step(chunk.len(), self.history.len(), sample_step.unwrap_or(0));
+            let mut passes: Vec<&[Dispatch]> = vec![&self.prefill];
+            if all.is_some() {
+                passes.push(&self.all_logits);
+            }
+            let sample = last && sample_step.is_some();
+            if sample {
+                passes.push(&self.head);
+            }
+            self.submit(&passes, chunk.len(), None);
+            self.history.extend_from_slice(chunk);
+            if let (Some(all), Some(buf)) = (all.as_mut(), self.bufs.logits_all.as_ref()) {
+                let bytes = read_buffer(&gpu, buf, (chunk.len() * v * 4) as u64).await?;
+                all.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));
+            }
+        }
+        Ok(all)
+    }
+
+    /// The logits of every position of `tokens`, appended to the history
+    /// (the session must have `all_logits`).
+    pub async fn forward_all_logits(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if !self.options.all_logits {
+            return Err(ModelError::Invalid("this session was not made with all_logits".into()));
+        }
+        self.check_room(tokens.len())?;
+        let flat = self.prefill(tokens, None).await?.unwrap_or_default();
+        Ok(flat.chunks(self.model.config().vocab).map(<[f32]>::to_vec).collect())
+    }
+
+    fn check_room(&self, new: usize) -> Result<(), ModelError> {
+        if self.history.len() + new > self.capacity {
+            return Err(ModelError::ContextOverflow { tokens: self.history.len() + new, context: self.capacity });
+        }
+        Ok(())
+    }
+
+    /// Appends `prompt` to the conversation and generates up to `max_tokens`
+    /// tokens, calling `on_token` with each (return false to stop). Generation
+    /// stops at any of `stop_ids`. The last generated token is run through the
+    /// model too, so the next call continues the conversation from here.
+    pub async fn generate(
+        &mut self,
+        prompt: &[u32],
+        max_tokens: usize,
+        sampling: &Sampling,
+        stop_ids: &[u32],
+        dump_logits: bool,
+        on_token: &mut dyn FnMut(u32) -> bool,
+    ) -> Result<Generation, ModelError> {
+        if prompt.is_empty() {
+            return Err(ModelError::Invalid("the prompt is empty".into()));
+        }
+        let vocab = self.model.config().vocab;
+        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
+            return Err(ModelError::Invalid(format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        self.check_room(prompt.len())?;
+        self.set_sampling(sampling);
+        let gpu = self.model.gpu.clone();
+        let t0 = crate::clock::now();
+        self.prefill(prompt, Some(0)).await?;
+        let mut last_logits = None;
+        if dump_logits {
+            let bytes = read_buffer(&gpu, &self.bufs.logits_last, 4 * vocab as u64).await?;
+            last_logits = Some(bytemuck::cast_slice::<u8, f32>(&bytes).to_vec());
+        }
+        // Copy the first choice out: the prefill pass wrote it to out_ids[0].
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&self.bufs.out_ids, 0, &self.readback[0], 0, 4);
+        gpu.queue.submit([enc.finish()]);
+        let prefill_tokens = prompt.len();
+        let mut tokens = Vec::new();
+        let mut stop = StopReason::MaxTokens;
+        let mut prefill_seconds = 0.0;
+        let mut t_first = t0;
+        let mut step = 0usize;
+        let mut in_flight;
+        if max_tokens == 0 {
+            let _ = self.read_token(0).await?;
+            return Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds: crate::clock::now() - t0, decode_seconds: 0.0 });
+        }
+        loop {
+            // Keep one step in flight: submit step+1 (which consumes the token
+            // chosen at `step`) before reading that token back.
+            let next = step + 1;
+            let pos = self.history.len();
+            in_flight = pos < self.capacity;
+            if in_flight {
+                self.write_step(1, pos, next);
+                self.submit(&[&self.decode, &self.head], 1, Some((next, next % RING)));
+            }
+            let token = self.read_token(step % RING).await?;
+            if step == 0 {
+                prefill_seconds = crate::clock::now() - t0;
+                t_first = crate::clock::now();
+            }
+            if in_flight {
+                self.history.push(token);
+            }
+            tokens.push(token);
+            let keep_going = on_token(token);
+            if stop_ids.contains(&token) {
+                stop = StopReason::Stop;
+            } else if !keep_going {
+                stop = StopReason::Cancelled;
+            } else if tokens.len() >= max_tokens {
+                stop = StopReason::MaxTokens;
+            } else if !in_flight || self.history.len() >= self.capacity {
+                stop = StopReason::ContextFull;
+            } else {
+                step = next;
+                continue;
+            }
+            break;
+        }
+        // Let the in-flight step finish so the state is settled.
+        if in_flight {
+            self.read_token((step + 1) % RING).await?;
+        }
+        let decode_seconds = crate::clock::now() - t_first;
+        Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds, decode_seconds })
+    }
+}

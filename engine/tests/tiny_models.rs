@@ -1,0 +1,71 @@
+//! tiny-lfm2 and tiny-lfm2-moe against transformers' float32 outputs
+//! (../shared/models/*/reference.json), from safetensors and from the f32 GGUF.
+
+mod common;
+
+use common::*;
+use engine::runtime::session::Sampling;
+use serde_json::Value;
+
+fn reference(name: &str) -> Value {
+    let path = models_dir().join(name).join("reference.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+const TOL: f32 = 1e-3;
+
+fn check_model(name: &str, source: &str, kv_f16: bool, tol: f32) {
+    let gpu = gpu(kv_f16);
+    let path = models_dir().join(name).join(source);
+    let model = load(&gpu, &path);
+    let r = reference(name);
+    for prompt in r["prompts"].as_array().unwrap() {
+        let pname = prompt["name"].as_str().unwrap();
+        let input = ids(&prompt["input_ids"]);
+        // Every position's logits, where the reference has them.
+        if let Some(all) = prompt.get("all_logits") {
+            let mut s = session(&model, true, kv_f16);
+            let got = pollster::block_on(s.forward_all_logits(&input)).unwrap();
+            for (pos, want) in all.as_array().unwrap().iter().enumerate() {
+                let e = rel_err(&got[pos], &floats(want));
+                assert!(e < tol, "{name}/{source} {pname}: position {pos} logits off by {e:.2e} (relative)");
+            }
+        }
+        // Last logits and 20 greedy tokens.
+        let mut s = session(&model, false, kv_f16);
+        let want_greedy = ids(&prompt["greedy_ids"]);
+        let out = pollster::block_on(s.generate(&input, want_greedy.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
+        let e = rel_err(out.last_logits.as_ref().unwrap(), &floats(&prompt["last_logits"]));
+        assert!(e < tol, "{name}/{source} {pname}: last logits off by {e:.2e}");
+        assert_eq!(out.tokens, want_greedy, "{name}/{source} {pname}: greedy tokens");
+        eprintln!("{name}/{source} {pname}: last logits within {e:.1e}, {} greedy tokens equal", out.tokens.len());
+    }
+}
+
+#[test]
+fn tiny_lfm2_safetensors() {
+    check_model("tiny-lfm2", ".", false, TOL);
+}
+
+#[test]
+fn tiny_lfm2_gguf_f32() {
+    check_model("tiny-lfm2", "tiny-lfm2-f32.gguf", false, TOL);
+}
+
+#[test]
+fn tiny_lfm2_moe_safetensors() {
+    check_model("tiny-lfm2-moe", ".", false, TOL);
+}
+
+#[test]
+fn tiny_lfm2_moe_gguf_f32() {
+    check_model("tiny-lfm2-moe", "tiny-lfm2-moe-f32.gguf", false, TOL);
+}

@@ -1,0 +1,284 @@
+// Picks the next token on the GPU, so a decode step reads back only its id.
+// One workgroup of 256 lanes. In HF's order: repetition penalty over every
+// token seen in the context, temperature, top-k, top-p, min-p, then a draw
+// from the rest with a counter-based RNG (seed, step). Temperature 0 is greedy
+// (the first index of the largest logit).
+// Top-k and top-p find their thresholds by radix selection on order-preserving
+// 32-bit keys of the logits: four passes of 8 bits, histograms in workgroup
+// memory (top-p sums fixed-point probability mass instead of counts).
+#include "step.wgsl"
+
+struct Params {
+    vocab: u32,
+    top_k: u32,
+    seed: u32,
+    greedy: u32,
+    inv_temperature: f32,
+    top_p: f32,
+    min_p: f32,
+    penalty: f32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<uniform> S: Step;
+@group(0) @binding(2) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> seen: array<atomic<u32>>;   // bit per token id
+@group(0) @binding(4) var<storage, read_write> tokens: array<u32>;         // [0]: the next input
+@group(0) @binding(5) var<storage, read_write> out_ids: array<u32>;        // [step]: the choice
+
+const WG: u32 = 256u;
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> fred: array<f32, 256>;
+var<workgroup> ured: array<u32, 256>;
+var<workgroup> chosen_digit: u32;
+var<workgroup> carry: u32;
+
+fn adjusted(i: u32) -> f32 {
+    var l = logits[i];
+    if (P.penalty != 1.0 && (atomicLoad(&seen[i / 32u]) & (1u << (i % 32u))) != 0u) {
+        l = select(l * P.penalty, l / P.penalty, l > 0.0);
+    }
+    return l;
+}
+
+fn key_of(f: f32) -> u32 {
+    let b = bitcast<u32>(f);
+    return select(~b, b | 0x80000000u, (b & 0x80000000u) == 0u);
+}
+
+fn pcg(v: u32) -> u32 {
+    let s = v * 747796405u + 2891336953u;
+    let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+    return (w >> 22u) ^ w;
+}
+
+fn sum_f(v: f32, lid: u32) -> f32 {
+    fred[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (lid < s) { fred[lid] += fred[lid + s]; }
+        workgroupBarrier();
+    }
+    let r = fred[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn max_f(v: f32, lid: u32) -> f32 {
+    fred[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (lid < s) { fred[lid] = max(fred[lid], fred[lid + s]); }
+        workgroupBarrier();
+    }
+    let r = fred[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn finish(id: u32, lid: u32) {
+    if (lid == 0u) {
+        tokens[0] = id;
+        out_ids[S.step] = id;
+        atomicOr(&seen[id / 32u], 1u << (id % 32u));
+    }
+}
+
+// The key of the k-th largest key among those >= floor_key.
+fn kth_largest_key(k: u32, floor_key: u32, lid: u32) -> u32 {
+    var prefix = 0u;
+    var remaining = k;
+    for (var round = 0u; round < 4u; round++) {
+        let shift = 24u - 8u * round;
+        let high_mask = select(0u, 0xFFFFFFFFu << (shift + 8u), round > 0u);
+        atomicStore(&hist[lid], 0u);
+        workgroupBarrier();
+        for (var i = lid; i < P.vocab; i += WG) {
+            let key = key_of(adjusted(i) * P.inv_temperature);
+            if (key >= floor_key && (key & high_mask) == (prefix & high_mask)) {
+                atomicAdd(&hist[(key >> shift) & 255u], 1u);
+            }
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            var acc = 0u;
+            var digit = 0u;
+            for (var b = 255i; b >= 0i; b--) {
+                let c = atomicLoad(&hist[u32(b)]);
+                if (acc + c >= remaining) {
+                    digit = u32(b);
+                    break;
+                }
+                acc += c;
+            }
+            chosen_digit = digit;
+            carry = remaining - acc;
+        }
+        workgroupBarrier();
+        prefix = prefix | (chosen_digit << shift);
+        remaining = carry;
+        workgroupBarrier();
+    }
+    return prefix;
+}
+
+// The largest key tau such that the probability mass (relative to `total`,
+// over keys >= floor_key) of keys >= tau reaches top_p.
+fn top_p_key(floor_key: u32, m: f32, total: f32, lid: u32) -> u32 {
+    let scale = 1073741824.0 / total;   // 2^30: fixed-point mass
+    var prefix = 0u;
+    var goal = u32(P.top_p * 1073741824.0);
+    for (var round = 0u; round < 4u; round++) {
+        let shift = 24u - 8u * round;
+        let high_mask = select(0u, 0xFFFFFFFFu << (shift + 8u), round > 0u);
+        atomicStore(&hist[lid], 0u);
+        workgroupBarrier();
+        for (var i = lid; i < P.vocab; i += WG) {
+            let l = adjusted(i) * P.inv_temperature;
+            let key = key_of(l);
+            if (key >= floor_key && (key & high_mask) == (prefix & high_mask)) {
+                atomicAdd(&hist[(key >> shift) & 255u], u32(exp(l - m) * scale));
+            }
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            var acc = 0u;
+            var digit = 0u;
+            for (var b = 255i; b >= 0i; b--) {
+                let c = atomicLoad(&hist[u32(b)]);
+                digit = u32(b);
+                if (acc + c >= goal) {
+                    break;
+                }
+                acc += c;
+            }
+            chosen_digit = digit;
+            carry = select(goal - acc, 0u, acc >= goal);
+        }
+        workgroupBarrier();
+        prefix = prefix | (chosen_digit << shift);
+        goal = carry;
+        workgroupBarrier();
+    }
+    return prefix;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+    let v = P.vocab;
+    // Each lane owns a contiguous slice, so the final draw can scan in index order.
+    let per = (v + WG - 1u) / WG;
+    let lo = min(lid * per, v);
+    let hi = min(lo + per, v);
+
+    if (P.greedy != 0u) {
+        var best = -3.4e38;
+        var best_i = 0xFFFFFFFFu;
+        for (var i = lo; i < hi; i++) {
+            let l = adjusted(i);
+            if (l > best || best_i == 0xFFFFFFFFu) {
+                best = l;
+                best_i = i;
+            }
+        }
+        fred[lid] = best;
+        ured[lid] = best_i;
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s /= 2u) {
+            if (lid < s) {
+                let ov = fred[lid + s];
+                let oi = ured[lid + s];
+                if (oi != 0xFFFFFFFFu && (ov > fred[lid] || (ov == fred[lid] && oi < ured[lid]) || ured[lid] == 0xFFFFFFFFu)) {
+                    fred[lid] = ov;
+                    ured[lid] = oi;
+                }
+            }
+            workgroupBarrier();
+        }
+        finish(ured[0], lid);
+        return;
+    }
+
+    var local_max = -3.4e38;
+    for (var i = lo; i < hi; i++) {
+        local_max = max(local_max, adjusted(i) * P.inv_temperature);
+    }
+    let m = max_f(local_max, lid);
+
+    var floor_key = 0u;
+    if (P.top_k > 0u && P.top_k < v) {
+        floor_key = kth_largest_key(P.top_k, 0u, lid);
+    }
+    if (P.top_p < 1.0) {
+        var local_total = 0.0;
+        for (var i = lo; i < hi; i++) {
+            let l = adjusted(i) * P.inv_temperature;
+            if (key_of(l) >= floor_key) { local_total += exp(l - m); }
+        }
+        let total = sum_f(local_total, lid);
+        floor_key = max(floor_key, top_p_key(floor_key, m, total, lid));
+    }
+    if (P.min_p > 0.0) {
+        floor_key = max(floor_key, key_of(m + log(P.min_p)));
+    }
+
+    var mass = 0.0;
+    for (var i = lo; i < hi; i++) {
+        let l = adjusted(i) * P.inv_temperature;
+        if (key_of(l) >= floor_key) { mass += exp(l - m); }
+    }
+    // Exclusive prefix sums of the lanes' masses, in index order.
+    fred[lid] = mass;
+    workgroupBarrier();
+    if (lid == 0u) {
+        var acc = 0.0;
+        for (var i = 0u; i < WG; i++) {
+            let x = fred[i];
+            fred[i] = acc;
+            acc += x;
+        }
+        ured[0] = bitcast<u32>(acc);
+    }
+    workgroupBarrier();
+    let total = bitcast<f32>(ured[0]);
+    let r = f32(pcg(P.seed ^ pcg(S.step)) >> 8u) / 16777216.0;
+    let u = r * total;
+    let start = fred[lid];
+    workgroupBarrier();
+    // The lane whose range holds u finds the token; if rounding leaves u past
+    // the end, the last candidate wins.
+    ured[lid] = 0xFFFFFFFFu;
+    workgroupBarrier();
+    var acc = start;
+    var last = 0xFFFFFFFFu;
+    for (var i = lo; i < hi; i++) {
+        let l = adjusted(i) * P.inv_temperature;
+        if (key_of(l) >= floor_key) {
+            acc += exp(l - m);
+            last = i;
+            if (acc > u && start <= u) {
+                ured[lid] = i;
+                break;
+            }
+        }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        var pick = 0xFFFFFFFFu;
+        for (var i = 0u; i < WG; i++) {
+            if (ured[i] != 0xFFFFFFFFu) { pick = ured[i]; break; }
+        }
+        carry = pick;
+    }
+    // Remember each lane's last candidate for the rounding fallback.
+    fred[lid] = bitcast<f32>(last);
+    workgroupBarrier();
+    if (lid == 0u && carry == 0xFFFFFFFFu) {
+        for (var i = WG; i > 0u; i--) {
+            let c = bitcast<u32>(fred[i - 1u]);
+            if (c != 0xFFFFFFFFu) { carry = c; break; }
+        }
+    }
+    workgroupBarrier();
+    finish(carry, lid);
+}

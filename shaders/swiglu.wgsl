@@ -1,0 +1,29 @@
+// a[t, p] = silu(z[t, gate_p]) * z[t, up_p], where gate and up rows were
+// interleaved in tiles of `tile` (the gate/up matrix's layout). Prefill only:
+// decode fuses this into the mat-vec.
+#include "step.wgsl"
+
+struct Params {
+    width: u32,   // pairs per token
+    tile: u32,
+    z_stride: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<uniform> S: Step;
+@group(0) @binding(2) var<storage, read> z: array<f32>;
+@group(0) @binding(3) var<storage, read_write> a: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x;
+    let t = gid.y;
+    if (p >= P.width || t >= S.n_tokens) {
+        return;
+    }
+    let gate = (p / P.tile) * 2u * P.tile + p % P.tile;
+    let g = z[t * P.z_stride + gate];
+    let u = z[t * P.z_stride + gate + P.tile];
+    a[t * P.width + p] = g / (1.0 + exp(-g)) * u;
+}
