@@ -1,11 +1,13 @@
 //! Eddy's inference core. Platform-neutral: the same code runs natively (the
 //! `eddy` CLI, tests, benchmarks) and in the browser (wasm32 + WebGPU).
 
+pub mod chat;
 pub mod clock;
 pub mod formats;
 pub mod gpu;
 pub mod model;
 pub mod runtime;
 pub mod shaders;
+pub mod tokenizer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod source;

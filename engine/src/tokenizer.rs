@@ -1,0 +1,140 @@
+//! Tokenizers: a Hugging Face `tokenizer.json`, or one built from GGUF metadata
+//! (byte-level BPE with merges, split as llama.cpp's pre-tokenizer type says),
+//! both through the `tokenizers` crate.
+
+use tokenizers::{
+    decoders::byte_level::ByteLevel as ByteLevelDecoder,
+    models::bpe::{Vocab, BPE},
+    pre_tokenizers::{byte_level::ByteLevel, digits::Digits, sequence::Sequence, split::Split, PreTokenizerWrapper},
+    AddedToken, SplitDelimiterBehavior, Tokenizer as HfTokenizer,
+};
+
+use crate::model::{ModelError, ModelSpec, TokenizerSpec};
+
+/// llama.cpp's LLAMA3 / LFM2 split (`tokenizer.ggml.pre` = llama3, llama-bpe, lfm2).
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// llama.cpp's QWEN2 split.
+const QWEN2_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// GGUF token types that are matched as whole tokens in text.
+const TOKEN_TYPE_CONTROL: i32 = 3;
+const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+
+pub struct Tokenizer {
+    inner: HfTokenizer,
+    bos: Option<u32>,
+    /// Prepend BOS to plain text ourselves (GGUF tokenizers have no post-processor).
+    add_bos: bool,
+}
+
+fn tok_err(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Tokenizer(e.to_string())
+}
+
+fn split(pattern: &str) -> Result<PreTokenizerWrapper, ModelError> {
+    Ok(Split::new(tokenizers::pre_tokenizers::split::SplitPattern::Regex(pattern.to_string()), SplitDelimiterBehavior::Isolated, false)
+        .map_err(tok_err)?
+        .into())
+}
+
+fn from_gguf(model: &str, pre: &str, tokens: &[String], types: &[i32], merges: &[String]) -> Result<HfTokenizer, ModelError> {
+    if model != "gpt2" {
+        return Err(ModelError::Tokenizer(format!("tokenizer model \"{model}\" is not supported (byte-level BPE, \"gpt2\", is)")));
+    }
+    let byte_level = ByteLevel::new(false, false, false);
+    let (pre_tokenizer, ignore_merges): (PreTokenizerWrapper, bool) = match pre {
+        "lfm2" | "llama3" | "llama-bpe" | "llama-v3" | "dbrx" | "smaug-bpe" => {
+            (Sequence::new(vec![split(LLAMA3_SPLIT)?, byte_level.into()]).into(), true)
+        }
+        "qwen2" | "deepseek-r1-qwen" => (Sequence::new(vec![split(QWEN2_SPLIT)?, byte_level.into()]).into(), false),
+        // SmolLM, StarCoder: single digits, then GPT-2's split.
+        "smollm" | "starcoder" | "refact" | "codeshell" => {
+            (Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into(), false)
+        }
+        "default" | "gpt2" | "gpt-2" => (ByteLevel::new(false, true, true).into(), false),
+        other => return Err(ModelError::Tokenizer(format!("pre-tokenizer \"{other}\" is not supported"))),
+    };
+    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let merges: Vec<(String, String)> = merges
+        .iter()
+        .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ModelError::Tokenizer("a merge is not two tokens separated by a space".into()))?;
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(ignore_merges).build().map_err(tok_err)?;
+    let mut tokenizer = HfTokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    let specials: Vec<AddedToken> = tokens
+        .iter()
+        .zip(types)
+        .filter(|(_, &t)| t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED)
+        .map(|(tok, &t)| AddedToken::from(tok.clone(), t == TOKEN_TYPE_CONTROL))
+        .collect();
+    let (special, user): (Vec<AddedToken>, Vec<AddedToken>) = specials.into_iter().partition(|t| t.special);
+    tokenizer.add_special_tokens(special).map_err(tok_err)?;
+    tokenizer.add_tokens(user).map_err(tok_err)?;
+    Ok(tokenizer)
+}
+
+impl Tokenizer {
+    pub fn from_spec(spec: &ModelSpec) -> Result<Self, ModelError> {
+        let inner = match &spec.tokenizer {
+            TokenizerSpec::HfJson(json) => HfTokenizer::from_bytes(json.as_bytes()).map_err(tok_err)?,
+            TokenizerSpec::Gguf { model, pre, tokens, token_types, merges } => from_gguf(model, pre, tokens, token_types, merges)?,
+        };
+        Ok(Self { inner, bos: spec.bos, add_bos: spec.add_bos })
+    }
+
+    /// Tokenizes plain text as the model's tokenizer says: BOS where it adds one.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        let mut ids = self.inner.encode(text, true).map_err(tok_err)?.get_ids().to_vec();
+        if self.add_bos {
+            if let Some(bos) = self.bos {
+                if ids.first() != Some(&bos) {
+                    ids.insert(0, bos);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Tokenizes text that already holds its special tokens (a rendered chat
+    /// template): special tokens are matched, nothing is added.
+    pub fn encode_rendered(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        Ok(self.inner.encode(text, false).map_err(tok_err)?.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> String {
+        self.inner.decode(ids, skip_special).unwrap_or_default()
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+}
+
+/// Turns a stream of token ids into text pieces, holding back bytes of a
+/// character split across tokens.
+#[derive(Default)]
+pub struct TextStream {
+    ids: Vec<u32>,
+    emitted: usize,
+}
+
+impl TextStream {
+    /// Adds a token; returns the new text it completes (maybe empty).
+    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> String {
+        self.ids.push(id);
+        let text = tokenizer.decode(&self.ids, true);
+        if text.ends_with('\u{FFFD}') || text.len() < self.emitted {
+            return String::new();
+        }
+        let piece = text[self.emitted..].to_string();
+        self.emitted = text.len();
+        piece
+    }
+}
