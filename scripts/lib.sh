@@ -26,3 +26,9 @@ wasm_bindgen_version() {
 }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Mesa's Vulkan drivers complain on every start when this is unset (headless CI).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="/tmp/eddy-runtime-$(id -u)"
+  mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
+fi

@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod model;
 pub mod runtime;
 pub mod shaders;
+pub mod text;
 pub mod tokenizer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod source;

@@ -1,1 +1,290 @@
-fn main() {}
+//! `eddy`: run and benchmark models natively on any Vulkan/Metal/DX12 adapter.
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    rc::Rc,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use clap::{Args, Parser, Subcommand};
+use engine::{
+    chat::ChatMessage,
+    gpu::{Gpu, GpuOptions},
+    model::ModelError,
+    runtime::session::{Sampling, Session, SessionOptions},
+    text::TextModel,
+    tokenizer::TextStream,
+};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "eddy", version, about = "Eddy's inference engine on the command line")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt.
+    Generate(GenerateArgs),
+    /// Measure prefill and decode speed, like llama-bench.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct DeviceArgs {
+    /// Do not use shader-f16 even where the adapter has it.
+    #[arg(long)]
+    no_f16: bool,
+    /// Tokens the context holds.
+    #[arg(long, default_value_t = 4096)]
+    context: usize,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// A .gguf file, or a Hugging Face folder (config.json, *.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt text, tokenized as the model's tokenizer says (BOS where it adds one).
+    #[arg(long, conflicts_with = "prompt_ids")]
+    prompt: Option<String>,
+    /// Prompt token ids, used exactly as given: 1,2,3.
+    #[arg(long, value_delimiter = ',')]
+    prompt_ids: Option<Vec<u32>>,
+    /// Render the prompt as one user turn through the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// A system turn before the user turn (with --chat).
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: u32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// Include the logits at the last prompt position (before sampling).
+    #[arg(long)]
+    dump_logits: bool,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 512)]
+    prompt_len: usize,
+    #[arg(long, default_value_t = 128)]
+    gen_len: usize,
+    /// Timed repetitions (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Memory bandwidth for the roofline, in bytes per second.
+    #[arg(long, default_value_t = 4.2e12)]
+    bandwidth: f64,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate(args),
+        Command::Bench(args) => bench(args),
+    };
+    if let Err(e) = result {
+        eprintln!("eddy: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn open_gpu(device: &DeviceArgs) -> Result<Gpu, ModelError> {
+    Ok(pollster::block_on(Gpu::new(GpuOptions { allow_f16: !device.no_f16, allow_subgroups: true }))?)
+}
+
+fn load(path: &std::path::Path, gpu: &Gpu, quiet: bool) -> Result<(TextModel, f64), ModelError> {
+    let t0 = engine::clock::now();
+    let local = engine::source::open(path)?;
+    let mut last = 0;
+    let model = local.load(gpu, &mut |done, total| {
+        let pct = if total > 0 { done * 100 / total } else { 100 };
+        if !quiet && pct >= last + 10 {
+            eprint!("\rloading {pct}%");
+            last = pct;
+        }
+    })?;
+    if !quiet {
+        eprint!("\r");
+    }
+    let text = TextModel::new(Rc::new(model))?;
+    Ok((text, engine::clock::now() - t0))
+}
+
+fn generate(args: GenerateArgs) -> Result<(), ModelError> {
+    let gpu = open_gpu(&args.device)?;
+    let (tm, load_seconds) = load(&args.model, &gpu, args.json)?;
+    let prompt_ids = match (&args.prompt_ids, &args.prompt) {
+        (Some(ids), _) => ids.clone(),
+        (None, Some(text)) if args.chat => {
+            let mut messages = Vec::new();
+            if let Some(system) = &args.system {
+                messages.push(ChatMessage::new("system", system));
+            }
+            messages.push(ChatMessage::new("user", text));
+            tm.chat_ids(&messages)?
+        }
+        (None, Some(text)) => tm.tokenizer.encode(text)?,
+        (None, None) => return Err(ModelError::Invalid("give --prompt or --prompt-ids".into())),
+    };
+    let sampling = Sampling {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repeat_penalty: args.repeat_penalty,
+        seed: args.seed,
+    };
+    let options = SessionOptions { context: args.device.context, ..Default::default() };
+    let mut session = Session::new(tm.model.clone(), options)?;
+    ctrlc_cancel();
+    let mut stream = TextStream::default();
+    let stops = tm.stop_ids();
+    let mut out = std::io::stdout();
+    let json_mode = args.json;
+    let result = pollster::block_on(session.generate(&prompt_ids, args.max_tokens, &sampling, &stops, args.dump_logits, &mut |id| {
+        if !json_mode && !stops.contains(&id) {
+            let _ = write!(out, "{}", stream.push(&tm.tokenizer, id));
+            let _ = out.flush();
+        }
+        !CANCELLED.load(Ordering::Relaxed)
+    }))?;
+    let text = tm.tokenizer.decode(&result.tokens, true);
+    if json_mode {
+        let mut obj = json!({
+            "prompt_ids": prompt_ids,
+            "generated_ids": result.tokens,
+            "text": text,
+            "stop_reason": result.stop,
+            "prefill_tokens_per_s": result.prefill_tokens_per_s(),
+            "decode_tokens_per_s": result.decode_tokens_per_s(),
+            "load_seconds": load_seconds,
+            "adapter": gpu.report().name,
+        });
+        if let Some(l) = &result.last_logits {
+            obj["last_logits"] = json!(l);
+        }
+        println!("{obj}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, load {:.2} s, {}]",
+            result.prefill_tokens,
+            result.prefill_tokens_per_s(),
+            result.tokens.len(),
+            result.decode_tokens_per_s(),
+            load_seconds,
+            gpu.report().name
+        );
+    }
+    Ok(())
+}
+
+/// Weight bytes one decoded token reads: everything, but only the chosen
+/// fraction of each MoE layer's experts.
+fn bytes_per_token(spec: &engine::model::ModelSpec) -> u64 {
+    let active = spec.config.moe.as_ref().map_or(1.0, |m| m.top_k as f64 / m.n_experts as f64);
+    spec.weights
+        .values()
+        .map(|w| if w.name.contains("_exps.") { (w.bytes() as f64 * active) as u64 } else { w.bytes() })
+        .sum()
+}
+
+fn bench(args: BenchArgs) -> Result<(), ModelError> {
+    let gpu = open_gpu(&args.device)?;
+    let (tm, load_seconds) = load(&args.model, &gpu, args.json)?;
+    let vocab = tm.model.config().vocab as u32;
+    let mut seed = 12345u32;
+    let prompt: Vec<u32> = (0..args.prompt_len)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) % vocab
+        })
+        .collect();
+    let options = SessionOptions { context: args.device.context.max(args.prompt_len + args.gen_len + 8), prefill_chunk: 512, ..Default::default() };
+    let mut session = Session::new(tm.model.clone(), options)?;
+    let sampling = Sampling::default();
+    // Warm up: first submissions page in memory and finish driver compilation.
+    pollster::block_on(session.generate(&prompt[..prompt.len().min(16)], 4, &sampling, &[], false, &mut |_| true))?;
+    let (mut best_pp, mut best_tg) = (0f64, 0f64);
+    for _ in 0..args.repeat.max(1) {
+        session.reset();
+        let g = pollster::block_on(session.generate(&prompt, args.gen_len, &sampling, &[], false, &mut |_| true))?;
+        best_pp = best_pp.max(g.prefill_tokens_per_s());
+        best_tg = best_tg.max(g.decode_tokens_per_s());
+    }
+    let bpt = bytes_per_token(&tm.model.spec);
+    let roofline = args.bandwidth / bpt as f64;
+    let report = json!({
+        "model": args.model.display().to_string(),
+        "quantization": tm.model.spec.quantization,
+        "parameters": tm.model.config().parameter_count(),
+        "prompt_len": args.prompt_len,
+        "gen_len": args.gen_len,
+        "prefill_tokens_per_s": best_pp,
+        "decode_tokens_per_s": best_tg,
+        "weight_bytes_per_token": bpt,
+        "roofline_tokens_per_s": roofline,
+        "fraction_of_roofline": best_tg / roofline,
+        "load_seconds": load_seconds,
+        "adapter": gpu.report().name,
+        "shader_f16": gpu.f16,
+        "subgroups": gpu.subgroups,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{}  {}  pp{}: {:.1} tok/s  tg{}: {:.1} tok/s  ({:.1}% of the {:.0} tok/s roofline at {:.2} TB/s)  [{}]",
+            args.model.display(),
+            tm.model.spec.quantization,
+            args.prompt_len,
+            best_pp,
+            args.gen_len,
+            best_tg,
+            100.0 * best_tg / roofline,
+            roofline,
+            args.bandwidth / 1e12,
+            gpu.report().name
+        );
+    }
+    Ok(())
+}
+
+/// Ctrl-C stops generation after the current token; a second one exits.
+fn ctrlc_cancel() {
+    let _ = ctrlc::set_handler(|| {
+        if CANCELLED.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    });
+}
