@@ -4,5 +4,6 @@
 pub mod kernels;
 pub mod loader;
 pub mod model;
+pub mod ops;
 pub mod session;
 pub mod weights;

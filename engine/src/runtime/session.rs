@@ -5,12 +5,12 @@
 use std::rc::Rc;
 
 use super::{
-    kernels::{uniform, Count, Dispatch, KernelKey},
+    kernels::{uniform, Count, Dispatch},
     model::{Ffn, GateUp, Mixer, Model, Qkv},
+    ops::{Epilogue, HeadShape, Ops, Pass, Routing},
     weights::GpuMatrix,
 };
 use crate::{
-    formats::DType,
     gpu::{read_buffer, Gpu},
     model::{config::LayerKind, ModelError, RopeStyle},
 };
@@ -105,12 +105,6 @@ struct Buffers {
     layers: Vec<LayerState>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    Prefill,
-    Decode,
-}
-
 /// The cos/sin table of RoPE for `capacity` positions, computed like
 /// transformers: f32 inverse frequencies and angles, cos/sin of the f32 angle.
 fn rope_table(theta: f32, head_dim: usize, capacity: usize) -> Vec<f32> {
@@ -127,19 +121,7 @@ fn rope_table(theta: f32, head_dim: usize, capacity: usize) -> Vec<f32> {
     t
 }
 
-/// Lanes per output of a mat-vec over `units` dot units.
-fn lanes_for(units: u64) -> u32 {
-    let half = (units / 2).max(1);
-    let pow = 1u64 << (63 - half.leading_zeros());
-    pow.clamp(4, 32) as u32
-}
-
-fn geom(m: &GpuMatrix, part: usize) -> [u32; 4] {
-    let p = &m.parts[part];
-    [m.layout.payload_words as u32, m.layout.scale_words as u32, p.scale_offset_words as u32, p.rows as u32]
-}
-
-/// Records the passes of one session.
+/// Records the passes of one session from the kernel ops.
 struct Builder<'a> {
     model: &'a Model,
     bufs: &'a Buffers,
@@ -147,115 +129,36 @@ struct Builder<'a> {
     out: Vec<Dispatch>,
 }
 
-/// Which mat-vec epilogue.
-#[derive(Clone, Copy)]
-enum Epilogue {
-    Store,
-    Add,
-}
-
 impl<'a> Builder<'a> {
-    fn gpu(&self) -> &Gpu {
-        &self.model.gpu
+    fn ops(&self) -> Ops<'a> {
+        Ops { gpu: &self.model.gpu, kernels: &self.model.kernels, step: &self.bufs.step }
     }
 
-    fn key(&self, file: &'static str) -> KernelKey {
-        KernelKey::new(file)
+    fn matrix(&self, name: &str) -> &'a GpuMatrix {
+        self.model.weights.matrix(name)
     }
 
-    fn push(&mut self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: &'static str) {
-        let kernel = self.model.kernels.get(&self.model.gpu, &key);
-        let params_buf = params.map(|p| uniform(self.gpu(), label, p));
-        let mut all: Vec<&wgpu::Buffer> = Vec::new();
-        if let Some(p) = &params_buf {
-            all.push(p);
-        }
-        all.extend_from_slice(buffers);
-        let d = Dispatch::new(self.gpu(), kernel, &all, groups, label);
+    fn vector(&self, name: &str) -> &'a wgpu::Buffer {
+        &self.model.weights.vector(name).buffer
+    }
+
+    fn rmsnorm(&mut self, weight: &str, last_only: bool) {
+        let c = self.model.config();
+        let d = self.ops().rmsnorm(&self.bufs.x, self.vector(weight), &self.bufs.h, c.hidden as u32, c.norm_eps, last_only);
         self.out.push(d);
     }
 
-    fn rmsnorm(&mut self, x: &wgpu::Buffer, weight: &str, y: &wgpu::Buffer, last_only: bool) {
-        let c = self.model.config();
-        let w = &self.model.weights.vector(weight).buffer;
-        let p = [c.hidden as u32, c.norm_eps.to_bits(), last_only as u32, 0];
-        let groups = if last_only { Count::Fixed(1) } else { Count::tokens() };
-        self.push(self.key("rmsnorm.wgsl"), Some(&p), &[&self.bufs.step, x, w, y], [groups, Count::Fixed(1)], "rmsnorm");
-    }
-
-    /// y[t, out_first + row] (+)= W · x[t] for every part of matrix `name`.
+    #[allow(clippy::too_many_arguments)]
     fn linear(&mut self, pass: Pass, name: &str, x: &wgpu::Buffer, x_stride: u64, y: &wgpu::Buffer, y_stride: u64, out_first: u64, ep: Epilogue, tokens: Count) {
-        let m = self.model.weights.matrix(name);
-        let define = match ep {
-            Epilogue::Store => "STORE",
-            Epilogue::Add => "ADD",
-        };
-        for (i, part) in m.parts.iter().enumerate() {
-            let g = geom(m, i);
-            match pass {
-                Pass::Decode => {
-                    let units = m.cols() / qu(m.dtype());
-                    let tpr = lanes_for(units);
-                    let p = [
-                        g[0], g[1], g[2], g[3],
-                        units as u32, part.rows as u32, (out_first + part.first_row) as u32, y_stride as u32,
-                        x_stride as u32, 0, 0, 0, 0, 0, 0, 0,
-                    ];
-                    let key = self.key("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).tpr(tpr);
-                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64 / tpr)), tokens];
-                    self.push(key, Some(&p), &[&self.bufs.step, &part.buffer, x, y], groups, "matvec");
-                }
-                Pass::Prefill => {
-                    let p = [
-                        g[0], g[1], g[2], g[3],
-                        m.cols() as u32, part.rows as u32, (out_first + part.first_row) as u32, y_stride as u32,
-                        x_stride as u32, 0, 0, 0,
-                    ];
-                    let key = self.key("matmul.wgsl").weight(m.dtype()).define(define);
-                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64)), Count::Tokens { per: 1, div: 64 }];
-                    self.push(key, Some(&p), &[&self.bufs.step, &part.buffer, x, y], groups, "matmul");
-                }
-            }
-        }
+        let d = self.ops().linear(pass, self.matrix(name), x, x_stride, y, y_stride, out_first, ep, tokens);
+        self.out.extend(d);
     }
 
-    /// act[t, p] = silu(gate_p · h[t]) * (up_p · h[t]) for a fused gate/up matrix (decode).
-    fn swiglu_matvec(&mut self, name: &str, tile: u64, x: &wgpu::Buffer, y: &wgpu::Buffer, width: u64) {
-        let m = self.model.weights.matrix(name);
-        let units = m.cols() / qu(m.dtype());
-        let tpr = lanes_for(units);
-        for (i, part) in m.parts.iter().enumerate() {
-            let g = geom(m, i);
-            let pairs = part.rows / 2;
-            let p = [
-                g[0], g[1], g[2], g[3],
-                units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32,
-                m.cols() as u32, tile as u32, 0, 0, 0, 0, 0, 0,
-            ];
-            let key = self.key("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").tpr(tpr);
-            let groups = [Count::Fixed((pairs as u32).div_ceil(64 / tpr)), Count::tokens()];
-            self.push(key, Some(&p), &[&self.bufs.step, &part.buffer, x, y], groups, "swiglu-matvec");
-        }
-    }
-
-    fn swiglu(&mut self, width: u64, tile: u64) {
-        let p = [width as u32, tile as u32, (2 * width) as u32, 0];
-        let groups = [Count::Fixed((width as u32).div_ceil(64)), Count::tokens()];
-        self.push(self.key("swiglu.wgsl"), Some(&p), &[&self.bufs.step, &self.bufs.z, &self.bufs.act], groups, "swiglu");
-    }
-
-    fn embed(&mut self) {
-        let m = self.model.weights.matrix(&self.model.graph.embedding);
-        let groups8 = (m.cols() / 8) as u32;
-        for (i, part) in m.parts.iter().enumerate() {
-            let g = geom(m, i);
-            let p = [g[0], g[1], g[2], g[3], part.first_row as u32, groups8, m.cols() as u32, 0];
-            let key = self.key("embed.wgsl").weight(m.dtype());
-            let b = self.bufs;
-            self.push(key, Some(&p), &[&b.step, &part.buffer, &b.tokens, &b.x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], "embed");
-        }
-        let b = self.bufs;
-        self.push(self.key("mark_seen.wgsl"), None, &[&b.step, &b.tokens, &b.seen], [Count::Tokens { per: 1, div: 64 }, Count::Fixed(1)], "mark-seen");
+    fn head_shape(&self, layer: usize) -> HeadShape {
+        let c = self.model.config();
+        let (kc, _) = self.bufs.layers[layer].kv.as_ref().expect("kv cache");
+        let kv_width = (c.n_kv_heads * c.head_dim) as u64 * if self.kv_f16 { 2 } else { 4 };
+        HeadShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32, capacity: (kc.size() / kv_width) as u32 }
     }
 
     fn layer(&mut self, pass: Pass, l: usize) {
@@ -265,14 +168,13 @@ impl<'a> Builder<'a> {
         let layer = &model.graph.layers[l];
         let (d, hd) = (c.hidden as u64, c.head_dim as u64);
         let tok = Count::tokens();
-        self.rmsnorm(&b.x, &layer.attn_norm, &b.h, false);
+        self.rmsnorm(&layer.attn_norm, false);
         match &layer.mixer {
             Mixer::Conv { in_proj, taps, out_proj } => {
                 self.linear(pass, in_proj, &b.h, d, &b.z, 3 * d, 0, Epilogue::Store, tok);
                 let state = b.layers[l].conv.as_ref().expect("conv state");
-                let taps = &model.weights.vector(taps).buffer;
-                let p = [d as u32, 0, 0, 0];
-                self.push(self.key("shortconv.wgsl"), Some(&p), &[&b.step, &b.z, taps, state, &b.act], [Count::Fixed((d as u32).div_ceil(64)), Count::Fixed(1)], "shortconv");
+                let conv = self.ops().shortconv(&b.z, self.vector(taps), state, &b.act, d as u32);
+                self.out.push(conv);
                 self.linear(pass, out_proj, &b.act, d, &b.x, d, 0, Epilogue::Add, tok);
             }
             Mixer::Attention { qkv, q_norm, k_norm, out } => {
@@ -286,93 +188,61 @@ impl<'a> Builder<'a> {
                         self.linear(pass, v, &b.h, d, &b.z, stride, nq + nkv, Epilogue::Store, tok);
                     }
                 }
+                let shape = self.head_shape(l);
                 let (kc, vc) = b.layers[l].kv.as_ref().expect("kv cache");
-                let capacity = (kc.size() / (nkv * if self.kv_f16 { 2 } else { 4 })) as u32;
-                let qn = q_norm.as_ref().map_or(&b.rope, |n| &model.weights.vector(n).buffer);
-                let kn = k_norm.as_ref().map_or(&b.rope, |n| &model.weights.vector(n).buffer);
-                let p = [
-                    c.n_heads as u32, c.n_kv_heads as u32, hd as u32, stride as u32, capacity,
-                    q_norm.is_some() as u32, (c.rope_style == RopeStyle::Neox) as u32, c.norm_eps.to_bits(),
-                ];
-                let slots = (c.n_heads + 2 * c.n_kv_heads) as u32;
-                let mut key = self.key("rope.wgsl");
-                if self.kv_f16 {
-                    key = key.define("KV_F16");
-                }
-                self.push(key, Some(&p), &[&b.step, &b.z, qn, kn, &b.rope, &b.q, kc, vc], [Count::Fixed(slots), tok], "rope");
-                let p = [c.n_heads as u32, c.n_kv_heads as u32, hd as u32, capacity, (1.0 / (hd as f32).sqrt()).to_bits(), 0, 0, 0];
-                let mut key = self.key("attention.wgsl");
-                if self.kv_f16 {
-                    key = key.define("KV_F16");
-                }
-                self.push(key, Some(&p), &[&b.step, &b.q, kc, vc, &b.act], [Count::Fixed(c.n_heads as u32), tok], "attention");
+                let norms = match (q_norm, k_norm) {
+                    (Some(qn), Some(kn)) => Some((self.vector(qn), self.vector(kn), c.norm_eps)),
+                    _ => None,
+                };
+                let neox = c.rope_style == RopeStyle::Neox;
+                let rope = self.ops().rope(shape, &b.z, norms, neox, &b.rope, &b.q, (kc, vc), self.kv_f16);
+                let attn = self.ops().attention(shape, &b.q, (kc, vc), &b.act, self.kv_f16);
+                self.out.push(rope);
+                self.out.push(attn);
                 self.linear(pass, out, &b.act, nq, &b.x, d, 0, Epilogue::Add, tok);
             }
         }
-        self.rmsnorm(&b.x, &layer.ffn_norm, &b.h, false);
+        self.rmsnorm(&layer.ffn_norm, false);
         match &layer.ffn {
             Ffn::Dense { gate_up, down } => {
                 let f = c.ffn as u64;
                 match (gate_up, pass) {
-                    (GateUp::Fused { name, tile }, Pass::Decode) => self.swiglu_matvec(name, *tile, &b.h, &b.act, f),
+                    (GateUp::Fused { name, tile }, Pass::Decode) => {
+                        let ds = self.ops().swiglu_matvec(self.matrix(name), *tile, &b.h, &b.act, f);
+                        self.out.extend(ds);
+                    }
                     (GateUp::Fused { name, tile }, Pass::Prefill) => {
                         self.linear(pass, name, &b.h, d, &b.z, 2 * f, 0, Epilogue::Store, tok);
-                        self.swiglu(f, *tile);
+                        let sw = self.ops().swiglu(&b.z, &b.act, f, *tile);
+                        self.out.push(sw);
                     }
                     (GateUp::Separate { gate, up }, _) => {
                         self.linear(pass, gate, &b.h, d, &b.z, 2 * f, 0, Epilogue::Store, tok);
                         self.linear(pass, up, &b.h, d, &b.z, 2 * f, f, Epilogue::Store, tok);
-                        self.swiglu(f, f);
+                        let sw = self.ops().swiglu(&b.z, &b.act, f, f);
+                        self.out.push(sw);
                     }
                 }
                 self.linear(pass, down, &b.act, f, &b.x, d, 0, Epilogue::Add, tok);
             }
             Ffn::Moe { router, bias, gate_up, tile, down } => {
                 let m = c.moe.as_ref().expect("MoE config");
-                let (e, k, fe) = (m.n_experts as u64, m.top_k as u64, m.expert_ffn as u64);
+                let routing = Routing { n_experts: m.n_experts as u32, top_k: m.top_k as u32, norm_topk: m.norm_topk, scale: m.routed_scale };
                 // Routing reads its small matrix once per token, in both passes.
-                self.linear(Pass::Decode, router, &b.h, d, &b.router_logits, e, 0, Epilogue::Store, tok);
-                let bias = &model.weights.vector(bias).buffer;
-                let p = [e as u32, k as u32, m.norm_topk as u32, m.routed_scale.to_bits()];
-                self.push(self.key("moe_route.wgsl"), Some(&p), &[&b.step, &b.router_logits, bias, &b.sel, &b.sel_w], [Count::Tokens { per: 1, div: 64 }, Count::Fixed(1)], "moe-route");
-                let gu = model.weights.matrix(gate_up);
-                let units = gu.cols() / qu(gu.dtype());
-                let tpr = lanes_for(units);
-                for (i, part) in gu.parts.iter().enumerate() {
-                    let g = geom(gu, i);
-                    let e_lo = part.first_row / (2 * fe);
-                    let p = [
-                        g[0], g[1], g[2], g[3],
-                        units as u32, fe as u32, 0, fe as u32,
-                        d as u32, *tile as u32, e_lo as u32, (e_lo + part.rows / (2 * fe)) as u32,
-                        k as u32, (2 * fe) as u32, 0, 0,
-                    ];
-                    let key = self.key("matvec.wgsl").weight(gu.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").tpr(tpr);
-                    let groups = [Count::Fixed((fe as u32).div_ceil(64 / tpr)), Count::Tokens { per: k as u32, div: 1 }];
-                    self.push(key, Some(&p), &[&b.step, &part.buffer, &b.h, &b.moe_act, &b.sel, &b.sel_w], groups, "moe-gate-up");
-                }
-                let dn = model.weights.matrix(down);
-                let units = dn.cols() / qu(dn.dtype());
-                let tpr = lanes_for(units);
-                for (i, part) in dn.parts.iter().enumerate() {
-                    let g = geom(dn, i);
-                    let e_lo = part.first_row / d;
-                    let p = [
-                        g[0], g[1], g[2], g[3],
-                        units as u32, d as u32, 0, d as u32,
-                        fe as u32, 0, e_lo as u32, (e_lo + part.rows / d) as u32,
-                        k as u32, d as u32, 0, 0,
-                    ];
-                    let key = self.key("matvec.wgsl").weight(dn.dtype()).define("DOT").define("MOE").define("MOE_DOWN").tpr(tpr);
-                    let groups = [Count::Fixed((d as u32).div_ceil(64 / tpr)), tok];
-                    self.push(key, Some(&p), &[&b.step, &part.buffer, &b.moe_act, &b.x, &b.sel, &b.sel_w], groups, "moe-down");
-                }
+                self.linear(Pass::Decode, router, &b.h, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok);
+                let ops = self.ops();
+                self.out.push(ops.moe_route(routing, &b.router_logits, self.vector(bias), &b.sel, &b.sel_w));
+                self.out.extend(ops.moe_gate_up(self.matrix(gate_up), *tile, m.expert_ffn as u64, routing.top_k, &b.h, &b.moe_act, &b.sel, &b.sel_w));
+                self.out.extend(ops.moe_down(self.matrix(down), d, routing.top_k, &b.moe_act, &b.x, &b.sel, &b.sel_w));
             }
         }
     }
 
     fn body(mut self, pass: Pass) -> Vec<Dispatch> {
-        self.embed();
+        let b = self.bufs;
+        let ops = self.ops();
+        self.out.extend(ops.embed(self.matrix(&self.model.graph.embedding), &b.tokens, &b.x));
+        self.out.push(ops.mark_seen(&b.tokens, &b.seen));
         for l in 0..self.model.config().n_layers {
             self.layer(pass, l);
         }
@@ -382,29 +252,25 @@ impl<'a> Builder<'a> {
     /// Final norm of the last position, its logits, and the sampler.
     fn head(mut self) -> Vec<Dispatch> {
         let b = self.bufs;
-        let model = self.model;
-        let v = model.config().vocab as u64;
-        self.rmsnorm(&b.x, &model.graph.final_norm, &b.h, true);
-        let d = model.config().hidden as u64;
-        self.linear(Pass::Decode, &model.graph.lm_head, &b.h, d, &b.logits_last, v, 0, Epilogue::Store, Count::Fixed(1));
-        self.push(self.key("sample.wgsl"), None, &[&b.sampler, &b.step, &b.logits_last, &b.seen, &b.tokens, &b.out_ids], [Count::Fixed(1), Count::Fixed(1)], "sample");
+        let c = self.model.config();
+        let (d, v) = (c.hidden as u64, c.vocab as u64);
+        self.rmsnorm(&self.model.graph.final_norm, true);
+        self.linear(Pass::Decode, &self.model.graph.lm_head, &b.h, d, &b.logits_last, v, 0, Epilogue::Store, Count::Fixed(1));
+        let sample = self.ops().sample(&b.sampler, &b.logits_last, &b.seen, &b.tokens, &b.out_ids);
+        self.out.push(sample);
         self.out
     }
 
     /// The logits of every position of the pass (tests).
     fn all_logits(mut self) -> Vec<Dispatch> {
         let b = self.bufs;
-        let model = self.model;
-        let (d, v) = (model.config().hidden as u64, model.config().vocab as u64);
+        let c = self.model.config();
+        let (d, v) = (c.hidden as u64, c.vocab as u64);
         let all = b.logits_all.as_ref().expect("all-logits buffer");
-        self.rmsnorm(&b.x, &model.graph.final_norm, &b.h, false);
-        self.linear(Pass::Prefill, &model.graph.lm_head, &b.h, d, all, v, 0, Epilogue::Store, Count::tokens());
+        self.rmsnorm(&self.model.graph.final_norm, false);
+        self.linear(Pass::Prefill, &self.model.graph.lm_head, &b.h, d, all, v, 0, Epilogue::Store, Count::tokens());
         self.out
     }
-}
-
-fn qu(dtype: DType) -> u64 {
-    if dtype.is_quantized() { 32 } else { 8 }
 }
 
 /// Why generation stopped.

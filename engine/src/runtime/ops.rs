@@ -1,0 +1,261 @@
+//! One function per kernel: given buffers and shapes, the recorded dispatch(es).
+//! The session's passes are built from these, and the per-kernel tests call them
+//! directly on random inputs.
+
+use super::{
+    kernels::{uniform, Count, Dispatch, KernelKey, Kernels},
+    weights::GpuMatrix,
+};
+use crate::{formats::DType, gpu::Gpu};
+
+/// Which kernel family a matrix product uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Pass {
+    /// Tiled mat-mat products (prefill).
+    Prefill,
+    /// Mat-vec products, one read of the weights per token (decode).
+    Decode,
+}
+
+/// Store the product, or add it to what is there (residual connections).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Epilogue {
+    Store,
+    Add,
+}
+
+/// Elements per dot unit of the mat-vec kernels.
+pub fn dot_unit(dtype: DType) -> u64 {
+    if dtype.is_quantized() { 32 } else { 8 }
+}
+
+/// Lanes per output of a mat-vec over `units` dot units.
+pub fn lanes_for(units: u64) -> u32 {
+    let half = (units / 2).max(1);
+    let pow = 1u64 << (63 - half.leading_zeros());
+    pow.clamp(4, 32) as u32
+}
+
+fn geom(m: &GpuMatrix, part: usize) -> [u32; 4] {
+    let p = &m.parts[part];
+    [m.layout.payload_words as u32, m.layout.scale_words as u32, p.scale_offset_words as u32, p.rows as u32]
+}
+
+/// Attention geometry shared by the rope and attention kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadShape {
+    pub n_heads: u32,
+    pub n_kv_heads: u32,
+    pub head_dim: u32,
+    /// Positions the KV cache holds.
+    pub capacity: u32,
+}
+
+/// Routing parameters of an MoE layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Routing {
+    pub n_experts: u32,
+    pub top_k: u32,
+    pub norm_topk: bool,
+    pub scale: f32,
+}
+
+/// Builds dispatches that read the pass's [`Step`](../../shaders/step.wgsl) from `step`.
+pub struct Ops<'a> {
+    pub gpu: &'a Gpu,
+    pub kernels: &'a Kernels,
+    pub step: &'a wgpu::Buffer,
+}
+
+impl<'a> Ops<'a> {
+    fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: &'static str) -> Dispatch {
+        let kernel = self.kernels.get(self.gpu, &key);
+        let params_buf = params.map(|p| uniform(self.gpu, label, p));
+        let mut all: Vec<&wgpu::Buffer> = Vec::with_capacity(buffers.len() + 2);
+        if let Some(p) = &params_buf {
+            all.push(p);
+        }
+        all.push(self.step);
+        all.extend_from_slice(buffers);
+        Dispatch::new(self.gpu, kernel, &all, groups, label)
+    }
+
+    /// y[row] = w * x[row] / rms(x[row]) over rows of `n`; with `last_only`,
+    /// just the pass's last row, into row 0.
+    pub fn rmsnorm(&self, x: &wgpu::Buffer, w: &wgpu::Buffer, y: &wgpu::Buffer, n: u32, eps: f32, last_only: bool) -> Dispatch {
+        let p = [n, eps.to_bits(), last_only as u32, 0];
+        let groups = if last_only { Count::Fixed(1) } else { Count::tokens() };
+        self.dispatch(KernelKey::new("rmsnorm.wgsl"), Some(&p), &[x, w, y], [groups, Count::Fixed(1)], "rmsnorm")
+    }
+
+    /// y[t, out_first + row] (+)= W · x[t] for every part of `m`, over `tokens` tokens.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear(&self, pass: Pass, m: &GpuMatrix, x: &wgpu::Buffer, x_stride: u64, y: &wgpu::Buffer, y_stride: u64, out_first: u64, ep: Epilogue, tokens: Count) -> Vec<Dispatch> {
+        let define = match ep {
+            Epilogue::Store => "STORE",
+            Epilogue::Add => "ADD",
+        };
+        let mut out = Vec::new();
+        for (i, part) in m.parts.iter().enumerate() {
+            let g = geom(m, i);
+            let first = (out_first + part.first_row) as u32;
+            out.push(match pass {
+                Pass::Decode => {
+                    let units = m.cols() / dot_unit(m.dtype());
+                    let tpr = lanes_for(units);
+                    let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
+                    let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).tpr(tpr);
+                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64 / tpr)), tokens];
+                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, "matvec")
+                }
+                Pass::Prefill => {
+                    let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0];
+                    let key = KernelKey::new("matmul.wgsl").weight(m.dtype()).define(define);
+                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64)), Count::Tokens { per: 1, div: 64 }];
+                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, "matmul")
+                }
+            });
+        }
+        out
+    }
+
+    /// y[t, p] = silu(gate_p · x[t]) * (up_p · x[t]) over a gate/up matrix
+    /// interleaved in tiles of `tile` (decode).
+    pub fn swiglu_matvec(&self, m: &GpuMatrix, tile: u64, x: &wgpu::Buffer, y: &wgpu::Buffer, width: u64) -> Vec<Dispatch> {
+        let units = m.cols() / dot_unit(m.dtype());
+        let tpr = lanes_for(units);
+        m.parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let g = geom(m, i);
+                let pairs = part.rows / 2;
+                let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, 0, 0];
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").tpr(tpr);
+                let groups = [Count::Fixed((pairs as u32).div_ceil(64 / tpr)), Count::tokens()];
+                self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, "swiglu-matvec")
+            })
+            .collect()
+    }
+
+    /// a[t, p] = silu(z[t, gate_p]) * z[t, up_p] with z rows of 2 * width.
+    pub fn swiglu(&self, z: &wgpu::Buffer, a: &wgpu::Buffer, width: u64, tile: u64) -> Dispatch {
+        let p = [width as u32, tile as u32, (2 * width) as u32, 0];
+        let groups = [Count::Fixed((width as u32).div_ceil(64)), Count::tokens()];
+        self.dispatch(KernelKey::new("swiglu.wgsl"), Some(&p), &[z, a], groups, "swiglu")
+    }
+
+    /// x[t] = row tokens[t] of `m`.
+    pub fn embed(&self, m: &GpuMatrix, tokens: &wgpu::Buffer, x: &wgpu::Buffer) -> Vec<Dispatch> {
+        let groups8 = (m.cols() / 8) as u32;
+        m.parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let g = geom(m, i);
+                let p = [g[0], g[1], g[2], g[3], part.first_row as u32, groups8, m.cols() as u32, 0];
+                let key = KernelKey::new("embed.wgsl").weight(m.dtype());
+                self.dispatch(key, Some(&p), &[&part.buffer, tokens, x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], "embed")
+            })
+            .collect()
+    }
+
+    /// Marks the pass's tokens in the repetition-penalty bitset.
+    pub fn mark_seen(&self, tokens: &wgpu::Buffer, seen: &wgpu::Buffer) -> Dispatch {
+        self.dispatch(KernelKey::new("mark_seen.wgsl"), None, &[tokens, seen], [Count::Tokens { per: 1, div: 64 }, Count::Fixed(1)], "mark-seen")
+    }
+
+    /// LFM2's gated short conv over z = [B | C | x] rows of 3 * dim.
+    pub fn shortconv(&self, z: &wgpu::Buffer, taps: &wgpu::Buffer, state: &wgpu::Buffer, y: &wgpu::Buffer, dim: u32) -> Dispatch {
+        let p = [dim, 0, 0, 0];
+        self.dispatch(KernelKey::new("shortconv.wgsl"), Some(&p), &[z, taps, state, y], [Count::Fixed(dim.div_ceil(64)), Count::Fixed(1)], "shortconv")
+    }
+
+    /// QK norm (when `norms` is given), RoPE, and the KV-cache write.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope(
+        &self,
+        shape: HeadShape,
+        qkv: &wgpu::Buffer,
+        norms: Option<(&wgpu::Buffer, &wgpu::Buffer, f32)>,
+        neox: bool,
+        table: &wgpu::Buffer,
+        q: &wgpu::Buffer,
+        kv: (&wgpu::Buffer, &wgpu::Buffer),
+        kv_f16: bool,
+    ) -> Dispatch {
+        let stride = (shape.n_heads + 2 * shape.n_kv_heads) * shape.head_dim;
+        let (qn, kn, eps) = norms.unwrap_or((table, table, 0.0));
+        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, stride, shape.capacity, norms.is_some() as u32, neox as u32, eps.to_bits()];
+        let mut key = KernelKey::new("rope.wgsl");
+        if kv_f16 {
+            key = key.define("KV_F16");
+        }
+        let slots = shape.n_heads + 2 * shape.n_kv_heads;
+        self.dispatch(key, Some(&p), &[qkv, qn, kn, table, q, kv.0, kv.1], [Count::Fixed(slots), Count::tokens()], "rope")
+    }
+
+    /// Causal attention of the pass's queries over the cache.
+    pub fn attention(&self, shape: HeadShape, q: &wgpu::Buffer, kv: (&wgpu::Buffer, &wgpu::Buffer), out: &wgpu::Buffer, kv_f16: bool) -> Dispatch {
+        let scale = 1.0 / (shape.head_dim as f32).sqrt();
+        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.capacity, scale.to_bits(), 0, 0, 0];
+        let mut key = KernelKey::new("attention.wgsl");
+        if kv_f16 {
+            key = key.define("KV_F16");
+        }
+        self.dispatch(key, Some(&p), &[q, kv.0, kv.1, out], [Count::Fixed(shape.n_heads), Count::tokens()], "attention")
+    }
+
+    /// Top-k routing from router logits into (expert ids, weights).
+    pub fn moe_route(&self, r: Routing, logits: &wgpu::Buffer, bias: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Dispatch {
+        let p = [r.n_experts, r.top_k, r.norm_topk as u32, r.scale.to_bits()];
+        self.dispatch(KernelKey::new("moe_route.wgsl"), Some(&p), &[logits, bias, sel, sel_w], [Count::Tokens { per: 1, div: 64 }, Count::Fixed(1)], "moe-route")
+    }
+
+    /// act[t*k + s] = SwiGLU of the expert chosen in slot s, for each token.
+    pub fn moe_gate_up(&self, m: &GpuMatrix, tile: u64, expert_ffn: u64, top_k: u32, x: &wgpu::Buffer, act: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
+        let (fe, d) = (expert_ffn, m.cols());
+        let units = d / dot_unit(m.dtype());
+        let tpr = lanes_for(units);
+        m.parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let g = geom(m, i);
+                let e_lo = part.first_row / (2 * fe);
+                let e_hi = e_lo + part.rows / (2 * fe);
+                let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, 0, 0];
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").tpr(tpr);
+                let groups = [Count::Fixed((fe as u32).div_ceil(64 / tpr)), Count::Tokens { per: top_k, div: 1 }];
+                self.dispatch(key, Some(&p), &[&part.buffer, x, act, sel, sel_w], groups, "moe-gate-up")
+            })
+            .collect()
+    }
+
+    /// x[t] += Σ_s weight_s * down_{expert_s} · act[t*k + s], for stacked
+    /// down matrices of `hidden` rows per expert.
+    pub fn moe_down(&self, m: &GpuMatrix, hidden: u64, top_k: u32, act: &wgpu::Buffer, x: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
+        let fe = m.cols();
+        let units = fe / dot_unit(m.dtype());
+        let tpr = lanes_for(units);
+        m.parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let g = geom(m, i);
+                let e_lo = part.first_row / hidden;
+                let e_hi = e_lo + part.rows / hidden;
+                let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, 0];
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_DOWN").tpr(tpr);
+                let groups = [Count::Fixed((hidden as u32).div_ceil(64 / tpr)), Count::tokens()];
+                self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, "moe-down")
+            })
+            .collect()
+    }
+
+    /// Samples the next token from `logits` (see shaders/sample.wgsl).
+    pub fn sample(&self, sampler: &wgpu::Buffer, logits: &wgpu::Buffer, seen: &wgpu::Buffer, tokens: &wgpu::Buffer, out_ids: &wgpu::Buffer) -> Dispatch {
+        let kernel = self.kernels.get(self.gpu, &KernelKey::new("sample.wgsl"));
+        Dispatch::new(self.gpu, kernel, &[sampler, self.step, logits, seen, tokens, out_ids], [Count::Fixed(1), Count::Fixed(1)], "sample")
+    }
+}
