@@ -177,3 +177,30 @@ pub struct MatrixPlan {
 pub fn pair_tile(width: u64) -> u64 {
     [32, 16, 8, 4, 2, 1].into_iter().find(|t| width % t == 0).unwrap_or(1)
 }
+
+/// Uploads a whole matrix from GGML bytes (row-major, `rows` rows of `cols`),
+/// split into parts of at most `part_limit` bytes. The streaming loader is the
+/// way models arrive; this serves tests and small generated weights.
+pub fn upload_matrix(gpu: &crate::gpu::Gpu, name: &str, dtype: DType, rows: u64, cols: u64, bytes: &[u8], part_limit: u64) -> GpuMatrix {
+    let layout = RowLayout::new(dtype, cols).expect("columns fit whole blocks");
+    assert_eq!(bytes.len() as u64, rows * layout.source_bytes, "{name}: byte count");
+    let rows_per_part = (part_limit / layout.gpu_row_bytes()).clamp(1, rows.max(1));
+    let mut parts = Vec::new();
+    let mut first_row = 0;
+    while first_row < rows {
+        let n = rows_per_part.min(rows - first_row);
+        let (mut payload, mut scales) = (Vec::new(), Vec::new());
+        for r in first_row..first_row + n {
+            let src = &bytes[(r * layout.source_bytes) as usize..((r + 1) * layout.source_bytes) as usize];
+            layout.repack_row(src, &mut payload, &mut scales);
+        }
+        payload.extend_from_slice(&scales);
+        let buffer = wgpu::util::DeviceExt::create_buffer_init(
+            &gpu.device,
+            &wgpu::util::BufferInitDescriptor { label: Some(name), contents: &payload, usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC },
+        );
+        parts.push(MatrixPart { buffer, first_row, rows: n, scale_offset_words: n * layout.payload_words });
+        first_row += n;
+    }
+    GpuMatrix { name: name.to_string(), layout, rows, parts }
+}
