@@ -28,6 +28,8 @@ pub enum GgufError {
     Truncated { needed: u64, available: u64 },
     #[error("corrupt GGUF header: {0}")]
     Corrupt(String),
+    #[error("tensor {name} has type {dtype}, which Eddy cannot read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K)")]
+    UnsupportedType { name: String, dtype: String },
 }
 
 /// A metadata value.
@@ -144,7 +146,7 @@ impl GgufFile {
         let mut spans = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             let dtype = DType::from_ggml(t.ggml_type)
-                .map_err(|name| GgufError::Corrupt(format!("tensor {} has type {name}, which Eddy cannot read", t.name)))?;
+                .map_err(|dtype| GgufError::UnsupportedType { name: t.name.clone(), dtype })?;
             let bytes = dtype.bytes_for(t.elems()).ok_or_else(|| {
                 GgufError::Corrupt(format!(
                     "tensor {} has {} values, not a whole number of {dtype} blocks of {}",
@@ -164,7 +166,7 @@ impl GgufFile {
                 Some(end) if end <= file_len => {}
                 _ => {
                     return Err(GgufError::Corrupt(format!(
-                        "tensor {} ({bytes} bytes at data offset {}) runs past the end of the {file_len}-byte file",
+                        "tensor {} ({bytes} bytes at data offset {}) runs past the end of the {file_len}-byte file: is it truncated?",
                         t.name, t.offset
                     )))
                 }

@@ -150,7 +150,7 @@ impl<'g> Loader<'g> {
                 targets.insert(&map.weight, Target::Matrix { matrix: mi, map: map.clone() });
             }
             matrices.push(PendingMatrix {
-                matrix: GpuMatrix { name: mp.name.clone(), layout, rows: mp.rows, parts },
+                matrix: GpuMatrix { name: mp.name.clone(), layout, rows: mp.rows, parts, sources: mp.sources.clone() },
                 run: None,
                 rows_written: 0,
             });

@@ -1,6 +1,7 @@
 //! The GPU runtime of a model: weights, the streaming loader, kernels and the
 //! forward pass.
 
+pub mod inspect;
 pub mod kernels;
 pub mod loader;
 pub mod model;

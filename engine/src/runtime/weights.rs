@@ -109,6 +109,8 @@ pub struct GpuMatrix {
     pub layout: RowLayout,
     pub rows: u64,
     pub parts: Vec<MatrixPart>,
+    /// The source weights whose rows it holds.
+    pub sources: Vec<RowMap>,
 }
 
 impl GpuMatrix {
@@ -202,5 +204,5 @@ pub fn upload_matrix(gpu: &crate::gpu::Gpu, name: &str, dtype: DType, rows: u64,
         parts.push(MatrixPart { buffer, first_row, rows: n, scale_offset_words: n * layout.payload_words });
         first_row += n;
     }
-    GpuMatrix { name: name.to_string(), layout, rows, parts }
+    GpuMatrix { name: name.to_string(), layout, rows, parts, sources: vec![RowMap::plain(name, 0)] }
 }

