@@ -29,8 +29,22 @@ fn wg() -> WeightGeom { return P.geom; }
 #include "quant/common.wgsl"
 #include "quant/{{WTYPE}}.wgsl"
 
-var<workgroup> xs: array<f32, 2048>;   // BM × BK
-var<workgroup> ws: array<f32, 2048>;   // BN × BK
+// Tiles are stored k-major (row c holds the tile's 64 tokens or rows) so the
+// inner loop reads 4 consecutive outputs' operands as one vec4, without bank
+// conflicts; rows are padded to 68 floats.
+const PAD: u32 = 68u;
+var<workgroup> xs: array<vec4<f32>, 544>;   // BK × PAD / 4
+var<workgroup> ws: array<vec4<f32>, 544>;
+
+fn store_tile_x(c: u32, m: u32, v: f32) {
+    let i = c * PAD + m;
+    xs[i / 4u][i % 4u] = v;
+}
+
+fn store_tile_w(c: u32, n: u32, v: f32) {
+    let i = c * PAD + n;
+    ws[i / 4u][i % 4u] = v;
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -39,7 +53,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n_tok = S.n_tokens;
     let tr = (lid / 16u) * 4u;
     let tc = (lid % 16u) * 4u;
-    var acc: array<array<f32, 4>, 4>;
+    var acc: array<vec4<f32>, 4>;
     // Loads: thread lid fills 8 consecutive columns of tile row lid / 4.
     let lr = lid / 4u;
     let lc = (lid % 4u) * 8u;
@@ -52,7 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             if (t < n_tok && in_k) {
                 v = X[t * P.x_stride + col + i];
             }
-            xs[lr * BK + lc + i] = v;
+            store_tile_x(lc + i, lr, v);
         }
         let n = n0 + lr;
         var wv = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
@@ -60,21 +74,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             wv = dq8(n, col / 8u);
         }
         for (var i = 0u; i < 8u; i++) {
-            ws[lr * BK + lc + i] = wv[i];
+            store_tile_w(lc + i, lr, wv[i]);
         }
         workgroupBarrier();
         for (var c = 0u; c < BK; c++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = xs[(tr + i) * BK + c];
-                b[i] = ws[(tc + i) * BK + c];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
-                }
-            }
+            let a = xs[(c * PAD + tr) / 4u];
+            let b = ws[(c * PAD + tc) / 4u];
+            acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
+            acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
+            acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
+            acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
         }
         workgroupBarrier();
     }

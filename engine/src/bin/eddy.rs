@@ -95,6 +95,9 @@ struct BenchArgs {
     /// Timed repetitions (the best is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Also print GPU time per kind of kernel (timestamp queries).
+    #[arg(long)]
+    profile: bool,
     /// Memory bandwidth for the roofline, in bytes per second.
     #[arg(long, default_value_t = 4.2e12)]
     bandwidth: f64,
@@ -241,6 +244,17 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         let g = pollster::block_on(session.generate(&prompt, args.gen_len, &sampling, &[], false, &mut |_| true))?;
         best_pp = best_pp.max(g.prefill_tokens_per_s());
         best_tg = best_tg.max(g.decode_tokens_per_s());
+    }
+    if args.profile {
+        let (pp, tg, encode_ms) = pollster::block_on(session.profile(&prompt))?;
+        for (name, entries) in [("prefill", &pp), ("decode", &tg)] {
+            let total: f64 = entries.iter().map(|e| e.ms).sum();
+            eprintln!("{name}: {total:.3} ms of GPU time");
+            for e in entries.iter().take(12) {
+                eprintln!("  {:8.3} ms {:5.1}%  {:4}x  {}", e.ms, 100.0 * e.ms / total, e.count, e.label);
+            }
+        }
+        eprintln!("decode step: {encode_ms:.3} ms of CPU to record and submit");
     }
     let bpt = bytes_per_token(&tm.model.spec);
     let roofline = args.bandwidth / bpt as f64;

@@ -188,18 +188,20 @@ pub struct Dispatch {
     pub bind_group: wgpu::BindGroup,
     /// x may exceed the 65535 limit: it then folds into z.
     pub groups: [Count; 2],
-    pub label: &'static str,
+    /// What it computes, for profiles ("matvec Q4_0 6144x2048").
+    pub label: String,
 }
 
 impl Dispatch {
-    pub fn new(gpu: &Gpu, kernel: Rc<Kernel>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: &'static str) -> Self {
+    pub fn new(gpu: &Gpu, kernel: Rc<Kernel>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Self {
+        let label = label.into();
         assert_eq!(buffers.len(), kernel.slots.len(), "{label}: {} buffers for {} bindings", buffers.len(), kernel.slots.len());
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &kernel.layout, entries: &entries });
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&label), layout: &kernel.layout, entries: &entries });
         Self { kernel, bind_group, groups, label }
     }
 

@@ -68,9 +68,10 @@ pub struct Ops<'a> {
 }
 
 impl<'a> Ops<'a> {
-    fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: &'static str) -> Dispatch {
+    fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
+        let label = label.into();
         let kernel = self.kernels.get(self.gpu, &key);
-        let params_buf = params.map(|p| uniform(self.gpu, label, p));
+        let params_buf = params.map(|p| uniform(self.gpu, &label, p));
         let mut all: Vec<&wgpu::Buffer> = Vec::with_capacity(buffers.len() + 2);
         if let Some(p) = &params_buf {
             all.push(p);
@@ -106,13 +107,13 @@ impl<'a> Ops<'a> {
                     let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
                     let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).tpr(tpr);
                     let groups = [Count::Fixed((part.rows as u32).div_ceil(64 / tpr)), tokens];
-                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, "matvec")
+                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
                 Pass::Prefill => {
                     let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0];
                     let key = KernelKey::new("matmul.wgsl").weight(m.dtype()).define(define);
                     let groups = [Count::Fixed((part.rows as u32).div_ceil(64)), Count::Tokens { per: 1, div: 64 }];
-                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, "matmul")
+                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
             });
         }
@@ -133,7 +134,7 @@ impl<'a> Ops<'a> {
                 let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, 0, 0];
                 let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").tpr(tpr);
                 let groups = [Count::Fixed((pairs as u32).div_ceil(64 / tpr)), Count::tokens()];
-                self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, "swiglu-matvec")
+                self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("swiglu-matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
@@ -155,7 +156,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let p = [g[0], g[1], g[2], g[3], part.first_row as u32, groups8, m.cols() as u32, 0];
                 let key = KernelKey::new("embed.wgsl").weight(m.dtype());
-                self.dispatch(key, Some(&p), &[&part.buffer, tokens, x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], "embed")
+                self.dispatch(key, Some(&p), &[&part.buffer, tokens, x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], format!("embed {}", m.dtype()))
             })
             .collect()
     }
@@ -227,7 +228,7 @@ impl<'a> Ops<'a> {
                 let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, 0, 0];
                 let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").tpr(tpr);
                 let groups = [Count::Fixed((fe as u32).div_ceil(64 / tpr)), Count::Tokens { per: top_k, div: 1 }];
-                self.dispatch(key, Some(&p), &[&part.buffer, x, act, sel, sel_w], groups, "moe-gate-up")
+                self.dispatch(key, Some(&p), &[&part.buffer, x, act, sel, sel_w], groups, format!("moe-gate-up {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
@@ -248,7 +249,7 @@ impl<'a> Ops<'a> {
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, 0];
                 let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_DOWN").tpr(tpr);
                 let groups = [Count::Fixed((hidden as u32).div_ceil(64 / tpr)), Count::tokens()];
-                self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, "moe-down")
+                self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }

@@ -599,3 +599,86 @@ impl Session {
         Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds, decode_seconds })
     }
 }
+
+/// GPU time per kind of dispatch, from timestamp queries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileEntry {
+    pub label: String,
+    pub count: usize,
+    pub ms: f64,
+}
+
+impl Session {
+    /// Runs `passes` with one compute pass per dispatch, each timed on the GPU,
+    /// and returns the time per label, largest first.
+    async fn timed(&self, passes: &[&[Dispatch]], n_tokens: usize) -> Result<Vec<ProfileEntry>, ModelError> {
+        let gpu = &self.model.gpu;
+        if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(ModelError::Gpu("this adapter has no timestamp queries".into()));
+        }
+        let dispatches: Vec<&Dispatch> = passes.iter().flat_map(|p| p.iter()).collect();
+        let n = dispatches.len() as u32 * 2;
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: n });
+        let resolved = storage(gpu, "profile", u64::from(n) * 8);
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile-resolve"),
+            size: u64::from(n) * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        for (i, d) in dispatches.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &set,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            d.record(&mut pass, n_tokens as u32);
+        }
+        enc.resolve_query_set(&set, 0..n, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &resolved, 0, u64::from(n) * 8);
+        gpu.queue.submit([enc.finish()]);
+        let bytes = read_buffer(gpu, &resolved, u64::from(n) * 8).await?;
+        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+        let period = f64::from(gpu.queue.get_timestamp_period());
+        let mut by_label: Vec<ProfileEntry> = Vec::new();
+        for (i, d) in dispatches.iter().enumerate() {
+            let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6;
+            match by_label.iter_mut().find(|e| e.label == d.label) {
+                Some(e) => {
+                    e.count += 1;
+                    e.ms += ms;
+                }
+                None => by_label.push(ProfileEntry { label: d.label.clone(), count: 1, ms }),
+            }
+        }
+        by_label.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(by_label)
+    }
+
+    /// Profiles a prefill of `prompt` (from an empty context) and one decode step:
+    /// GPU time per kind of dispatch, and the CPU time to record a decode step.
+    pub async fn profile(&mut self, prompt: &[u32]) -> Result<(Vec<ProfileEntry>, Vec<ProfileEntry>, f64), ModelError> {
+        self.reset();
+        self.check_room(prompt.len() + 1)?;
+        let n = prompt.len().min(self.chunk);
+        self.model.gpu.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(&prompt[..n]));
+        self.write_step(n, 0, 0);
+        let prefill = self.timed(&[&self.prefill, &self.head], n).await?;
+        self.write_step(1, n, 1);
+        let decode = self.timed(&[&self.decode, &self.head], 1).await?;
+        // CPU cost of recording and submitting one decode step.
+        let t0 = crate::clock::now();
+        let reps = 20;
+        for _ in 0..reps {
+            self.submit(&[&self.decode, &self.head], 1, None);
+        }
+        let encode_ms = (crate::clock::now() - t0) * 1000.0 / f64::from(reps);
+        read_buffer(&self.model.gpu, &self.bufs.out_ids, 4).await?;
+        self.reset();
+        Ok((prefill, decode, encode_ms))
+    }
+}

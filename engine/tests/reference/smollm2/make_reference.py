@@ -15,6 +15,7 @@ Produces a JSON file with:
 """
 
 import argparse
+import glob
 import hashlib
 import importlib.metadata as md
 import json
@@ -72,6 +73,17 @@ def logit_summary(logits, ntop):
     }
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as fi:
+            for line in fi:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 # ---------------------------------------------------------------- metadata
 
 
@@ -121,7 +133,7 @@ def llama_cpp_part(path, prompt, add_bos, f32_top100_ids):
 
     kw = dict(model_path=path, n_ctx=N_CTX, n_batch=N_CTX, n_ubatch=N_CTX,
               n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0,
-              logits_all=True, verbose=False,
+              logits_all=True, flash_attn=False, verbose=False,
               type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     llm = Llama(**kw)
 
@@ -154,6 +166,8 @@ def llama_cpp_part(path, prompt, add_bos, f32_top100_ids):
         "settings": {k: (v if not isinstance(v, str) or k != "model_path" else os.path.basename(v))
                      for k, v in kw.items()},
         "llama_cpp_python_version": llama_cpp.__version__,
+        "shared_libs": sorted(os.path.basename(p) for p in glob.glob(
+            os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "lib*.so.*.*"))),
         "system_info": llama_cpp.llama_print_system_info().decode(errors="replace"),
     }
     summ = logit_summary(last, 100)
@@ -269,9 +283,8 @@ class NumpyLlama:
         self.pos = 0
 
     def rms(self, x, w):
-        x64 = x.astype(np.float32)
-        ms = np.mean(x64 * x64, axis=-1, keepdims=True)
-        return (x64 / np.sqrt(ms + self.eps)).astype(np.float32) * w
+        ms = np.mean(x * x, axis=-1, keepdims=True)
+        return (x / np.sqrt(ms + self.eps)).astype(np.float32) * w
 
     def rope(self, x, pos):  # x: [T, H, hd], adjacent-pair rotation
         ang = np.outer(pos, self.inv_freq)  # [T, half]
@@ -424,6 +437,7 @@ def main():
     ref["versions"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         **{p: pkg_version(p) for p in ("llama_cpp_python", "gguf", "numpy", "jinja2", "torch",
                                        "transformers", "safetensors", "tokenizers")},
     }
