@@ -1,5 +1,8 @@
 // y = W·x for a few tokens at a time (decode), reading each weight once per token.
-// Lanes are grouped TPR to an output; a workgroup of 64 makes 64/TPR outputs.
+// A workgroup of 64 lanes is split into groups of TPR lanes; each group makes
+// ROWS outputs, its lanes sharing the columns. A lane loads x for one dot unit
+// into registers once and multiplies it with all of its group's rows, so x is
+// read once per ROWS rows rather than once per row.
 // MODE (set by the engine):
 //   STORE       Y[t, out_first + r]  = row r · x[t]
 //   ADD         Y[t, out_first + r] += row r · x[t]               (residual add)
@@ -8,9 +11,9 @@
 //   MOE_GATE_UP as SWIGLU for the expert chosen in slot s of token t (y = t*k + s)
 //   MOE_DOWN    Y[t, r] += Σ_s weight_s * (row r of expert_s · a[t*k + s])
 #include "step.wgsl"
-#include "reduce.wgsl"
 
-override TPR: u32 = 32u;
+override TPR: u32 = 64u;
+override ROWS: u32 = 8u;
 
 struct Params {
     geom: WeightGeom,
@@ -39,16 +42,32 @@ struct Params {
 #endif
 
 fn wg() -> WeightGeom { return P.geom; }
-fn xv4(i: u32) -> vec4<f32> { return X[i]; }
 #include "quant/common.wgsl"
 #include "quant/{{WTYPE}}.wgsl"
 
-fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
-    var acc = 0.0;
-    for (var u = lane; u < P.units; u += TPR) {
-        acc += dq_dot(row, u, xb + u * QU);
+// Partial sums: [value][lane], up to 16 values (8 gate and 8 up rows).
+var<workgroup> part: array<f32, 1024>;
+
+fn load_x(base: u32) -> array<vec4<f32>, 8> {
+    var xv: array<vec4<f32>, 8>;
+    for (var i = 0u; i < QU / 4u; i++) {
+        xv[i] = X[base / 4u + i];
     }
-    return acc;
+    return xv;
+}
+
+// Sums each of `n` values over the TPR lanes of every group; lane 0 of a group
+// then finds value v's sum at part[v * 64 + lid].
+fn reduce(n: u32, lid: u32) {
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s /= 2u) {
+        if ((lid % TPR) < s) {
+            for (var v = 0u; v < n; v++) {
+                part[v * 64u + lid] += part[v * 64u + lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
 }
 
 fn silu(g: f32) -> f32 {
@@ -59,65 +78,109 @@ fn silu(g: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let lane = lid % TPR;
-    let r = (wid.x + wid.z * nwg.x) * (64u / TPR) + lid / TPR;
+    let first = ((wid.x + wid.z * nwg.x) * (64u / TPR) + lid / TPR) * ROWS;
     let y = wid.y;
-    var valid = r < P.n_out;
+    var acc: array<f32, 8>;
 
 #if STORE || ADD
-    var acc = 0.0;
-    if (valid) {
-        acc = row_dot(r, y * P.x_stride, lane);
+    for (var u = lane; u < P.units; u += TPR) {
+        var xv = load_x(y * P.x_stride + u * QU);
+        for (var r = 0u; r < ROWS; r++) {
+            if (first + r < P.n_out) {
+                acc[r] += dq_dot_x(first + r, u, &xv);
+            }
+        }
     }
-    let s = group_sum(acc, lid, TPR);
-    if (valid && lane == 0u) {
-        let o = y * P.out_stride + P.out_first + r;
+    for (var r = 0u; r < ROWS; r++) { part[r * 64u + lid] = acc[r]; }
+    reduce(ROWS, lid);
+    if (lane == 0u) {
+        for (var r = 0u; r < ROWS; r++) {
+            if (first + r < P.n_out) {
+                let o = y * P.out_stride + P.out_first + first + r;
 #if STORE
-        Y[o] = s;
+                Y[o] = part[r * 64u + lid];
 #else
-        Y[o] = Y[o] + s;
+                Y[o] = Y[o] + part[r * 64u + lid];
 #endif
+            }
+        }
     }
 #endif
 
 #if SWIGLU || MOE_GATE_UP
+    var up: array<f32, 8>;
     var base = 0u;
+    var live = true;
 #if MOE_GATE_UP
     let e = sel[y];
-    valid = valid && e >= P.e_lo && e < P.e_hi;
+    live = e >= P.e_lo && e < P.e_hi;
     base = (e - P.e_lo) * P.rows_per_expert;
     let t = y / P.k;
 #else
     let t = y;
 #endif
-    let gate_row = base + (r / P.tile) * 2u * P.tile + r % P.tile;
-    var g = 0.0;
-    var u = 0.0;
-    if (valid) {
-        g = row_dot(gate_row, t * P.x_stride, lane);
-        u = row_dot(gate_row + P.tile, t * P.x_stride, lane);
+    if (live) {
+        for (var u = lane; u < P.units; u += TPR) {
+            var xv = load_x(t * P.x_stride + u * QU);
+            for (var r = 0u; r < ROWS; r++) {
+                let p = first + r;
+                if (p < P.n_out) {
+                    let gate_row = base + (p / P.tile) * 2u * P.tile + p % P.tile;
+                    acc[r] += dq_dot_x(gate_row, u, &xv);
+                    up[r] += dq_dot_x(gate_row + P.tile, u, &xv);
+                }
+            }
+        }
     }
-    let gs = group_sum(g, lid, TPR);
-    let us = group_sum(u, lid, TPR);
-    if (valid && lane == 0u) {
-        Y[y * P.out_stride + P.out_first + r] = silu(gs) * us;
+    for (var r = 0u; r < ROWS; r++) {
+        part[r * 64u + lid] = acc[r];
+        part[(r + 8u) * 64u + lid] = up[r];
+    }
+    reduce(ROWS, lid);
+    // The up sums need their own pass over the second half.
+    for (var s = TPR / 2u; s > 0u; s /= 2u) {
+        if ((lid % TPR) < s) {
+            for (var r = 0u; r < ROWS; r++) {
+                part[(r + 8u) * 64u + lid] += part[(r + 8u) * 64u + lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (live && lane == 0u) {
+        for (var r = 0u; r < ROWS; r++) {
+            if (first + r < P.n_out) {
+                Y[y * P.out_stride + P.out_first + first + r] = silu(part[r * 64u + lid]) * part[(r + 8u) * 64u + lid];
+            }
+        }
     }
 #endif
 
 #if MOE_DOWN
-    var acc = 0.0;
-    if (valid) {
-        for (var s = 0u; s < P.k; s++) {
-            let slot = y * P.k + s;
-            let e = sel[slot];
-            if (e >= P.e_lo && e < P.e_hi) {
-                acc += selw[slot] * row_dot((e - P.e_lo) * P.rows_per_expert + r, slot * P.x_stride, lane);
+    for (var s = 0u; s < P.k; s++) {
+        let slot = y * P.k + s;
+        let e = sel[slot];
+        if (e >= P.e_lo && e < P.e_hi) {
+            let w = selw[slot];
+            let base = (e - P.e_lo) * P.rows_per_expert;
+            for (var u = lane; u < P.units; u += TPR) {
+                var xv = load_x(slot * P.x_stride + u * QU);
+                for (var r = 0u; r < ROWS; r++) {
+                    if (first + r < P.n_out) {
+                        acc[r] += w * dq_dot_x(base + first + r, u, &xv);
+                    }
+                }
             }
         }
     }
-    let total = group_sum(acc, lid, TPR);
-    if (valid && lane == 0u) {
-        let o = y * P.out_stride + P.out_first + r;
-        Y[o] = Y[o] + total;
+    for (var r = 0u; r < ROWS; r++) { part[r * 64u + lid] = acc[r]; }
+    reduce(ROWS, lid);
+    if (lane == 0u) {
+        for (var r = 0u; r < ROWS; r++) {
+            if (first + r < P.n_out) {
+                let o = y * P.out_stride + P.out_first + first + r;
+                Y[o] = Y[o] + part[r * 64u + lid];
+            }
+        }
     }
 #endif
 }

@@ -1,6 +1,7 @@
-// LFM2-MoE routing, one lane per token: sigmoid scores, top-k of score + bias
-// (the bias only selects), weights = the chosen unbiased scores, renormalised
-// (+1e-6) and scaled.
+// LFM2-MoE routing, one workgroup per token: sigmoid scores, top-k of score +
+// bias (the bias only selects), weights = the chosen unbiased scores,
+// renormalised (+1e-6) and scaled. Lanes share the experts; each of the k
+// rounds picks the best remaining expert by a workgroup reduction.
 #include "step.wgsl"
 
 struct Params {
@@ -17,41 +18,63 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> sel: array<u32>;   // [t][k]
 @group(0) @binding(5) var<storage, read_write> selw: array<f32>;
 
+var<workgroup> score: array<f32, 256>;    // sigmoid per expert
+var<workgroup> key: array<f32, 256>;      // score + bias; -inf once chosen
+var<workgroup> best_v: array<f32, 64>;
+var<workgroup> best_e: array<u32, 64>;
+var<workgroup> chosen: array<u32, 8>;
+
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let t = gid.x;
-    if (t >= S.n_tokens) {
-        return;
-    }
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = wid.x;
     let e_n = P.n_experts;
-    var chosen: array<u32, 8>;
-    var weights: array<f32, 8>;
-    var sum = 0.0;
-    for (var s = 0u; s < P.k; s++) {
-        var best = 0u;
-        var best_v = -3.0e38;
-        for (var e = 0u; e < e_n; e++) {
-            var taken = false;
-            for (var p = 0u; p < s; p++) {
-                taken = taken || chosen[p] == e;
-            }
-            let score = 1.0 / (1.0 + exp(-logits[t * e_n + e]));
-            let v = score + bias[e];
-            if (!taken && v > best_v) {
-                best_v = v;
-                best = e;
-            }
-        }
-        chosen[s] = best;
-        weights[s] = 1.0 / (1.0 + exp(-logits[t * e_n + best]));
-        sum += weights[s];
+    for (var e = lid; e < e_n; e += 64u) {
+        let s = 1.0 / (1.0 + exp(-logits[t * e_n + e]));
+        score[e] = s;
+        key[e] = s + bias[e];
     }
-    for (var s = 0u; s < P.k; s++) {
-        var w = weights[s];
-        if (P.norm != 0u) {
-            w = w / (sum + 1e-6);
+    workgroupBarrier();
+    for (var round = 0u; round < P.k; round++) {
+        var bv = -3.0e38;
+        var be = 0u;
+        for (var e = lid; e < e_n; e += 64u) {
+            if (key[e] > bv) {
+                bv = key[e];
+                be = e;
+            }
         }
-        sel[t * P.k + s] = chosen[s];
-        selw[t * P.k + s] = w * P.scale;
+        best_v[lid] = bv;
+        best_e[lid] = be;
+        workgroupBarrier();
+        for (var s = 32u; s > 0u; s /= 2u) {
+            if (lid < s) {
+                let ov = best_v[lid + s];
+                let oe = best_e[lid + s];
+                if (ov > best_v[lid] || (ov == best_v[lid] && oe < best_e[lid])) {
+                    best_v[lid] = ov;
+                    best_e[lid] = oe;
+                }
+            }
+            workgroupBarrier();
+        }
+        if (lid == 0u) {
+            chosen[round] = best_e[0];
+            key[best_e[0]] = -3.0e38;
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        var sum = 0.0;
+        for (var s = 0u; s < P.k; s++) {
+            sum += score[chosen[s]];
+        }
+        for (var s = 0u; s < P.k; s++) {
+            var w = score[chosen[s]];
+            if (P.norm != 0u) {
+                w = w / (sum + 1e-6);
+            }
+            sel[t * P.k + s] = chosen[s];
+            selw[t * P.k + s] = w * P.scale;
+        }
     }
 }

@@ -22,6 +22,8 @@ static FILES: &[(&str, &str)] = shader_files!(
     "swiglu.wgsl",
     "rope.wgsl",
     "attention.wgsl",
+    "attention_split.wgsl",
+    "attention_merge.wgsl",
     "shortconv.wgsl",
     "moe_route.wgsl",
     "sample.wgsl",

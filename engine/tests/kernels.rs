@@ -105,7 +105,7 @@ impl Harness {
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for d in dispatches {
-                d.record(&mut pass, n_tokens);
+                d.record(&mut pass, n_tokens, pos0);
             }
         }
         self.gpu.queue.submit([enc.finish()]);
@@ -417,7 +417,7 @@ fn attention_causal_gqa() {
         let mut rng = Rng(13);
         let (nh, nkv, cap) = (6u32, 2u32, 200u32);
         for hd in [16u32, 64, 80] {
-            for (t_n, pos0) in [(1usize, 150usize), (7, 0), (70, 3)] {
+            for (t_n, pos0) in [(1usize, 150usize), (1, 0), (1, 63), (1, 64), (7, 0), (70, 3)] {
                 for kv_f16 in [false, h.gpu.f16] {
                     let hd_u = hd as usize;
                     let q = rng.vec(t_n * (nh * hd) as usize, -1.0, 1.0);
@@ -451,6 +451,14 @@ fn attention_causal_gqa() {
                     }
                     let e = rel_err(&h.read_f32(&out, want.len()), &want);
                     assert!(e < 1e-4, "attention hd={hd} t={t_n} pos0={pos0} kv_f16={kv_f16} {dev}: {e:.2e}");
+                    if t_n == 1 {
+                        // The split (flash-decoding) kernels give the same.
+                        let partial = h.f32s(&vec![0.0; (nh * cap.div_ceil(64) * (hd + 2)) as usize]);
+                        let out2 = h.f32s(&vec![0.0; q.len()]);
+                        h.run(&h.ops().attention_decode(shape, &h.f32s(&q), (&kb, &vb), &partial, &out2, kv_f16), 1, pos0 as u32, 0);
+                        let e = rel_err(&h.read_f32(&out2, want.len()), &want);
+                        assert!(e < 1e-4, "split attention hd={hd} pos0={pos0} kv_f16={kv_f16} {dev}: {e:.2e}");
+                    }
                 }
             }
         }

@@ -19,14 +19,14 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
+fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
     let p = payload_base(row) + u * 4u;
     var acc = 0.0;
     for (var k = 0u; k < 4u; k++) {
         let w = W[p + k];
         let lo = vec4<f32>(vec4<u32>(w & 15u, (w >> 8u) & 15u, (w >> 16u) & 15u, (w >> 24u) & 15u)) - 8.0;
         let hi = vec4<f32>(vec4<u32>((w >> 4u) & 15u, (w >> 12u) & 15u, (w >> 20u) & 15u, (w >> 28u) & 15u)) - 8.0;
-        acc += dot(lo, xv4(xb / 4u + k)) + dot(hi, xv4(xb / 4u + 4u + k));
+        acc += dot(lo, (*x)[k]) + dot(hi, (*x)[4u + k]);
     }
     return acc * scale_f16(row, u);
 }

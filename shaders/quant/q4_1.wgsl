@@ -18,7 +18,7 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
+fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
     let p = payload_base(row) + u * 4u;
     var acc = 0.0;
     var xsum = 0.0;
@@ -26,10 +26,8 @@ fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
         let w = W[p + k];
         let lo = vec4<f32>(vec4<u32>(w & 15u, (w >> 8u) & 15u, (w >> 16u) & 15u, (w >> 24u) & 15u));
         let hi = vec4<f32>(vec4<u32>((w >> 4u) & 15u, (w >> 12u) & 15u, (w >> 20u) & 15u, (w >> 28u) & 15u));
-        let xl = xv4(xb / 4u + k);
-        let xh = xv4(xb / 4u + 4u + k);
-        acc += dot(lo, xl) + dot(hi, xh);
-        xsum += dot(xl + xh, vec4<f32>(1.0));
+        acc += dot(lo, (*x)[k]) + dot(hi, (*x)[4u + k]);
+        xsum += dot((*x)[k] + (*x)[4u + k], vec4<f32>(1.0));
     }
     let dm = unpack2x16float(scale_word(row, u));
     return acc * dm.x + xsum * dm.y;

@@ -27,7 +27,7 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
+fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
     let blk = u / 8u;
     let j = u % 8u;
     let p = payload_base(row) + blk * K_WORDS;
@@ -42,9 +42,8 @@ fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
         let hb = W[p + 4u + k] >> j;
         let v = vec4<f32>(vec4<u32>((w & 15u) | ((hb & 1u) << 4u), ((w >> 8u) & 15u) | (((hb >> 8u) & 1u) << 4u),
                                     ((w >> 16u) & 15u) | (((hb >> 16u) & 1u) << 4u), ((w >> 24u) & 15u) | (((hb >> 24u) & 1u) << 4u)));
-        let x = xv4(xb / 4u + k);
-        acc += dot(v, x);
-        xsum += dot(x, vec4<f32>(1.0));
+        acc += dot(v, (*x)[k]);
+        xsum += dot((*x)[k], vec4<f32>(1.0));
     }
     return dd.x * sm.x * acc - dd.y * sm.y * xsum;
 }

@@ -28,7 +28,7 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
+fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
     let blk = u / 8u;
     let s = u % 8u;
     let h = s / 4u;
@@ -46,7 +46,7 @@ fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
         let hw = W[qhw + k] >> hshift;
         let q = vec4<i32>(vec4<u32>((lw & 15u) | ((hw & 3u) << 4u), ((lw >> 8u) & 15u) | (((hw >> 8u) & 3u) << 4u),
                                     ((lw >> 16u) & 15u) | (((hw >> 16u) & 3u) << 4u), ((lw >> 24u) & 15u) | (((hw >> 24u) & 3u) << 4u))) - 32;
-        let v = dot(vec4<f32>(q), xv4(xb / 4u + k));
+        let v = dot(vec4<f32>(q), (*x)[k]);
         if (k < 4u) { acc0 += v; } else { acc1 += v; }
     }
     let si = 8u * h + 2u * c;

@@ -16,13 +16,13 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, xb: u32) -> f32 {
+fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
     let p = payload_base(row) + u * 8u;
     var acc = 0.0;
     for (var k = 0u; k < 8u; k++) {
         let w = W[p + k];
         let q = vec4<f32>(f32(sbyte_of(w, 0u)), f32(sbyte_of(w, 1u)), f32(sbyte_of(w, 2u)), f32(sbyte_of(w, 3u)));
-        acc += dot(q, xv4(xb / 4u + k));
+        acc += dot(q, (*x)[k]);
     }
     return acc * scale_f16(row, u);
 }

@@ -42,7 +42,7 @@ pub async fn weight_values(model: &Model, name: &str) -> Result<Vec<f32>, ModelE
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for d in ops.embed(matrix, &tokens, &x) {
-                d.record(&mut pass, chunk.len() as u32);
+                d.record(&mut pass, chunk.len() as u32, 0);
             }
         }
         gpu.queue.submit([enc.finish()]);

@@ -30,12 +30,14 @@ pub struct KernelKey {
     pub file: &'static str,
     pub wtype: Option<DType>,
     pub defines: Vec<&'static str>,
+    /// Mat-vec lanes per output group, and outputs per group (0: not a mat-vec).
     pub tpr: u32,
+    pub rows: u32,
 }
 
 impl KernelKey {
     pub fn new(file: &'static str) -> Self {
-        Self { file, wtype: None, defines: Vec::new(), tpr: 0 }
+        Self { file, wtype: None, defines: Vec::new(), tpr: 0, rows: 0 }
     }
 
     pub fn weight(mut self, dtype: DType) -> Self {
@@ -48,8 +50,9 @@ impl KernelKey {
         self
     }
 
-    pub fn tpr(mut self, tpr: u32) -> Self {
+    pub fn matvec_shape(mut self, tpr: u32, rows: u32) -> Self {
         self.tpr = tpr;
+        self.rows = rows;
         self
     }
 }
@@ -78,7 +81,8 @@ fn slots_of(key: &KernelKey) -> &'static [Slot] {
         "matvec.wgsl" | "matmul.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "swiglu.wgsl" => &[Uniform, Uniform, Read, Write],
         "rope.wgsl" => &[Uniform, Uniform, Read, Read, Read, Read, Write, Write, Write],
-        "attention.wgsl" => &[Uniform, Uniform, Read, Read, Read, Write],
+        "attention.wgsl" | "attention_split.wgsl" => &[Uniform, Uniform, Read, Read, Read, Write],
+        "attention_merge.wgsl" => &[Uniform, Uniform, Read, Write],
         "shortconv.wgsl" => &[Uniform, Uniform, Read, Read, Write, Write],
         "moe_route.wgsl" => &[Uniform, Uniform, Read, Read, Write, Write],
         "sample.wgsl" => &[Uniform, Uniform, Read, Write, Write, Write],
@@ -148,7 +152,8 @@ impl Kernels {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants: Vec<(&str, f64)> = if key.tpr > 0 { vec![("TPR", f64::from(key.tpr))] } else { Vec::new() };
+        let constants: Vec<(&str, f64)> =
+            if key.tpr > 0 { vec![("TPR", f64::from(key.tpr)), ("ROWS", f64::from(key.rows))] } else { Vec::new() };
         let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: Some(&pipeline_layout),
@@ -167,6 +172,8 @@ pub enum Count {
     Fixed(u32),
     /// ceil(n_tokens * per / div)
     Tokens { per: u32, div: u32 },
+    /// ceil((pos0 + n_tokens) / div): tiles of the keys the pass attends to.
+    Keys { div: u32 },
 }
 
 impl Count {
@@ -174,10 +181,11 @@ impl Count {
         Count::Tokens { per: 1, div: 1 }
     }
 
-    fn eval(self, n_tokens: u32) -> u32 {
+    fn eval(self, n_tokens: u32, pos0: u32) -> u32 {
         match self {
             Count::Fixed(n) => n,
             Count::Tokens { per, div } => (n_tokens * per).div_ceil(div),
+            Count::Keys { div } => (pos0 + n_tokens).div_ceil(div),
         }
     }
 }
@@ -205,9 +213,10 @@ impl Dispatch {
         Self { kernel, bind_group, groups, label }
     }
 
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
-        let x = self.groups[0].eval(n_tokens);
-        let y = self.groups[1].eval(n_tokens);
+    /// Records the dispatch for a pass of `n_tokens` tokens after `pos0` cached ones.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32, pos0: u32) {
+        let x = self.groups[0].eval(n_tokens, pos0);
+        let y = self.groups[1].eval(n_tokens, pos0);
         if x == 0 || y == 0 {
             return;
         }

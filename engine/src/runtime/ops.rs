@@ -29,11 +29,29 @@ pub fn dot_unit(dtype: DType) -> u64 {
     if dtype.is_quantized() { 32 } else { 8 }
 }
 
-/// Lanes per output of a mat-vec over `units` dot units.
-pub fn lanes_for(units: u64) -> u32 {
-    let half = (units / 2).max(1);
-    let pow = 1u64 << (63 - half.leading_zeros());
-    pow.clamp(4, 32) as u32
+/// How a mat-vec over `units` dot units is laid out: lanes sharing each
+/// output group's columns, and the group's outputs.
+#[derive(Clone, Copy, Debug)]
+pub struct MatvecShape {
+    pub lanes: u32,
+    pub rows: u32,
+}
+
+impl MatvecShape {
+    /// `rows`: outputs per group (8 rows; 4 gate/up pairs read 8 rows too).
+    pub fn new(units: u64, rows: u32) -> Self {
+        let pow = 1u64 << (63 - units.max(1).leading_zeros());
+        Self { lanes: pow.clamp(4, 64) as u32, rows }
+    }
+
+    /// Outputs one workgroup of 64 lanes makes.
+    pub fn per_workgroup(self) -> u32 {
+        64 / self.lanes * self.rows
+    }
+
+    fn groups(self, outputs: u64) -> Count {
+        Count::Fixed((outputs as u32).div_ceil(self.per_workgroup()))
+    }
 }
 
 fn geom(m: &GpuMatrix, part: usize) -> [u32; 4] {
@@ -103,10 +121,10 @@ impl<'a> Ops<'a> {
             out.push(match pass {
                 Pass::Decode => {
                     let units = m.cols() / dot_unit(m.dtype());
-                    let tpr = lanes_for(units);
+                    let shape = MatvecShape::new(units, 8);
                     let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
-                    let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).tpr(tpr);
-                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64 / tpr)), tokens];
+                    let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).matvec_shape(shape.lanes, shape.rows);
+                    let groups = [shape.groups(part.rows), tokens];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
                 Pass::Prefill => {
@@ -124,7 +142,7 @@ impl<'a> Ops<'a> {
     /// interleaved in tiles of `tile` (decode).
     pub fn swiglu_matvec(&self, m: &GpuMatrix, tile: u64, x: &wgpu::Buffer, y: &wgpu::Buffer, width: u64) -> Vec<Dispatch> {
         let units = m.cols() / dot_unit(m.dtype());
-        let tpr = lanes_for(units);
+        let shape = MatvecShape::new(units, 4);
         m.parts
             .iter()
             .enumerate()
@@ -132,8 +150,8 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let pairs = part.rows / 2;
                 let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, 0, 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").tpr(tpr);
-                let groups = [Count::Fixed((pairs as u32).div_ceil(64 / tpr)), Count::tokens()];
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").matvec_shape(shape.lanes, shape.rows);
+                let groups = [shape.groups(pairs), Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("swiglu-matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
@@ -207,17 +225,33 @@ impl<'a> Ops<'a> {
         self.dispatch(key, Some(&p), &[q, kv.0, kv.1, out], [Count::Fixed(shape.n_heads), Count::tokens()], "attention")
     }
 
+    /// Decode attention split over tiles of 64 keys, then merged: many
+    /// workgroups for long contexts. `partial` holds n_heads × max_splits × (head_dim + 2) floats.
+    pub fn attention_decode(&self, shape: HeadShape, q: &wgpu::Buffer, kv: (&wgpu::Buffer, &wgpu::Buffer), partial: &wgpu::Buffer, out: &wgpu::Buffer, kv_f16: bool) -> [Dispatch; 2] {
+        let scale = 1.0 / (shape.head_dim as f32).sqrt();
+        let max_splits = shape.capacity.div_ceil(64);
+        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.capacity, scale.to_bits(), max_splits, 0, 0];
+        let mut key = KernelKey::new("attention_split.wgsl");
+        if kv_f16 {
+            key = key.define("KV_F16");
+        }
+        let split = self.dispatch(key, Some(&p), &[q, kv.0, kv.1, partial], [Count::Fixed(shape.n_heads), Count::Keys { div: 64 }], "attention-split");
+        let p = [shape.n_heads, shape.head_dim, max_splits, 0];
+        let merge = self.dispatch(KernelKey::new("attention_merge.wgsl"), Some(&p), &[partial, out], [Count::Fixed(shape.n_heads), Count::Fixed(1)], "attention-merge");
+        [split, merge]
+    }
+
     /// Top-k routing from router logits into (expert ids, weights).
     pub fn moe_route(&self, r: Routing, logits: &wgpu::Buffer, bias: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Dispatch {
         let p = [r.n_experts, r.top_k, r.norm_topk as u32, r.scale.to_bits()];
-        self.dispatch(KernelKey::new("moe_route.wgsl"), Some(&p), &[logits, bias, sel, sel_w], [Count::Tokens { per: 1, div: 64 }, Count::Fixed(1)], "moe-route")
+        self.dispatch(KernelKey::new("moe_route.wgsl"), Some(&p), &[logits, bias, sel, sel_w], [Count::tokens(), Count::Fixed(1)], "moe-route")
     }
 
     /// act[t*k + s] = SwiGLU of the expert chosen in slot s, for each token.
     pub fn moe_gate_up(&self, m: &GpuMatrix, tile: u64, expert_ffn: u64, top_k: u32, x: &wgpu::Buffer, act: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
         let (fe, d) = (expert_ffn, m.cols());
         let units = d / dot_unit(m.dtype());
-        let tpr = lanes_for(units);
+        let shape = MatvecShape::new(units, 4);
         m.parts
             .iter()
             .enumerate()
@@ -226,8 +260,8 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / (2 * fe);
                 let e_hi = e_lo + part.rows / (2 * fe);
                 let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, 0, 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").tpr(tpr);
-                let groups = [Count::Fixed((fe as u32).div_ceil(64 / tpr)), Count::Tokens { per: top_k, div: 1 }];
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").matvec_shape(shape.lanes, shape.rows);
+                let groups = [shape.groups(fe), Count::Tokens { per: top_k, div: 1 }];
                 self.dispatch(key, Some(&p), &[&part.buffer, x, act, sel, sel_w], groups, format!("moe-gate-up {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
@@ -238,7 +272,7 @@ impl<'a> Ops<'a> {
     pub fn moe_down(&self, m: &GpuMatrix, hidden: u64, top_k: u32, act: &wgpu::Buffer, x: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
         let fe = m.cols();
         let units = fe / dot_unit(m.dtype());
-        let tpr = lanes_for(units);
+        let shape = MatvecShape::new(units, 8);
         m.parts
             .iter()
             .enumerate()
@@ -247,8 +281,8 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_DOWN").tpr(tpr);
-                let groups = [Count::Fixed((hidden as u32).div_ceil(64 / tpr)), Count::tokens()];
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_DOWN").matvec_shape(shape.lanes, shape.rows);
+                let groups = [shape.groups(hidden), Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()

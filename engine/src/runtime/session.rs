@@ -93,6 +93,8 @@ struct Buffers {
     z: wgpu::Buffer,
     act: wgpu::Buffer,
     q: wgpu::Buffer,
+    /// Decode attention's per-split partial results.
+    attn_partial: wgpu::Buffer,
     router_logits: wgpu::Buffer,
     sel: wgpu::Buffer,
     sel_w: wgpu::Buffer,
@@ -196,9 +198,11 @@ impl<'a> Builder<'a> {
                 };
                 let neox = c.rope_style == RopeStyle::Neox;
                 let rope = self.ops().rope(shape, &b.z, norms, neox, &b.rope, &b.q, (kc, vc), self.kv_f16);
-                let attn = self.ops().attention(shape, &b.q, (kc, vc), &b.act, self.kv_f16);
                 self.out.push(rope);
-                self.out.push(attn);
+                match pass {
+                    Pass::Prefill => self.out.push(self.ops().attention(shape, &b.q, (kc, vc), &b.act, self.kv_f16)),
+                    Pass::Decode => self.out.extend(self.ops().attention_decode(shape, &b.q, (kc, vc), &b.attn_partial, &b.act, self.kv_f16)),
+                }
                 self.linear(pass, out, &b.act, nq, &b.x, d, 0, Epilogue::Add, tok);
             }
         }
@@ -365,6 +369,7 @@ impl Session {
             z: storage(&gpu, "z", 4 * n * z_width),
             act: storage(&gpu, "act", 4 * n * act_width),
             q: storage(&gpu, "q", 4 * n * nq),
+            attn_partial: storage(&gpu, "attention-partial", 4 * c.n_heads as u64 * (capacity as u64).div_ceil(64) * (hd + 2)),
             router_logits: storage(&gpu, "router-logits", 4 * n * e),
             sel: storage(&gpu, "experts", 4 * n * k),
             sel_w: storage(&gpu, "expert-weights", 4 * n * k),
@@ -441,14 +446,14 @@ impl Session {
 
     /// Records `passes` into one compute pass, copies out_ids[step] into a
     /// readback slot, and submits.
-    fn submit(&self, passes: &[&[Dispatch]], n_tokens: usize, readback: Option<(usize, usize)>) {
+    fn submit(&self, passes: &[&[Dispatch]], n_tokens: usize, pos0: usize, readback: Option<(usize, usize)>) {
         let gpu = &self.model.gpu;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for list in passes {
                 for d in list.iter() {
-                    d.record(&mut pass, n_tokens as u32);
+                    d.record(&mut pass, n_tokens as u32, pos0 as u32);
                 }
             }
         }
@@ -484,7 +489,7 @@ impl Session {
             if sample {
                 passes.push(&self.head);
             }
-            self.submit(&passes, chunk.len(), None);
+            self.submit(&passes, chunk.len(), self.history.len(), None);
             self.history.extend_from_slice(chunk);
             if let (Some(all), Some(buf)) = (all.as_mut(), self.bufs.logits_all.as_ref()) {
                 let bytes = read_buffer(&gpu, buf, (chunk.len() * v * 4) as u64).await?;
@@ -565,7 +570,7 @@ impl Session {
             in_flight = pos < self.capacity;
             if in_flight {
                 self.write_step(1, pos, next);
-                self.submit(&[&self.decode, &self.head], 1, Some((next, next % RING)));
+                self.submit(&[&self.decode, &self.head], 1, pos, Some((next, next % RING)));
             }
             let token = self.read_token(step % RING).await?;
             if step == 0 {
@@ -611,7 +616,7 @@ pub struct ProfileEntry {
 impl Session {
     /// Runs `passes` with one compute pass per dispatch, each timed on the GPU,
     /// and returns the time per label, largest first.
-    async fn timed(&self, passes: &[&[Dispatch]], n_tokens: usize) -> Result<Vec<ProfileEntry>, ModelError> {
+    async fn timed(&self, passes: &[&[Dispatch]], n_tokens: usize, pos0: usize) -> Result<Vec<ProfileEntry>, ModelError> {
         let gpu = &self.model.gpu;
         if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Err(ModelError::Gpu("this adapter has no timestamp queries".into()));
@@ -636,7 +641,7 @@ impl Session {
                     end_of_pass_write_index: Some(2 * i as u32 + 1),
                 }),
             });
-            d.record(&mut pass, n_tokens as u32);
+            d.record(&mut pass, n_tokens as u32, pos0 as u32);
         }
         enc.resolve_query_set(&set, 0..n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &resolved, 0, u64::from(n) * 8);
@@ -667,14 +672,14 @@ impl Session {
         let n = prompt.len().min(self.chunk);
         self.model.gpu.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(&prompt[..n]));
         self.write_step(n, 0, 0);
-        let prefill = self.timed(&[&self.prefill, &self.head], n).await?;
+        let prefill = self.timed(&[&self.prefill, &self.head], n, 0).await?;
         self.write_step(1, n, 1);
-        let decode = self.timed(&[&self.decode, &self.head], 1).await?;
+        let decode = self.timed(&[&self.decode, &self.head], 1, n).await?;
         // CPU cost of recording and submitting one decode step.
         let t0 = crate::clock::now();
         let reps = 20;
         for _ in 0..reps {
-            self.submit(&[&self.decode, &self.head], 1, None);
+            self.submit(&[&self.decode, &self.head], 1, n, None);
         }
         let encode_ms = (crate::clock::now() - t0) * 1000.0 / f64::from(reps);
         read_buffer(&self.model.gpu, &self.bufs.out_ids, 4).await?;

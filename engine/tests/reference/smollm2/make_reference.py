@@ -257,9 +257,10 @@ class NumpyLlama:
     rope is llama.cpp's 'normal' mode: rotate adjacent pairs (2i, 2i+1) of each head.
     """
 
-    def __init__(self, reader, meta):
+    def __init__(self, reader, meta, act_quant=False):
         from gguf.quants import dequantize
 
+        self.act_quant = act_quant
         self.n_layer = int(meta["llama.block_count"])
         self.n_embd = int(meta["llama.embedding_length"])
         self.n_head = int(meta["llama.attention.head_count"])
@@ -272,10 +273,23 @@ class NumpyLlama:
             a = dequantize(t.data, t.tensor_type).astype(np.float32)
             W[t.name] = a.reshape([int(s) for s in reversed(t.shape)]) if a.ndim > 1 else a.reshape(-1)
         self.W = W
-        self.out = W["output.weight"] if "output.weight" in W else W["token_embd.weight"]
+        self.out_name = "output.weight" if "output.weight" in W else "token_embd.weight"
+        self.types = {t.name: t.tensor_type.name for t in reader.tensors}
         half = self.hd // 2
         self.inv_freq = (self.base ** (-np.arange(0, half, dtype=np.float64) * 2.0 / self.hd))
         self.reset()
+
+    def mm(self, x, name):
+        """x @ W[name].T in f32; with act_quant, first round x the way llama.cpp's CPU
+        backend does for quantized weights (q8_1 for Q4_1, q8_0 for Q8_0: blocks of 32,
+        scale d = amax/127 stored as fp16, q = round(x/d))."""
+        if self.act_quant and self.types[name] in ("Q4_1", "Q8_0"):
+            xb = x.reshape(x.shape[0], -1, 32)
+            d = np.abs(xb).max(axis=-1, keepdims=True) / np.float32(127)
+            idd = np.where(d > 0, np.float32(1) / np.where(d > 0, d, 1), 0).astype(np.float32)
+            q = np.round(xb * idd)  # ties: half-to-even vs C roundf, immaterial here
+            x = (q * d.astype(np.float16).astype(np.float32)).reshape(x.shape).astype(np.float32)
+        return (x @ self.W[name].T).astype(np.float32)
 
     def reset(self):
         self.k = [np.zeros((0, self.n_kv, self.hd), np.float32) for _ in range(self.n_layer)]
@@ -305,9 +319,9 @@ class NumpyLlama:
         for L in range(self.n_layer):
             p = f"blk.{L}."
             h = self.rms(x, W[p + "attn_norm.weight"])
-            q = (h @ W[p + "attn_q.weight"].T).reshape(T, self.n_head, self.hd)
-            k = (h @ W[p + "attn_k.weight"].T).reshape(T, self.n_kv, self.hd)
-            v = (h @ W[p + "attn_v.weight"].T).reshape(T, self.n_kv, self.hd)
+            q = self.mm(h, p + "attn_q.weight").reshape(T, self.n_head, self.hd)
+            k = self.mm(h, p + "attn_k.weight").reshape(T, self.n_kv, self.hd)
+            v = self.mm(h, p + "attn_v.weight").reshape(T, self.n_kv, self.hd)
             q, k = self.rope(q, pos), self.rope(k, pos)
             self.k[L] = np.concatenate([self.k[L], k])
             self.v[L] = np.concatenate([self.v[L], v])
@@ -323,18 +337,18 @@ class NumpyLlama:
                 e = np.exp(sc)
                 a = e / e.sum(axis=-1, keepdims=True)
                 att_out[:, hh, :] = a @ V[:, kv, :]
-            x = x + att_out.reshape(T, self.n_embd) @ W[p + "attn_output.weight"].T
+            x = x + self.mm(att_out.reshape(T, self.n_embd), p + "attn_output.weight")
             h = self.rms(x, W[p + "ffn_norm.weight"])
-            g = h @ W[p + "ffn_gate.weight"].T
-            u = h @ W[p + "ffn_up.weight"].T
-            x = x + ((g / (1.0 + np.exp(-g))) * u).astype(np.float32) @ W[p + "ffn_down.weight"].T
+            g = self.mm(h, p + "ffn_gate.weight")
+            u = self.mm(h, p + "ffn_up.weight")
+            x = x + self.mm(((g / (1.0 + np.exp(-g))) * u).astype(np.float32), p + "ffn_down.weight")
         self.pos += T
         h = self.rms(x, W["output_norm.weight"])
-        return (h @ self.out.T).astype(np.float32)
+        return self.mm(h, self.out_name)
 
 
-def numpy_part(reader, meta, ids):
-    m = NumpyLlama(reader, meta)
+def numpy_part(reader, meta, ids, act_quant=False):
+    m = NumpyLlama(reader, meta, act_quant=act_quant)
     logits = m.forward(ids)[-1].copy()
     greedy = []
     nxt = int(np.argmax(logits))
@@ -342,6 +356,87 @@ def numpy_part(reader, meta, ids):
         greedy.append(nxt)
         nxt = int(np.argmax(m.forward([nxt])[-1]))
     return logits, greedy
+
+
+# ---------------------------------------------------------------- extra cross-checks
+
+
+def hf_tokenizer_check(path, prompt, messages, ids, plain):
+    """transformers' own GGUF tokenizer + apply_chat_template, compared with ours/llama.cpp."""
+    from transformers import AutoTokenizer
+
+    d, fn = os.path.split(path)
+    tk = AutoTokenizer.from_pretrained(d, gguf_file=fn)
+    rendered = tk.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return {
+        "tokenizer_class": type(tk).__name__,
+        "apply_chat_template_equal": rendered == prompt,
+        "chat_prompt_ids_equal": tk(prompt, add_special_tokens=False)["input_ids"] == ids,
+        "plain_ids_equal": [tk(p["text"], add_special_tokens=False)["input_ids"] == p["ids"]
+                            for p in plain],
+    }
+
+
+def write_dequantized_f32_gguf(reader, out_path):
+    """Same metadata, every tensor replaced by gguf.quants.dequantize(...) as F32."""
+    import gguf
+    from gguf.quants import dequantize
+
+    w = gguf.GGUFWriter(out_path, arch=reader.fields["general.architecture"].contents())
+    for k, field in reader.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture":
+            continue
+        if k == "general.file_type":
+            w.add_uint32(k, 0)  # ALL_F32
+        elif field.types[0] == gguf.GGUFValueType.ARRAY:
+            w.add_array(k, field.contents())
+        else:
+            w.add_key_value(k, field.contents(), field.types[0])
+    for t in reader.tensors:
+        a = dequantize(t.data, t.tensor_type).astype(np.float32)
+        a = a.reshape([int(s) for s in reversed(t.shape)]) if len(t.shape) > 1 else a.reshape(-1)
+        w.add_tensor(t.name, a)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def llama_cpp_on_f32_gguf(reader, ids, f32_logits, f32_greedy):
+    """llama.cpp on a GGUF whose weights are the dequantized f32 weights: no activation
+    quantization happens then, so it should match the f32 reference closely."""
+    import tempfile
+
+    from llama_cpp import GGML_TYPE_F32, Llama
+
+    with tempfile.TemporaryDirectory() as td:
+        fp = os.path.join(td, "dequantized-f32.gguf")
+        write_dequantized_f32_gguf(reader, fp)
+        llm = Llama(model_path=fp, n_ctx=N_CTX, n_batch=N_CTX, n_ubatch=N_CTX,
+                    n_threads=N_THREADS, n_threads_batch=N_THREADS, logits_all=True,
+                    flash_attn=False, verbose=False, type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32)
+        llm.eval(ids)
+        last = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32).copy()
+        greedy = []
+        for _ in range(N_GREEDY):
+            nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            greedy.append(nxt)
+            llm.eval([nxt])
+        if hasattr(llm, "close"):
+            llm.close()
+        del llm
+    top = np.argsort(-f32_logits, kind="stable")[:100]
+    s = logit_summary(last, 100)
+    return {
+        "description": "llama.cpp (same build, same settings) on a GGUF whose tensors are "
+                       "gguf.quants.dequantize'd to F32: isolates llama.cpp's activation "
+                       "quantization as the cause of the llama_cpp vs f32_reference gap",
+        "top20_ids": s["top100_ids"][:20],
+        "top20_logits": s["top100_logits"][:20],
+        "max_abs_diff_vs_f32_reference_over_f32_top100_ids": f(np.max(np.abs(last[top] - f32_logits[top]))),
+        "max_abs_diff_vs_f32_reference_all_logits": f(np.max(np.abs(last - f32_logits))),
+        "greedy_ids_equal_f32_reference": greedy == f32_greedy,
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -354,6 +449,8 @@ def main():
                                                   "reference.json"))
     ap.add_argument("--no-transformers", action="store_true",
                     help="use the NumPy forward pass as the f32 reference")
+    ap.add_argument("--no-extra-checks", action="store_true",
+                    help="skip the crosschecks section")
     args = ap.parse_args()
     t0 = time.time()
 
@@ -426,6 +523,27 @@ def main():
     ref["tokens"] = tok
     ref["f32_reference"] = f32
     ref["llama_cpp"] = lc
+
+    if not args.no_extra_checks:
+        checks = {}
+        if not args.no_transformers:
+            checks["transformers_tokenizer"] = hf_tokenizer_check(path, prompt, messages, ids,
+                                                                  tok["plain"])
+        checks["llama_cpp_on_dequantized_f32_gguf"] = llama_cpp_on_f32_gguf(
+            reader, ids, f32_logits, f32["greedy"]["ids"])
+        aq_logits, aq_greedy = numpy_part(reader, meta, ids, act_quant=True)
+        top = f32["top100_ids"]
+        checks["numpy_with_llama_cpp_style_activation_quant"] = {
+            "description": "NumpyLlama with act_quant=True: inputs of Q4_1/Q8_0 matmuls rounded to "
+                           "8-bit blocks of 32 (fp16 scale) as llama.cpp's CPU backend does; a "
+                           "model of llama.cpp's numerics, not bit-exact",
+            "top20_ids": [int(i) for i in np.argsort(-aq_logits, kind="stable")[:20]],
+            "max_abs_diff_vs_llama_cpp_over_f32_top100_ids": f(np.max(np.abs(aq_logits[top] - lc_logits[top]))),
+            "max_abs_diff_vs_llama_cpp_all_logits": f(np.max(np.abs(aq_logits - lc_logits))),
+            "greedy_ids": aq_greedy,
+            "greedy_ids_equal_llama_cpp": aq_greedy == lc["greedy"]["ids"],
+        }
+        ref["crosschecks"] = checks
     top = f32["top100_ids"]
     ref["comparison"] = {
         "max_abs_diff_over_f32_top100_ids": f(np.max(np.abs(lc_logits[top] - f32_logits[top]))),
@@ -438,7 +556,7 @@ def main():
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
-        **{p: pkg_version(p) for p in ("llama_cpp_python", "gguf", "numpy", "jinja2", "torch",
+        **{p: pkg_version(p) for p in ("llama_cpp_python", "gguf", "numpy", "jinja2", "torch", "accelerate",
                                        "transformers", "safetensors", "tokenizers")},
     }
     ref["elapsed_s"] = round(time.time() - t0, 1)
@@ -447,6 +565,7 @@ def main():
         fo.write("\n")
     print("wrote", args.out)
     print(json.dumps(ref["comparison"], indent=1))
+    print(json.dumps(ref.get("crosschecks"), indent=1))
 
 
 if __name__ == "__main__":
