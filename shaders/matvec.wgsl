@@ -3,6 +3,9 @@
 // ROWS outputs, its lanes sharing the columns. A lane loads x for one dot unit
 // into registers once and multiplies it with all of its group's rows, so x is
 // read once per ROWS rows rather than once per row.
+// With NORM, x is the residual stream and the kernel applies RMSNorm on the
+// way in: W·(g ⊙ x) / rms(x), where every lane group sums x² over the columns
+// it reads anyway (saving a dispatch and a pass over x per norm).
 // MODE (set by the engine):
 //   STORE       Y[t, out_first + r]  = row r · x[t]
 //   ADD         Y[t, out_first + r] += row r · x[t]               (residual add)
@@ -12,6 +15,7 @@
 //   MOE_DOWN    Y[t, r] += Σ_s weight_s * (row r of expert_s · a[t*k + s])
 #include "step.wgsl"
 
+override WG: u32 = 64u;
 override TPR: u32 = 64u;
 override ROWS: u32 = 8u;
 
@@ -27,7 +31,7 @@ struct Params {
     e_hi: u32,
     k: u32,           // MoE: experts per token
     rows_per_expert: u32,
-    _pad0: u32,
+    norm_eps: f32,    // NORM: epsilon of the RMSNorm
     _pad1: u32,
 }
 
@@ -40,47 +44,74 @@ struct Params {
 @group(0) @binding(5) var<storage, read> sel: array<u32>;
 @group(0) @binding(6) var<storage, read> selw: array<f32>;
 #endif
+#if NORM
+#if MOE
+@group(0) @binding(7) var<storage, read> gain: array<vec4<f32>>;
+#else
+@group(0) @binding(5) var<storage, read> gain: array<vec4<f32>>;
+#endif
+#endif
 
 fn wg() -> WeightGeom { return P.geom; }
 #include "quant/common.wgsl"
 #include "quant/{{WTYPE}}.wgsl"
 
-// Partial sums: [value][lane], up to 16 values (8 gate and 8 up rows).
-var<workgroup> part: array<f32, 1024>;
+// Partial sums: [value][lane], up to 17 values (8 gate rows, 8 up rows, Σx²).
+var<workgroup> part: array<f32, 17u * WG>;
 
+// Σx² of the units this lane loads (NORM).
+var<private> sumsq: f32;
+
+// x for one dot unit; with NORM, scaled by the norm's gains.
 fn load_x(base: u32) -> array<vec4<f32>, 8> {
     var xv: array<vec4<f32>, 8>;
     for (var i = 0u; i < QU / 4u; i++) {
-        xv[i] = X[base / 4u + i];
+        let v = X[base / 4u + i];
+#if NORM
+        sumsq += dot(v, v);
+        xv[i] = v * gain[(base % P.x_stride) / 4u + i];
+#else
+        xv[i] = v;
+#endif
     }
     return xv;
 }
 
-// Sums each of `n` values over the TPR lanes of every group; lane 0 of a group
-// then finds value v's sum at part[v * 64 + lid].
-fn reduce(n: u32, lid: u32) {
+// Sums values first..first+n over the TPR lanes of every group; lane 0 of a
+// group then finds value v's sum at part[v * WG + lid].
+fn reduce(first: u32, n: u32, lid: u32) {
     workgroupBarrier();
     for (var s = TPR / 2u; s > 0u; s /= 2u) {
         if ((lid % TPR) < s) {
-            for (var v = 0u; v < n; v++) {
-                part[v * 64u + lid] += part[v * 64u + lid + s];
+            for (var v = first; v < first + n; v++) {
+                part[v * WG + lid] += part[v * WG + lid + s];
             }
         }
         workgroupBarrier();
     }
 }
 
+// 1 / rms(x) of the group's token (NORM; after reduce), or 1.
+fn inv_rms(lid: u32) -> f32 {
+#if NORM
+    return inverseSqrt(part[16u * WG + lid] / f32(P.units * QU) + P.norm_eps);
+#else
+    return 1.0;
+#endif
+}
+
 fn silu(g: f32) -> f32 {
     return g / (1.0 + exp(-g));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let lane = lid % TPR;
-    let first = ((wid.x + wid.z * nwg.x) * (64u / TPR) + lid / TPR) * ROWS;
+    let first = ((wid.x + wid.z * nwg.x) * (WG / TPR) + lid / TPR) * ROWS;
     let y = wid.y;
     var acc: array<f32, 8>;
+    sumsq = 0.0;
 
 #if STORE || ADD
     for (var u = lane; u < P.units; u += TPR) {
@@ -91,16 +122,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    for (var r = 0u; r < ROWS; r++) { part[r * 64u + lid] = acc[r]; }
-    reduce(ROWS, lid);
+    for (var r = 0u; r < ROWS; r++) { part[r * WG + lid] = acc[r]; }
+    part[16u * WG + lid] = sumsq;
+    reduce(0u, ROWS, lid);
+#if NORM
+    reduce(16u, 1u, lid);
+#endif
     if (lane == 0u) {
+        let scale = inv_rms(lid);
         for (var r = 0u; r < ROWS; r++) {
             if (first + r < P.n_out) {
                 let o = y * P.out_stride + P.out_first + first + r;
 #if STORE
-                Y[o] = part[r * 64u + lid];
+                Y[o] = part[r * WG + lid] * scale;
 #else
-                Y[o] = Y[o] + part[r * 64u + lid];
+                Y[o] = Y[o] + part[r * WG + lid] * scale;
 #endif
             }
         }
@@ -133,23 +169,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
     for (var r = 0u; r < ROWS; r++) {
-        part[r * 64u + lid] = acc[r];
-        part[(r + 8u) * 64u + lid] = up[r];
+        part[r * WG + lid] = acc[r];
+        part[(r + 8u) * WG + lid] = up[r];
     }
-    reduce(ROWS, lid);
-    // The up sums need their own pass over the second half.
-    for (var s = TPR / 2u; s > 0u; s /= 2u) {
-        if ((lid % TPR) < s) {
-            for (var r = 0u; r < ROWS; r++) {
-                part[(r + 8u) * 64u + lid] += part[(r + 8u) * 64u + lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
+    part[16u * WG + lid] = sumsq;
+    reduce(0u, ROWS, lid);
+    reduce(8u, ROWS, lid);
+#if NORM
+    reduce(16u, 1u, lid);
+#endif
     if (live && lane == 0u) {
+        let scale = inv_rms(lid);
         for (var r = 0u; r < ROWS; r++) {
             if (first + r < P.n_out) {
-                Y[y * P.out_stride + P.out_first + first + r] = silu(part[r * 64u + lid]) * part[(r + 8u) * 64u + lid];
+                Y[y * P.out_stride + P.out_first + first + r] = silu(part[r * WG + lid] * scale) * (part[(r + 8u) * WG + lid] * scale);
             }
         }
     }
@@ -172,13 +205,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    for (var r = 0u; r < ROWS; r++) { part[r * 64u + lid] = acc[r]; }
-    reduce(ROWS, lid);
+    for (var r = 0u; r < ROWS; r++) { part[r * WG + lid] = acc[r]; }
+    reduce(0u, ROWS, lid);
     if (lane == 0u) {
         for (var r = 0u; r < ROWS; r++) {
             if (first + r < P.n_out) {
                 let o = y * P.out_stride + P.out_first + first + r;
-                Y[o] = Y[o] + part[r * 64u + lid];
+                Y[o] = Y[o] + part[r * WG + lid];
             }
         }
     }

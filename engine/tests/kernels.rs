@@ -9,7 +9,7 @@ use engine::{
     gpu::{read_buffer, Gpu, GpuOptions},
     runtime::{
         kernels::{uniform, Count, Dispatch, Kernels},
-        ops::{Epilogue, HeadShape, Ops, Pass, Routing},
+        ops::{Epilogue, HeadShape, Ops, Pass, Routing, Tuning},
         weights::{upload_matrix, GpuMatrix},
     },
 };
@@ -67,6 +67,7 @@ struct Harness {
     gpu: Gpu,
     kernels: Kernels,
     step: wgpu::Buffer,
+    tuning: std::cell::Cell<Tuning>,
 }
 
 impl Harness {
@@ -74,11 +75,11 @@ impl Harness {
         let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true })).expect("a Vulkan adapter");
         assert_eq!(gpu.f16, f16 && gpu.adapter_features.contains(wgpu::Features::SHADER_F16));
         let step = uniform(&gpu, "step", &[0; 4]);
-        Self { gpu, kernels: Kernels::new(), step }
+        Self { gpu, kernels: Kernels::new(), step, tuning: std::cell::Cell::new(Tuning::default()) }
     }
 
     fn ops(&self) -> Ops<'_> {
-        Ops { gpu: &self.gpu, kernels: &self.kernels, step: &self.step }
+        Ops { gpu: &self.gpu, kernels: &self.kernels, step: &self.step, tuning: self.tuning.get() }
     }
 
     fn buffer(&self, bytes: &[u8]) -> wgpu::Buffer {
@@ -195,12 +196,52 @@ fn check_linear(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep: Epilog
     assert!(e < 1e-4, "{pass:?} {ep:?} {dtype} over {tokens} tokens {dev}: relative error {e:.2e}");
 }
 
+/// The mat-vec shapes a device may be tuned to.
+const TUNINGS: [Tuning; 4] = [
+    Tuning { matvec_wg: 128, matvec_rows: 2 },
+    Tuning { matvec_wg: 64, matvec_rows: 8 },
+    Tuning { matvec_wg: 256, matvec_rows: 1 },
+    Tuning { matvec_wg: 128, matvec_rows: 5 },
+];
+
 #[test]
 fn matvec_every_type() {
     both_devices(|h, dev| {
-        for dtype in DType::ALL {
-            check_linear(h, Pass::Decode, dtype, 1, Epilogue::Store, dev);
-            check_linear(h, Pass::Decode, dtype, 3, Epilogue::Add, dev);
+        for tuning in TUNINGS {
+            h.tuning.set(tuning);
+            for dtype in DType::ALL {
+                check_linear(h, Pass::Decode, dtype, 1, Epilogue::Store, &format!("{dev} {tuning:?}"));
+                check_linear(h, Pass::Decode, dtype, 3, Epilogue::Add, &format!("{dev} {tuning:?}"));
+            }
+        }
+    });
+}
+
+#[test]
+fn matvec_with_fused_rmsnorm() {
+    both_devices(|h, dev| {
+        let mut rng = Rng(29);
+        for tuning in TUNINGS {
+            h.tuning.set(tuning);
+            for dtype in [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_1, DType::Q6K] {
+                let (rows, cols, tokens) = (37u64, cols_for(dtype), 2usize);
+                let bytes = random_weights(&mut rng, dtype, rows, cols);
+                let m = h.matrix(dtype, rows, cols, &bytes, 1);
+                let w = quant::dequantize(dtype, &bytes);
+                let x = rng.vec(tokens * cols as usize, -2.0, 2.0);
+                let gain = rng.vec(cols as usize, 0.5, 1.5);
+                let y = h.f32s(&vec![0.0; tokens * rows as usize]);
+                h.run(&h.ops().matvec_norm(&m, &h.f32s(&x), &h.f32s(&gain), 1e-5, &y, rows, 0, Count::tokens()), tokens as u32, 0, 0);
+                let want: Vec<f32> = x
+                    .chunks(cols as usize)
+                    .flat_map(|xt| {
+                        let n = rms_ref(xt, &gain, 1e-5);
+                        (0..rows as usize).map(|r| dot(&w[r * cols as usize..(r + 1) * cols as usize], &n)).collect::<Vec<_>>()
+                    })
+                    .collect();
+                let e = rel_err(&h.read_f32(&y, want.len()), &want);
+                assert!(e < 1e-4, "matvec+norm {dtype} {dev} {tuning:?}: {e:.2e}");
+            }
         }
     });
 }
@@ -251,11 +292,29 @@ fn swiglu_fused_and_unfused() {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            // Decode: the fused mat-vec.
+            // Decode: the fused mat-vec, with each tuning.
+            for tuning in TUNINGS {
+                h.tuning.set(tuning);
+                let a = h.f32s(&vec![0.0; want.len()]);
+                h.run(&h.ops().swiglu_matvec(&m, tile, &xb, None, &a, width), tokens as u32, 0, 0);
+                let e = rel_err(&h.read_f32(&a, want.len()), &want);
+                assert!(e < 1e-4, "swiglu mat-vec {dtype} {dev} {tuning:?}: {e:.2e}");
+            }
+            // With the RMSNorm fused: x is normed by gain first.
+            let gain = rng.vec(cols as usize, 0.5, 1.5);
+            let normed: Vec<f32> = x.chunks(cols as usize).flat_map(|xt| rms_ref(xt, &gain, 1e-5)).collect();
+            let want_normed: Vec<f32> = (0..tokens)
+                .flat_map(|t| {
+                    let xt = &normed[t * cols as usize..(t + 1) * cols as usize];
+                    (0..width as usize)
+                        .map(|p| silu(dot(&gw[p * cols as usize..(p + 1) * cols as usize], xt)) * dot(&uw[p * cols as usize..(p + 1) * cols as usize], xt))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
             let a = h.f32s(&vec![0.0; want.len()]);
-            h.run(&h.ops().swiglu_matvec(&m, tile, &xb, &a, width), tokens as u32, 0, 0);
-            let e = rel_err(&h.read_f32(&a, want.len()), &want);
-            assert!(e < 1e-4, "swiglu mat-vec {dtype} {dev}: {e:.2e}");
+            h.run(&h.ops().swiglu_matvec(&m, tile, &xb, Some((&h.f32s(&gain), 1e-5)), &a, width), tokens as u32, 0, 0);
+            let e = rel_err(&h.read_f32(&a, want.len()), &want_normed);
+            assert!(e < 1e-4, "swiglu mat-vec + norm {dtype} {dev}: {e:.2e}");
             // Prefill: the product, then the SwiGLU kernel.
             let z = h.f32s(&vec![0.0; tokens * 2 * width as usize]);
             let a2 = h.f32s(&vec![0.0; want.len()]);
@@ -515,7 +574,7 @@ fn moe_routing_and_experts() {
             let x = rng.vec(t_n * cols as usize, -1.0, 1.0);
             let resid = rng.vec(t_n * cols as usize, -1.0, 1.0);
             let (xb, act, yb) = (h.f32s(&x), h.f32s(&vec![0.0; t_n * k * fe as usize]), h.f32s(&resid));
-            let mut ds = h.ops().moe_gate_up(&gu, tile, fe, k as u32, &xb, &act, &sel, &sel_w);
+            let mut ds = h.ops().moe_gate_up(&gu, tile, fe, k as u32, &xb, None, &act, &sel, &sel_w);
             ds.extend(h.ops().moe_down(&dn, cols, k as u32, &act, &yb, &sel, &sel_w));
             h.run(&ds, t_n as u32, 0, 0);
             let (c, f) = (cols as usize, fe as usize);

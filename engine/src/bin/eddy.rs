@@ -41,6 +41,22 @@ struct DeviceArgs {
     /// Tokens the context holds.
     #[arg(long, default_value_t = 4096)]
     context: usize,
+    /// Mat-vec workgroup size (64, 128 or 256).
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_wg)]
+    matvec_wg: u32,
+    /// Mat-vec outputs per lane group (1 to 8).
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_rows)]
+    matvec_rows: u32,
+}
+
+impl DeviceArgs {
+    fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            context: self.context,
+            tuning: engine::runtime::ops::Tuning { matvec_wg: self.matvec_wg, matvec_rows: self.matvec_rows },
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -167,7 +183,7 @@ fn generate(args: GenerateArgs) -> Result<(), ModelError> {
         repeat_penalty: args.repeat_penalty,
         seed: args.seed,
     };
-    let options = SessionOptions { context: args.device.context, ..Default::default() };
+    let options = args.device.session_options();
     let mut session = Session::new(tm.model.clone(), options)?;
     ctrlc_cancel();
     let mut stream = TextStream::default();
@@ -233,7 +249,11 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
             (seed >> 8) % vocab
         })
         .collect();
-    let options = SessionOptions { context: args.device.context.max(args.prompt_len + args.gen_len + 8), prefill_chunk: 512, ..Default::default() };
+    let options = SessionOptions {
+        context: args.device.context.max(args.prompt_len + args.gen_len + 8),
+        prefill_chunk: 512,
+        ..args.device.session_options()
+    };
     let mut session = Session::new(tm.model.clone(), options)?;
     let sampling = Sampling::default();
     // Warm up: first submissions page in memory and finish driver compilation.
@@ -271,6 +291,8 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "fraction_of_roofline": best_tg / roofline,
         "load_seconds": load_seconds,
         "adapter": gpu.report().name,
+        "matvec_wg": args.device.matvec_wg,
+        "matvec_rows": args.device.matvec_rows,
         "shader_f16": gpu.f16,
         "subgroups": gpu.subgroups,
     });

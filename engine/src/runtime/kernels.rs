@@ -20,7 +20,7 @@ pub enum Slot {
 pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
-    pub slots: &'static [Slot],
+    pub slots: Vec<Slot>,
 }
 
 /// Which shader variant: the file, the weight type it reads, its defines and
@@ -30,14 +30,15 @@ pub struct KernelKey {
     pub file: &'static str,
     pub wtype: Option<DType>,
     pub defines: Vec<&'static str>,
-    /// Mat-vec lanes per output group, and outputs per group (0: not a mat-vec).
+    /// Mat-vec workgroup size, lanes per output group, and outputs per group (0: not a mat-vec).
+    pub wg: u32,
     pub tpr: u32,
     pub rows: u32,
 }
 
 impl KernelKey {
     pub fn new(file: &'static str) -> Self {
-        Self { file, wtype: None, defines: Vec::new(), tpr: 0, rows: 0 }
+        Self { file, wtype: None, defines: Vec::new(), wg: 0, tpr: 0, rows: 0 }
     }
 
     pub fn weight(mut self, dtype: DType) -> Self {
@@ -50,7 +51,8 @@ impl KernelKey {
         self
     }
 
-    pub fn matvec_shape(mut self, tpr: u32, rows: u32) -> Self {
+    pub fn matvec_shape(mut self, wg: u32, tpr: u32, rows: u32) -> Self {
+        self.wg = wg;
         self.tpr = tpr;
         self.rows = rows;
         self
@@ -71,14 +73,24 @@ fn wtype_file(dtype: DType) -> &'static str {
     }
 }
 
-/// The binding signature of each shader file.
-fn slots_of(key: &KernelKey) -> &'static [Slot] {
+/// The binding signature of each shader file, in binding order.
+fn slots_of(key: &KernelKey) -> Vec<Slot> {
     use Slot::*;
-    match key.file {
+    let has = |d: &str| key.defines.contains(&d);
+    if key.file == "matvec.wgsl" {
+        let mut s = vec![Uniform, Uniform, Read, Read, Write];
+        if has("MOE") {
+            s.extend([Read, Read]);
+        }
+        if has("NORM") {
+            s.push(Read);
+        }
+        return s;
+    }
+    let fixed: &[Slot] = match key.file {
         "embed.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "rmsnorm.wgsl" => &[Uniform, Uniform, Read, Read, Write],
-        "matvec.wgsl" if key.defines.contains(&"MOE") => &[Uniform, Uniform, Read, Read, Write, Read, Read],
-        "matvec.wgsl" | "matmul.wgsl" => &[Uniform, Uniform, Read, Read, Write],
+        "matmul.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "swiglu.wgsl" => &[Uniform, Uniform, Read, Write],
         "rope.wgsl" => &[Uniform, Uniform, Read, Read, Read, Read, Write, Write, Write],
         "attention.wgsl" | "attention_split.wgsl" => &[Uniform, Uniform, Read, Read, Read, Write],
@@ -88,7 +100,8 @@ fn slots_of(key: &KernelKey) -> &'static [Slot] {
         "sample.wgsl" => &[Uniform, Uniform, Read, Write, Write, Write],
         "mark_seen.wgsl" => &[Uniform, Read, Write],
         other => panic!("no binding signature for {other}"),
-    }
+    };
+    fixed.to_vec()
 }
 
 /// Creates pipelines on first use and keeps them.
@@ -152,8 +165,11 @@ impl Kernels {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants: Vec<(&str, f64)> =
-            if key.tpr > 0 { vec![("TPR", f64::from(key.tpr)), ("ROWS", f64::from(key.rows))] } else { Vec::new() };
+        let constants: Vec<(&str, f64)> = if key.tpr > 0 {
+            vec![("WG", f64::from(key.wg)), ("TPR", f64::from(key.tpr)), ("ROWS", f64::from(key.rows))]
+        } else {
+            Vec::new()
+        };
         let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: Some(&pipeline_layout),

@@ -29,24 +29,42 @@ pub fn dot_unit(dtype: DType) -> u64 {
     if dtype.is_quantized() { 32 } else { 8 }
 }
 
-/// How a mat-vec over `units` dot units is laid out: lanes sharing each
-/// output group's columns, and the group's outputs.
+/// How mat-vecs are laid out on the device: lanes per workgroup, and outputs
+/// per lane group. Bigger groups read x fewer times; more workgroups keep more
+/// loads in flight.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tuning {
+    pub matvec_wg: u32,
+    pub matvec_rows: u32,
+}
+
+impl Tuning {
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 128, matvec_rows: 2 };
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct MatvecShape {
+    pub wg: u32,
     pub lanes: u32,
     pub rows: u32,
 }
 
 impl MatvecShape {
-    /// `rows`: outputs per group (8 rows; 4 gate/up pairs read 8 rows too).
-    pub fn new(units: u64, rows: u32) -> Self {
+    pub fn new(units: u64, tuning: Tuning) -> Self {
         let pow = 1u64 << (63 - units.max(1).leading_zeros());
-        Self { lanes: pow.clamp(4, 64) as u32, rows }
+        let wg = tuning.matvec_wg.clamp(64, 256);
+        Self { wg, lanes: (pow as u32).clamp(4, wg), rows: tuning.matvec_rows.clamp(1, 8) }
     }
 
-    /// Outputs one workgroup of 64 lanes makes.
+    /// Outputs one workgroup makes.
     pub fn per_workgroup(self) -> u32 {
-        64 / self.lanes * self.rows
+        self.wg / self.lanes * self.rows
     }
 
     fn groups(self, outputs: u64) -> Count {
@@ -83,7 +101,11 @@ pub struct Ops<'a> {
     pub gpu: &'a Gpu,
     pub kernels: &'a Kernels,
     pub step: &'a wgpu::Buffer,
+    pub tuning: Tuning,
 }
+
+/// An RMSNorm applied inside a mat-vec: the gains and epsilon.
+pub type Norm<'b> = Option<(&'b wgpu::Buffer, f32)>;
 
 impl<'a> Ops<'a> {
     fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
@@ -121,9 +143,9 @@ impl<'a> Ops<'a> {
             out.push(match pass {
                 Pass::Decode => {
                     let units = m.cols() / dot_unit(m.dtype());
-                    let shape = MatvecShape::new(units, 8);
+                    let shape = MatvecShape::new(units, self.tuning);
                     let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
-                    let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).matvec_shape(shape.lanes, shape.rows);
+                    let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).matvec_shape(shape.wg, shape.lanes, shape.rows);
                     let groups = [shape.groups(part.rows), tokens];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
@@ -138,21 +160,45 @@ impl<'a> Ops<'a> {
         out
     }
 
+    /// y[t, out_first + row] = W · rmsnorm(x[t]) (decode): the norm fused into the mat-vec.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_norm(&self, m: &GpuMatrix, x: &wgpu::Buffer, gain: &wgpu::Buffer, eps: f32, y: &wgpu::Buffer, y_stride: u64, out_first: u64, tokens: Count) -> Vec<Dispatch> {
+        let units = m.cols() / dot_unit(m.dtype());
+        let shape = MatvecShape::new(units, self.tuning);
+        m.parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let g = geom(m, i);
+                let first = (out_first + part.first_row) as u32;
+                let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, m.cols() as u32, 0, 0, 0, 0, 0, eps.to_bits(), 0];
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("STORE").define("NORM").matvec_shape(shape.wg, shape.lanes, shape.rows);
+                self.dispatch(key, Some(&p), &[&part.buffer, x, y, gain], [shape.groups(part.rows), tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
+            })
+            .collect()
+    }
+
     /// y[t, p] = silu(gate_p · x[t]) * (up_p · x[t]) over a gate/up matrix
     /// interleaved in tiles of `tile` (decode).
-    pub fn swiglu_matvec(&self, m: &GpuMatrix, tile: u64, x: &wgpu::Buffer, y: &wgpu::Buffer, width: u64) -> Vec<Dispatch> {
+    pub fn swiglu_matvec(&self, m: &GpuMatrix, tile: u64, x: &wgpu::Buffer, norm: Norm<'_>, y: &wgpu::Buffer, width: u64) -> Vec<Dispatch> {
         let units = m.cols() / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, 4);
+        let shape = MatvecShape::new(units, self.tuning);
+        let eps = norm.map_or(0.0, |n| n.1);
         m.parts
             .iter()
             .enumerate()
             .map(|(i, part)| {
                 let g = geom(m, i);
                 let pairs = part.rows / 2;
-                let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, 0, 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").matvec_shape(shape.lanes, shape.rows);
+                let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, eps.to_bits(), 0];
+                let mut key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").matvec_shape(shape.wg, shape.lanes, shape.rows);
+                let mut buffers = vec![&part.buffer, x, y];
+                if let Some((gain, _)) = norm {
+                    key = key.define("NORM");
+                    buffers.push(gain);
+                }
                 let groups = [shape.groups(pairs), Count::tokens()];
-                self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("swiglu-matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
+                self.dispatch(key, Some(&p), &buffers, groups, format!("swiglu-matvec{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
@@ -248,10 +294,12 @@ impl<'a> Ops<'a> {
     }
 
     /// act[t*k + s] = SwiGLU of the expert chosen in slot s, for each token.
-    pub fn moe_gate_up(&self, m: &GpuMatrix, tile: u64, expert_ffn: u64, top_k: u32, x: &wgpu::Buffer, act: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn moe_gate_up(&self, m: &GpuMatrix, tile: u64, expert_ffn: u64, top_k: u32, x: &wgpu::Buffer, norm: Norm<'_>, act: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
         let (fe, d) = (expert_ffn, m.cols());
         let units = d / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, 4);
+        let shape = MatvecShape::new(units, self.tuning);
+        let eps = norm.map_or(0.0, |n| n.1);
         m.parts
             .iter()
             .enumerate()
@@ -259,10 +307,15 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let e_lo = part.first_row / (2 * fe);
                 let e_hi = e_lo + part.rows / (2 * fe);
-                let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, 0, 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").matvec_shape(shape.lanes, shape.rows);
+                let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, eps.to_bits(), 0];
+                let mut key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").matvec_shape(shape.wg, shape.lanes, shape.rows);
+                let mut buffers = vec![&part.buffer, x, act, sel, sel_w];
+                if let Some((gain, _)) = norm {
+                    key = key.define("NORM");
+                    buffers.push(gain);
+                }
                 let groups = [shape.groups(fe), Count::Tokens { per: top_k, div: 1 }];
-                self.dispatch(key, Some(&p), &[&part.buffer, x, act, sel, sel_w], groups, format!("moe-gate-up {} {}x{}", m.dtype(), part.rows, m.cols()))
+                self.dispatch(key, Some(&p), &buffers, groups, format!("moe-gate-up{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
@@ -272,7 +325,7 @@ impl<'a> Ops<'a> {
     pub fn moe_down(&self, m: &GpuMatrix, hidden: u64, top_k: u32, act: &wgpu::Buffer, x: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
         let fe = m.cols();
         let units = fe / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, 8);
+        let shape = MatvecShape::new(units, self.tuning);
         m.parts
             .iter()
             .enumerate()
@@ -281,7 +334,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_DOWN").matvec_shape(shape.lanes, shape.rows);
+                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_DOWN").matvec_shape(shape.wg, shape.lanes, shape.rows);
                 let groups = [shape.groups(hidden), Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::{
     kernels::{uniform, Count, Dispatch},
     model::{Ffn, GateUp, Mixer, Model, Qkv},
-    ops::{Epilogue, HeadShape, Ops, Pass, Routing},
+    ops::{Epilogue, HeadShape, Ops, Pass, Routing, Tuning},
     weights::GpuMatrix,
 };
 use crate::{
@@ -25,11 +25,13 @@ pub struct SessionOptions {
     pub kv_f16: bool,
     /// Also compute the logits of every prompt position (tests).
     pub all_logits: bool,
+    /// Kernel shapes (benchmarks sweep them).
+    pub tuning: Tuning,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { context: 4096, prefill_chunk: 256, kv_f16: true, all_logits: false }
+        Self { context: 4096, prefill_chunk: 256, kv_f16: true, all_logits: false, tuning: Tuning::default() }
     }
 }
 
@@ -128,12 +130,13 @@ struct Builder<'a> {
     model: &'a Model,
     bufs: &'a Buffers,
     kv_f16: bool,
+    tuning: Tuning,
     out: Vec<Dispatch>,
 }
 
 impl<'a> Builder<'a> {
     fn ops(&self) -> Ops<'a> {
-        Ops { gpu: &self.model.gpu, kernels: &self.model.kernels, step: &self.bufs.step }
+        Ops { gpu: &self.model.gpu, kernels: &self.model.kernels, step: &self.bufs.step, tuning: self.tuning }
     }
 
     fn matrix(&self, name: &str) -> &'a GpuMatrix {
@@ -163,6 +166,29 @@ impl<'a> Builder<'a> {
         HeadShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32, capacity: (kc.size() / kv_width) as u32 }
     }
 
+    /// `name` applied to the layer's input: normed by `gain` first. Decode
+    /// fuses the norm into the mat-vec (reading x); prefill normalizes into h
+    /// once (see `prenorm`) and multiplies h.
+    #[allow(clippy::too_many_arguments)]
+    fn normed_linear(&mut self, pass: Pass, name: &str, gain: &str, y: &wgpu::Buffer, y_stride: u64, out_first: u64) {
+        let (b, c) = (self.bufs, self.model.config());
+        let d = c.hidden as u64;
+        match pass {
+            Pass::Decode => {
+                let ds = self.ops().matvec_norm(self.matrix(name), &b.x, self.vector(gain), c.norm_eps, y, y_stride, out_first, Count::tokens());
+                self.out.extend(ds);
+            }
+            Pass::Prefill => self.linear(pass, name, &b.h, d, y, y_stride, out_first, Epilogue::Store, Count::tokens()),
+        }
+    }
+
+    /// Prefill normalizes the residual stream into h for the mat-mats that follow.
+    fn prenorm(&mut self, pass: Pass, gain: &str) {
+        if pass == Pass::Prefill {
+            self.rmsnorm(gain, false);
+        }
+    }
+
     fn layer(&mut self, pass: Pass, l: usize) {
         let model = self.model;
         let c = model.config();
@@ -170,10 +196,11 @@ impl<'a> Builder<'a> {
         let layer = &model.graph.layers[l];
         let (d, hd) = (c.hidden as u64, c.head_dim as u64);
         let tok = Count::tokens();
-        self.rmsnorm(&layer.attn_norm, false);
+        let eps = c.norm_eps;
+        self.prenorm(pass, &layer.attn_norm);
         match &layer.mixer {
             Mixer::Conv { in_proj, taps, out_proj } => {
-                self.linear(pass, in_proj, &b.h, d, &b.z, 3 * d, 0, Epilogue::Store, tok);
+                self.normed_linear(pass, in_proj, &layer.attn_norm, &b.z, 3 * d, 0);
                 let state = b.layers[l].conv.as_ref().expect("conv state");
                 let conv = self.ops().shortconv(&b.z, self.vector(taps), state, &b.act, d as u32);
                 self.out.push(conv);
@@ -183,17 +210,17 @@ impl<'a> Builder<'a> {
                 let (nq, nkv) = (c.n_heads as u64 * hd, c.n_kv_heads as u64 * hd);
                 let stride = nq + 2 * nkv;
                 match qkv {
-                    Qkv::Fused(name) => self.linear(pass, name, &b.h, d, &b.z, stride, 0, Epilogue::Store, tok),
+                    Qkv::Fused(name) => self.normed_linear(pass, name, &layer.attn_norm, &b.z, stride, 0),
                     Qkv::Separate([q, k, v]) => {
-                        self.linear(pass, q, &b.h, d, &b.z, stride, 0, Epilogue::Store, tok);
-                        self.linear(pass, k, &b.h, d, &b.z, stride, nq, Epilogue::Store, tok);
-                        self.linear(pass, v, &b.h, d, &b.z, stride, nq + nkv, Epilogue::Store, tok);
+                        self.normed_linear(pass, q, &layer.attn_norm, &b.z, stride, 0);
+                        self.normed_linear(pass, k, &layer.attn_norm, &b.z, stride, nq);
+                        self.normed_linear(pass, v, &layer.attn_norm, &b.z, stride, nq + nkv);
                     }
                 }
                 let shape = self.head_shape(l);
                 let (kc, vc) = b.layers[l].kv.as_ref().expect("kv cache");
                 let norms = match (q_norm, k_norm) {
-                    (Some(qn), Some(kn)) => Some((self.vector(qn), self.vector(kn), c.norm_eps)),
+                    (Some(qn), Some(kn)) => Some((self.vector(qn), self.vector(kn), eps)),
                     _ => None,
                 };
                 let neox = c.rope_style == RopeStyle::Neox;
@@ -206,13 +233,14 @@ impl<'a> Builder<'a> {
                 self.linear(pass, out, &b.act, nq, &b.x, d, 0, Epilogue::Add, tok);
             }
         }
-        self.rmsnorm(&layer.ffn_norm, false);
+        self.prenorm(pass, &layer.ffn_norm);
+        let gain = self.vector(&layer.ffn_norm);
         match &layer.ffn {
             Ffn::Dense { gate_up, down } => {
                 let f = c.ffn as u64;
                 match (gate_up, pass) {
                     (GateUp::Fused { name, tile }, Pass::Decode) => {
-                        let ds = self.ops().swiglu_matvec(self.matrix(name), *tile, &b.h, &b.act, f);
+                        let ds = self.ops().swiglu_matvec(self.matrix(name), *tile, &b.x, Some((gain, eps)), &b.act, f);
                         self.out.extend(ds);
                     }
                     (GateUp::Fused { name, tile }, Pass::Prefill) => {
@@ -221,8 +249,8 @@ impl<'a> Builder<'a> {
                         self.out.push(sw);
                     }
                     (GateUp::Separate { gate, up }, _) => {
-                        self.linear(pass, gate, &b.h, d, &b.z, 2 * f, 0, Epilogue::Store, tok);
-                        self.linear(pass, up, &b.h, d, &b.z, 2 * f, f, Epilogue::Store, tok);
+                        self.normed_linear(pass, gate, &layer.ffn_norm, &b.z, 2 * f, 0);
+                        self.normed_linear(pass, up, &layer.ffn_norm, &b.z, 2 * f, f);
                         let sw = self.ops().swiglu(&b.z, &b.act, f, f);
                         self.out.push(sw);
                     }
@@ -232,11 +260,18 @@ impl<'a> Builder<'a> {
             Ffn::Moe { router, bias, gate_up, tile, down } => {
                 let m = c.moe.as_ref().expect("MoE config");
                 let routing = Routing { n_experts: m.n_experts as u32, top_k: m.top_k as u32, norm_topk: m.norm_topk, scale: m.routed_scale };
-                // Routing reads its small matrix once per token, in both passes.
-                self.linear(Pass::Decode, router, &b.h, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok);
+                // Experts run per token in both passes: routing and expert products are mat-vecs.
+                let (input, norm) = match pass {
+                    Pass::Decode => (&b.x, Some((gain, eps))),
+                    Pass::Prefill => (&b.h, None),
+                };
                 let ops = self.ops();
+                match norm {
+                    Some((g, e)) => self.out.extend(ops.matvec_norm(self.matrix(router), input, g, e, &b.router_logits, u64::from(routing.n_experts), 0, tok)),
+                    None => self.out.extend(ops.linear(Pass::Decode, self.matrix(router), input, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok)),
+                }
                 self.out.push(ops.moe_route(routing, &b.router_logits, self.vector(bias), &b.sel, &b.sel_w));
-                self.out.extend(ops.moe_gate_up(self.matrix(gate_up), *tile, m.expert_ffn as u64, routing.top_k, &b.h, &b.moe_act, &b.sel, &b.sel_w));
+                self.out.extend(ops.moe_gate_up(self.matrix(gate_up), *tile, m.expert_ffn as u64, routing.top_k, input, norm, &b.moe_act, &b.sel, &b.sel_w));
                 self.out.extend(ops.moe_down(self.matrix(down), d, routing.top_k, &b.moe_act, &b.x, &b.sel, &b.sel_w));
             }
         }
@@ -381,7 +416,7 @@ impl Session {
             out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
             layers,
         };
-        let builder = || Builder { model: &model, bufs: &bufs, kv_f16, out: Vec::new() };
+        let builder = || Builder { model: &model, bufs: &bufs, kv_f16, tuning: options.tuning, out: Vec::new() };
         let prefill = builder().body(Pass::Prefill);
         let decode = builder().body(Pass::Decode);
         let head = builder().head();

@@ -30,7 +30,7 @@ pub fn load(gpu: &Gpu, path: &std::path::Path) -> Rc<Model> {
 }
 
 pub fn session(model: &Rc<Model>, all_logits: bool, kv_f16: bool) -> Session {
-    Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16, all_logits }).unwrap()
+    Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16, all_logits, ..Default::default() }).unwrap()
 }
 
 /// max |a - b| / max |b|.
