@@ -13,6 +13,8 @@
 //               rows interleaved in tiles of `tile` rows
 //   MOE_GATE_UP as SWIGLU for the expert chosen in slot s of token t (y = t*k + s)
 //   MOE_DOWN    Y[t, r] += Σ_s weight_s * (row r of expert_s · a[t*k + s])
+// (Naga takes subgroup built-ins without `enable subgroups;` when the device has
+// the feature, and rejects the directive.)
 #include "step.wgsl"
 
 override WG: u32 = 64u;
@@ -56,9 +58,6 @@ fn wg() -> WeightGeom { return P.geom; }
 #include "quant/common.wgsl"
 #include "quant/{{WTYPE}}.wgsl"
 
-// Partial sums: [value][lane], up to 17 values (8 gate rows, 8 up rows, Σx²).
-var<workgroup> part: array<f32, 17u * WG>;
-
 // Σx² of the units this lane loads (NORM).
 var<private> sumsq: f32;
 
@@ -77,24 +76,39 @@ fn load_x(base: u32) -> array<vec4<f32>, 8> {
     return xv;
 }
 
-// Sums values first..first+n over the TPR lanes of every group; lane 0 of a
-// group then finds value v's sum at part[v * WG + lid].
-fn reduce(first: u32, n: u32, lid: u32) {
+#if SUBGROUP_REDUCE
+// A group's lanes are consecutive lanes of one subgroup: butterfly shuffles,
+// no barriers. Every lane gets the sum.
+fn lane_sum(v: f32, lid: u32) -> f32 {
+    var s = v;
+    for (var m = TPR / 2u; m > 0u; m /= 2u) {
+        s += subgroupShuffleXor(s, m);
+    }
+    return s;
+}
+#else
+var<workgroup> part: array<f32, WG>;
+
+// A tree in workgroup memory; lane 0 of each group gets the sum.
+fn lane_sum(v: f32, lid: u32) -> f32 {
+    part[lid] = v;
     workgroupBarrier();
     for (var s = TPR / 2u; s > 0u; s /= 2u) {
         if ((lid % TPR) < s) {
-            for (var v = first; v < first + n; v++) {
-                part[v * WG + lid] += part[v * WG + lid + s];
-            }
+            part[lid] += part[lid + s];
         }
         workgroupBarrier();
     }
+    let r = part[lid];
+    workgroupBarrier();
+    return r;
 }
+#endif
 
-// 1 / rms(x) of the group's token (NORM; after reduce), or 1.
+// 1 / rms(x) of the group's token (NORM), or 1.
 fn inv_rms(lid: u32) -> f32 {
 #if NORM
-    return inverseSqrt(part[16u * WG + lid] / f32(P.units * QU) + P.norm_eps);
+    return inverseSqrt(lane_sum(sumsq, lid) / f32(P.units * QU) + P.norm_eps);
 #else
     return 1.0;
 #endif
@@ -122,23 +136,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    for (var r = 0u; r < ROWS; r++) { part[r * WG + lid] = acc[r]; }
-    part[16u * WG + lid] = sumsq;
-    reduce(0u, ROWS, lid);
-#if NORM
-    reduce(16u, 1u, lid);
-#endif
-    if (lane == 0u) {
-        let scale = inv_rms(lid);
-        for (var r = 0u; r < ROWS; r++) {
-            if (first + r < P.n_out) {
-                let o = y * P.out_stride + P.out_first + first + r;
+    let scale = inv_rms(lid);
+    for (var r = 0u; r < ROWS; r++) {
+        let sum = lane_sum(acc[r], lid);
+        if (lane == 0u && first + r < P.n_out) {
+            let o = y * P.out_stride + P.out_first + first + r;
 #if STORE
-                Y[o] = part[r * WG + lid] * scale;
+            Y[o] = sum * scale;
 #else
-                Y[o] = Y[o] + part[r * WG + lid] * scale;
+            Y[o] = Y[o] + sum * scale;
 #endif
-            }
         }
     }
 #endif
@@ -168,22 +175,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
+    let scale = inv_rms(lid);
     for (var r = 0u; r < ROWS; r++) {
-        part[r * WG + lid] = acc[r];
-        part[(r + 8u) * WG + lid] = up[r];
-    }
-    part[16u * WG + lid] = sumsq;
-    reduce(0u, ROWS, lid);
-    reduce(8u, ROWS, lid);
-#if NORM
-    reduce(16u, 1u, lid);
-#endif
-    if (live && lane == 0u) {
-        let scale = inv_rms(lid);
-        for (var r = 0u; r < ROWS; r++) {
-            if (first + r < P.n_out) {
-                Y[y * P.out_stride + P.out_first + first + r] = silu(part[r * WG + lid] * scale) * (part[(r + 8u) * WG + lid] * scale);
-            }
+        let g = lane_sum(acc[r], lid) * scale;
+        let u = lane_sum(up[r], lid) * scale;
+        if (live && lane == 0u && first + r < P.n_out) {
+            Y[y * P.out_stride + P.out_first + first + r] = silu(g) * u;
         }
     }
 #endif
@@ -205,14 +202,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    for (var r = 0u; r < ROWS; r++) { part[r * WG + lid] = acc[r]; }
-    reduce(0u, ROWS, lid);
-    if (lane == 0u) {
-        for (var r = 0u; r < ROWS; r++) {
-            if (first + r < P.n_out) {
-                let o = y * P.out_stride + P.out_first + first + r;
-                Y[o] = Y[o] + part[r * WG + lid];
-            }
+    for (var r = 0u; r < ROWS; r++) {
+        let sum = lane_sum(acc[r], lid);
+        if (lane == 0u && first + r < P.n_out) {
+            let o = y * P.out_stride + P.out_first + first + r;
+            Y[o] = Y[o] + sum;
         }
     }
 #endif

@@ -65,6 +65,8 @@ pub struct Gpu {
     pub f16: bool,
     /// Subgroup operations are enabled on the device.
     pub subgroups: bool,
+    /// The smallest subgroup the device may run (0 without subgroups).
+    pub subgroup_min_size: u32,
     /// Features the browser lists for its adapter (empty natively); wgpu's
     /// WebGPU backend does not pass all of them on.
     pub browser_features: Vec<String>,
@@ -132,11 +134,14 @@ impl Gpu {
             .await
             .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
         let features = device.features();
+        let info = adapter.get_info();
+        let subgroups = features.contains(wgpu::Features::SUBGROUP);
         Ok(Self {
             f16: features.contains(wgpu::Features::SHADER_F16),
-            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            subgroups,
+            subgroup_min_size: if subgroups { info.subgroup_min_size } else { 0 },
             limits: device.limits(),
-            info: adapter.get_info(),
+            info,
             adapter_features,
             browser_features: Vec::new(),
             device,

@@ -35,11 +35,13 @@ pub fn dot_unit(dtype: DType) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tuning {
     pub matvec_wg: u32,
+    /// Lanes sharing one output's columns (at most; fewer for short rows).
+    pub matvec_lanes: u32,
     pub matvec_rows: u32,
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 128, matvec_rows: 2 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 128, matvec_lanes: 8, matvec_rows: 1 };
 }
 
 impl Default for Tuning {
@@ -59,7 +61,8 @@ impl MatvecShape {
     pub fn new(units: u64, tuning: Tuning) -> Self {
         let pow = 1u64 << (63 - units.max(1).leading_zeros());
         let wg = tuning.matvec_wg.clamp(64, 256);
-        Self { wg, lanes: (pow as u32).clamp(4, wg), rows: tuning.matvec_rows.clamp(1, 8) }
+        let lanes = (pow as u32).min(tuning.matvec_lanes.next_power_of_two()).clamp(1, wg);
+        Self { wg, lanes, rows: tuning.matvec_rows.clamp(1, 8) }
     }
 
     /// Outputs one workgroup makes.
@@ -108,6 +111,19 @@ pub struct Ops<'a> {
 pub type Norm<'b> = Option<(&'b wgpu::Buffer, f32)>;
 
 impl<'a> Ops<'a> {
+    /// A mat-vec kernel key: lanes reduce by subgroup shuffles where a group
+    /// fits in the device's smallest subgroup.
+    fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape) -> KernelKey {
+        let mut key = KernelKey::new("matvec.wgsl").weight(dtype).define("DOT");
+        for d in defines {
+            key = key.define(d);
+        }
+        if self.gpu.subgroups && shape.lanes <= self.gpu.subgroup_min_size {
+            key = key.define("SUBGROUP_REDUCE");
+        }
+        key.matvec_shape(shape.wg, shape.lanes, shape.rows)
+    }
+
     fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
         let label = label.into();
         let kernel = self.kernels.get(self.gpu, &key);
@@ -145,7 +161,7 @@ impl<'a> Ops<'a> {
                     let units = m.cols() / dot_unit(m.dtype());
                     let shape = MatvecShape::new(units, self.tuning);
                     let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
-                    let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define(define).matvec_shape(shape.wg, shape.lanes, shape.rows);
+                    let key = self.matvec_key(m.dtype(), &[define], shape);
                     let groups = [shape.groups(part.rows), tokens];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
@@ -172,7 +188,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let first = (out_first + part.first_row) as u32;
                 let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, m.cols() as u32, 0, 0, 0, 0, 0, eps.to_bits(), 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("STORE").define("NORM").matvec_shape(shape.wg, shape.lanes, shape.rows);
+                let key = self.matvec_key(m.dtype(), &["STORE", "NORM"], shape);
                 self.dispatch(key, Some(&p), &[&part.buffer, x, y, gain], [shape.groups(part.rows), tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
@@ -191,7 +207,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let pairs = part.rows / 2;
                 let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, eps.to_bits(), 0];
-                let mut key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("SWIGLU").matvec_shape(shape.wg, shape.lanes, shape.rows);
+                let mut key = self.matvec_key(m.dtype(), &["SWIGLU"], shape);
                 let mut buffers = vec![&part.buffer, x, y];
                 if let Some((gain, _)) = norm {
                     key = key.define("NORM");
@@ -308,7 +324,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / (2 * fe);
                 let e_hi = e_lo + part.rows / (2 * fe);
                 let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, eps.to_bits(), 0];
-                let mut key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_GATE_UP").matvec_shape(shape.wg, shape.lanes, shape.rows);
+                let mut key = self.matvec_key(m.dtype(), &["MOE", "MOE_GATE_UP"], shape);
                 let mut buffers = vec![&part.buffer, x, act, sel, sel_w];
                 if let Some((gain, _)) = norm {
                     key = key.define("NORM");
@@ -334,7 +350,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, 0];
-                let key = KernelKey::new("matvec.wgsl").weight(m.dtype()).define("DOT").define("MOE").define("MOE_DOWN").matvec_shape(shape.wg, shape.lanes, shape.rows);
+                let key = self.matvec_key(m.dtype(), &["MOE", "MOE_DOWN"], shape);
                 let groups = [shape.groups(hidden), Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
