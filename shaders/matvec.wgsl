@@ -1,11 +1,10 @@
 // y = W·x for a few tokens at a time (decode), reading each weight once per token.
-// A workgroup of 64 lanes is split into groups of TPR lanes; each group makes
-// ROWS outputs, its lanes sharing the columns. A lane loads x for one dot unit
-// into registers once and multiplies it with all of its group's rows, so x is
-// read once per ROWS rows rather than once per row.
-// With NORM, x is the residual stream and the kernel applies RMSNorm on the
-// way in: W·(g ⊙ x) / rms(x), where every lane group sums x² over the columns
-// it reads anyway (saving a dispatch and a pass over x per norm).
+// A workgroup of WG lanes is split into groups of TPR lanes, one output per
+// group; a group's lanes share the output's columns, four dot units at a time
+// so that each lane has several 128-bit weight loads in flight, then sum by
+// subgroup shuffles (SUBGROUP_REDUCE) or in workgroup memory.
+// With NORM, x is the residual stream and RMSNorm is applied on the way in:
+// W·(g ⊙ x) / rms(x) (saving a dispatch and a pass over x per norm).
 // MODE (set by the engine):
 //   STORE       Y[t, out_first + r]  = row r · x[t]
 //   ADD         Y[t, out_first + r] += row r · x[t]               (residual add)
@@ -13,13 +12,12 @@
 //               rows interleaved in tiles of `tile` rows
 //   MOE_GATE_UP as SWIGLU for the expert chosen in slot s of token t (y = t*k + s)
 //   MOE_DOWN    Y[t, r] += Σ_s weight_s * (row r of expert_s · a[t*k + s])
-// (Naga takes subgroup built-ins without `enable subgroups;` when the device has
-// the feature, and rejects the directive.)
+// (Naga takes subgroup built-ins without `enable subgroups;` when the device
+// has the feature, and rejects the directive.)
 #include "step.wgsl"
 
-override WG: u32 = 64u;
-override TPR: u32 = 64u;
-override ROWS: u32 = 8u;
+override WG: u32 = 128u;
+override TPR: u32 = 32u;
 
 struct Params {
     geom: WeightGeom,
@@ -39,7 +37,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<uniform> S: Step;
-@group(0) @binding(2) var<storage, read> W: array<u32>;
+@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 #if MOE
@@ -55,25 +53,36 @@ struct Params {
 #endif
 
 fn wg() -> WeightGeom { return P.geom; }
+
+// x for the dot units; with NORM, scaled by the norm's gains (x_stride is the
+// norm's width then).
+fn xv4(i: u32) -> vec4<f32> {
+#if NORM
+    return X[i] * gain[i % (P.x_stride / 4u)];
+#else
+    return X[i];
+#endif
+}
+
 #include "quant/common.wgsl"
 #include "quant/{{WTYPE}}.wgsl"
 
-// Σx² of the units this lane loads (NORM).
-var<private> sumsq: f32;
-
-// x for one dot unit; with NORM, scaled by the norm's gains.
-fn load_x(base: u32) -> array<vec4<f32>, 8> {
-    var xv: array<vec4<f32>, 8>;
-    for (var i = 0u; i < QU / 4u; i++) {
-        let v = X[base / 4u + i];
-#if NORM
-        sumsq += dot(v, v);
-        xv[i] = v * gain[(base % P.x_stride) / 4u + i];
-#else
-        xv[i] = v;
-#endif
+// Σ over this lane's units of row · x, four units per step.
+fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
+    let x4 = xb / 4u;
+    var acc = 0.0;
+    var u = lane;
+    for (; u + 3u * TPR < P.units; u += 4u * TPR) {
+        let a = dq_dot(row, u, x4 + u * (QU / 4u));
+        let b = dq_dot(row, u + TPR, x4 + (u + TPR) * (QU / 4u));
+        let c = dq_dot(row, u + 2u * TPR, x4 + (u + 2u * TPR) * (QU / 4u));
+        let d = dq_dot(row, u + 3u * TPR, x4 + (u + 3u * TPR) * (QU / 4u));
+        acc += (a + b) + (c + d);
     }
-    return xv;
+    for (; u < P.units; u += TPR) {
+        acc += dq_dot(row, u, x4 + u * (QU / 4u));
+    }
+    return acc;
 }
 
 #if SUBGROUP_REDUCE
@@ -105,10 +114,15 @@ fn lane_sum(v: f32, lid: u32) -> f32 {
 }
 #endif
 
-// 1 / rms(x) of the group's token (NORM), or 1.
-fn inv_rms(lid: u32) -> f32 {
+// 1 / rms(x[t]) (NORM), or 1: the group's lanes sum x² over their units.
+fn inv_rms(t: u32, lane: u32, lid: u32) -> f32 {
 #if NORM
-    return inverseSqrt(lane_sum(sumsq, lid) / f32(P.units * QU) + P.norm_eps);
+    var ss = 0.0;
+    for (var i = lane; i < P.x_stride / 4u; i += TPR) {
+        let v = X[t * (P.x_stride / 4u) + i];
+        ss += dot(v, v);
+    }
+    return inverseSqrt(lane_sum(ss, lid) / f32(P.x_stride) + P.norm_eps);
 #else
     return 1.0;
 #endif
@@ -122,92 +136,67 @@ fn silu(g: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let lane = lid % TPR;
-    let first = ((wid.x + wid.z * nwg.x) * (WG / TPR) + lid / TPR) * ROWS;
+    let r = (wid.x + wid.z * nwg.x) * (WG / TPR) + lid / TPR;
     let y = wid.y;
-    var acc: array<f32, 8>;
-    sumsq = 0.0;
+    let valid = r < P.n_out;
 
 #if STORE || ADD
-    for (var u = lane; u < P.units; u += TPR) {
-        var xv = load_x(y * P.x_stride + u * QU);
-        for (var r = 0u; r < ROWS; r++) {
-            if (first + r < P.n_out) {
-                acc[r] += dq_dot_x(first + r, u, &xv);
-            }
-        }
+    var acc = 0.0;
+    if (valid) {
+        acc = row_dot(r, y * P.x_stride, lane);
     }
-    let scale = inv_rms(lid);
-    for (var r = 0u; r < ROWS; r++) {
-        let sum = lane_sum(acc[r], lid);
-        if (lane == 0u && first + r < P.n_out) {
-            let o = y * P.out_stride + P.out_first + first + r;
+    let sum = lane_sum(acc, lid) * inv_rms(y, lane, lid);
+    if (valid && lane == 0u) {
+        let o = y * P.out_stride + P.out_first + r;
 #if STORE
-            Y[o] = sum * scale;
+        Y[o] = sum;
 #else
-            Y[o] = Y[o] + sum * scale;
+        Y[o] = Y[o] + sum;
 #endif
-        }
     }
 #endif
 
 #if SWIGLU || MOE_GATE_UP
-    var up: array<f32, 8>;
     var base = 0u;
-    var live = true;
+    var live = valid;
 #if MOE_GATE_UP
     let e = sel[y];
-    live = e >= P.e_lo && e < P.e_hi;
+    live = live && e >= P.e_lo && e < P.e_hi;
     base = (e - P.e_lo) * P.rows_per_expert;
     let t = y / P.k;
 #else
     let t = y;
 #endif
+    var g = 0.0;
+    var u = 0.0;
     if (live) {
-        for (var u = lane; u < P.units; u += TPR) {
-            var xv = load_x(t * P.x_stride + u * QU);
-            for (var r = 0u; r < ROWS; r++) {
-                let p = first + r;
-                if (p < P.n_out) {
-                    let gate_row = base + (p / P.tile) * 2u * P.tile + p % P.tile;
-                    acc[r] += dq_dot_x(gate_row, u, &xv);
-                    up[r] += dq_dot_x(gate_row + P.tile, u, &xv);
-                }
-            }
-        }
+        let gate_row = base + (r / P.tile) * 2u * P.tile + r % P.tile;
+        g = row_dot(gate_row, t * P.x_stride, lane);
+        u = row_dot(gate_row + P.tile, t * P.x_stride, lane);
     }
-    let scale = inv_rms(lid);
-    for (var r = 0u; r < ROWS; r++) {
-        let g = lane_sum(acc[r], lid) * scale;
-        let u = lane_sum(up[r], lid) * scale;
-        if (live && lane == 0u && first + r < P.n_out) {
-            Y[y * P.out_stride + P.out_first + first + r] = silu(g) * u;
-        }
+    let scale = inv_rms(t, lane, lid);
+    let gs = lane_sum(g, lid) * scale;
+    let us = lane_sum(u, lid) * scale;
+    if (live && lane == 0u) {
+        Y[y * P.out_stride + P.out_first + r] = silu(gs) * us;
     }
 #endif
 
 #if MOE_DOWN
-    for (var s = 0u; s < P.k; s++) {
-        let slot = y * P.k + s;
-        let e = sel[slot];
-        if (e >= P.e_lo && e < P.e_hi) {
-            let w = selw[slot];
-            let base = (e - P.e_lo) * P.rows_per_expert;
-            for (var u = lane; u < P.units; u += TPR) {
-                var xv = load_x(slot * P.x_stride + u * QU);
-                for (var r = 0u; r < ROWS; r++) {
-                    if (first + r < P.n_out) {
-                        acc[r] += w * dq_dot_x(base + first + r, u, &xv);
-                    }
-                }
+    var acc = 0.0;
+    if (valid) {
+        for (var s = 0u; s < P.k; s++) {
+            let slot = y * P.k + s;
+            let e = sel[slot];
+            if (e >= P.e_lo && e < P.e_hi) {
+                acc += selw[slot] * row_dot((e - P.e_lo) * P.rows_per_expert + r, slot * P.x_stride, lane);
             }
         }
     }
-    for (var r = 0u; r < ROWS; r++) {
-        let sum = lane_sum(acc[r], lid);
-        if (lane == 0u && first + r < P.n_out) {
-            let o = y * P.out_stride + P.out_first + first + r;
-            Y[o] = Y[o] + sum;
-        }
+    let total = lane_sum(acc, lid);
+    if (valid && lane == 0u) {
+        let o = y * P.out_stride + P.out_first + r;
+        Y[o] = Y[o] + total;
     }
 #endif
 }

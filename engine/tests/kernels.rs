@@ -199,10 +199,10 @@ fn check_linear(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep: Epilog
 /// The mat-vec shapes a device may be tuned to.
 const TUNINGS: [Tuning; 5] = [
     Tuning::DEFAULT,
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_rows: 8 },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_rows: 1 },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_rows: 5 },
-    Tuning { matvec_wg: 64, matvec_lanes: 2, matvec_rows: 3 },
+    Tuning { matvec_wg: 64, matvec_lanes: 64 },
+    Tuning { matvec_wg: 256, matvec_lanes: 16 },
+    Tuning { matvec_wg: 128, matvec_lanes: 4 },
+    Tuning { matvec_wg: 64, matvec_lanes: 1 },
 ];
 
 #[test]

@@ -5,19 +5,19 @@ fn bf16x2(w: u32) -> vec2<f32> {
 }
 
 fn dq8(row: u32, g: u32) -> array<f32, 8> {
-    let p = payload_base(row) + 4u * g;
-    let a = bf16x2(W[p]);
-    let b = bf16x2(W[p + 1u]);
-    let c = bf16x2(W[p + 2u]);
-    let d = bf16x2(W[p + 3u]);
+    let w = W[(payload_base(row) + 4u * g) / 4u];
+    let a = bf16x2(w.x);
+    let b = bf16x2(w.y);
+    let c = bf16x2(w.z);
+    let d = bf16x2(w.w);
     return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y);
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-    let p = payload_base(row) + 4u * u;
-    let w0 = vec4<f32>(bf16x2(W[p]), bf16x2(W[p + 1u]));
-    let w1 = vec4<f32>(bf16x2(W[p + 2u]), bf16x2(W[p + 3u]));
-    return dot(w0, (*x)[0]) + dot(w1, (*x)[1]);
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+    let w = W[(payload_base(row) + 4u * u) / 4u];
+    let w0 = vec4<f32>(bf16x2(w.x), bf16x2(w.y));
+    let w1 = vec4<f32>(bf16x2(w.z), bf16x2(w.w));
+    return dot(w0, xv4(x4)) + dot(w1, xv4(x4 + 1u));
 }
 #endif

@@ -1,4 +1,6 @@
-// Shared by every weight type.
+// Shared by every weight type. W is read as vec4<u32>: every dot unit's
+// payload is 16-byte aligned (weights.rs lays rows out so), so the hot loads
+// are 128-bit; single words (scales) come through w32().
 struct WeightGeom {
     row_words: u32,
     scale_words: u32,
@@ -6,20 +8,34 @@ struct WeightGeom {
     rows: u32,
 }
 
+fn w32(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }
+
 fn payload_base(row: u32) -> u32 { return row * wg().row_words; }
 
 // The i-th f16 of a row's scale region.
 fn scale_f16(row: u32, i: u32) -> f32 {
-    let word = W[wg().scale_off + row * wg().scale_words + i / 2u];
+    let word = w32(wg().scale_off + row * wg().scale_words + i / 2u);
     return unpack2x16float(word)[i % 2u];
 }
 
 // The i-th 32-bit scale word of a row (Q4_1's d and m).
 fn scale_word(row: u32, i: u32) -> u32 {
-    return W[wg().scale_off + row * wg().scale_words + i];
+    return w32(wg().scale_off + row * wg().scale_words + i);
 }
 
 fn byte_of(w: u32, i: u32) -> u32 { return (w >> (8u * i)) & 0xFFu; }
 
 // Signed byte i of a word.
 fn sbyte_of(w: u32, i: u32) -> i32 { return bitcast<i32>(w << (24u - 8u * i)) >> 24u; }
+
+fn sbytes(w: u32) -> vec4<f32> {
+    return vec4<f32>(f32(sbyte_of(w, 0u)), f32(sbyte_of(w, 1u)), f32(sbyte_of(w, 2u)), f32(sbyte_of(w, 3u)));
+}
+
+fn nibbles_lo(w: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(w & 15u, (w >> 8u) & 15u, (w >> 16u) & 15u, (w >> 24u) & 15u));
+}
+
+fn nibbles_hi(w: u32) -> vec4<f32> {
+    return nibbles_lo(w >> 4u);
+}

@@ -1,19 +1,19 @@
 const QU: u32 = 8u;
 
 fn dq8(row: u32, g: u32) -> array<f32, 8> {
-    let p = payload_base(row) + 4u * g;
-    let a = unpack2x16float(W[p]);
-    let b = unpack2x16float(W[p + 1u]);
-    let c = unpack2x16float(W[p + 2u]);
-    let d = unpack2x16float(W[p + 3u]);
+    let w = W[(payload_base(row) + 4u * g) / 4u];
+    let a = unpack2x16float(w.x);
+    let b = unpack2x16float(w.y);
+    let c = unpack2x16float(w.z);
+    let d = unpack2x16float(w.w);
     return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y);
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-    let p = payload_base(row) + 4u * u;
-    let w0 = vec4<f32>(unpack2x16float(W[p]), unpack2x16float(W[p + 1u]));
-    let w1 = vec4<f32>(unpack2x16float(W[p + 2u]), unpack2x16float(W[p + 3u]));
-    return dot(w0, (*x)[0]) + dot(w1, (*x)[1]);
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+    let w = W[(payload_base(row) + 4u * u) / 4u];
+    let w0 = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    let w1 = vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
+    return dot(w0, xv4(x4)) + dot(w1, xv4(x4 + 1u));
 }
 #endif

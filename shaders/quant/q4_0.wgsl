@@ -8,26 +8,18 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let p = payload_base(row) + blk * 4u + (sub % 2u) * 2u;
     let shift = (sub / 2u) * 4u;
     let d = scale_f16(row, blk);
-    let a = W[p];
-    let b = W[p + 1u];
-    var r: array<f32, 8>;
-    for (var i = 0u; i < 4u; i++) {
-        r[i] = (f32((byte_of(a, i) >> shift) & 15u) - 8.0) * d;
-        r[i + 4u] = (f32((byte_of(b, i) >> shift) & 15u) - 8.0) * d;
-    }
-    return r;
+    let a = (nibbles_lo(w32(p) >> shift) - 8.0) * d;
+    let b = (nibbles_lo(w32(p + 1u) >> shift) - 8.0) * d;
+    return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-    let p = payload_base(row) + u * 4u;
-    var acc = 0.0;
-    for (var k = 0u; k < 4u; k++) {
-        let w = W[p + k];
-        let lo = vec4<f32>(vec4<u32>(w & 15u, (w >> 8u) & 15u, (w >> 16u) & 15u, (w >> 24u) & 15u)) - 8.0;
-        let hi = vec4<f32>(vec4<u32>((w >> 4u) & 15u, (w >> 12u) & 15u, (w >> 20u) & 15u, (w >> 28u) & 15u)) - 8.0;
-        acc += dot(lo, (*x)[k]) + dot(hi, (*x)[4u + k]);
-    }
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+    let w = W[(payload_base(row) + u * 4u) / 4u];
+    let acc = dot(nibbles_lo(w.x) - 8.0, xv4(x4)) + dot(nibbles_lo(w.y) - 8.0, xv4(x4 + 1u))
+        + dot(nibbles_lo(w.z) - 8.0, xv4(x4 + 2u)) + dot(nibbles_lo(w.w) - 8.0, xv4(x4 + 3u))
+        + dot(nibbles_hi(w.x) - 8.0, xv4(x4 + 4u)) + dot(nibbles_hi(w.y) - 8.0, xv4(x4 + 5u))
+        + dot(nibbles_hi(w.z) - 8.0, xv4(x4 + 6u)) + dot(nibbles_hi(w.w) - 8.0, xv4(x4 + 7u));
     return acc * scale_f16(row, u);
 }
 #endif

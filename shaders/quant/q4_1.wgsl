@@ -7,28 +7,25 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let p = payload_base(row) + blk * 4u + (sub % 2u) * 2u;
     let shift = (sub / 2u) * 4u;
     let dm = unpack2x16float(scale_word(row, blk));
-    let a = W[p];
-    let b = W[p + 1u];
-    var r: array<f32, 8>;
-    for (var i = 0u; i < 4u; i++) {
-        r[i] = f32((byte_of(a, i) >> shift) & 15u) * dm.x + dm.y;
-        r[i + 4u] = f32((byte_of(b, i) >> shift) & 15u) * dm.x + dm.y;
-    }
-    return r;
+    let a = nibbles_lo(w32(p) >> shift) * dm.x + dm.y;
+    let b = nibbles_lo(w32(p + 1u) >> shift) * dm.x + dm.y;
+    return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-    let p = payload_base(row) + u * 4u;
-    var acc = 0.0;
-    var xsum = 0.0;
-    for (var k = 0u; k < 4u; k++) {
-        let w = W[p + k];
-        let lo = vec4<f32>(vec4<u32>(w & 15u, (w >> 8u) & 15u, (w >> 16u) & 15u, (w >> 24u) & 15u));
-        let hi = vec4<f32>(vec4<u32>((w >> 4u) & 15u, (w >> 12u) & 15u, (w >> 20u) & 15u, (w >> 28u) & 15u));
-        acc += dot(lo, (*x)[k]) + dot(hi, (*x)[4u + k]);
-        xsum += dot((*x)[k] + (*x)[4u + k], vec4<f32>(1.0));
-    }
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+    let w = W[(payload_base(row) + u * 4u) / 4u];
+    let x0 = xv4(x4);
+    let x1 = xv4(x4 + 1u);
+    let x2 = xv4(x4 + 2u);
+    let x3 = xv4(x4 + 3u);
+    let x4_ = xv4(x4 + 4u);
+    let x5 = xv4(x4 + 5u);
+    let x6 = xv4(x4 + 6u);
+    let x7 = xv4(x4 + 7u);
+    let acc = dot(nibbles_lo(w.x), x0) + dot(nibbles_lo(w.y), x1) + dot(nibbles_lo(w.z), x2) + dot(nibbles_lo(w.w), x3)
+        + dot(nibbles_hi(w.x), x4_) + dot(nibbles_hi(w.y), x5) + dot(nibbles_hi(w.z), x6) + dot(nibbles_hi(w.w), x7);
+    let xsum = dot(x0 + x1 + x2 + x3 + x4_ + x5 + x6 + x7, vec4<f32>(1.0));
     let dm = unpack2x16float(scale_word(row, u));
     return acc * dm.x + xsum * dm.y;
 }

@@ -9,37 +9,40 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let blk = g / 32u;
     let j = (g % 32u) / 4u;
     let p = payload_base(row) + blk * K_WORDS;
-    let dd = unpack2x16float(W[p]);
+    let dd = unpack2x16float(w32(p));
     let sm = k4_scale_min(p, j);
     let d = dd.x * sm.x;
     let m = dd.y * sm.y;
     let q = p + 4u + (j / 2u) * 8u + (g % 4u) * 2u;
     let shift = (j % 2u) * 4u;
-    var r: array<f32, 8>;
-    for (var i = 0u; i < 4u; i++) {
-        r[i] = d * f32((byte_of(W[q], i) >> shift) & 15u) - m;
-        r[i + 4u] = d * f32((byte_of(W[q + 1u], i) >> shift) & 15u) - m;
-    }
-    return r;
+    let a = nibbles_lo(w32(q) >> shift) * d - m;
+    let b = nibbles_lo(w32(q + 1u) >> shift) * d - m;
+    return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
     let blk = u / 8u;
     let j = u % 8u;
     let p = payload_base(row) + blk * K_WORDS;
-    let dd = unpack2x16float(W[p]);
-    let sm = k4_scale_min(p, j);
-    let q = p + 4u + (j / 2u) * 8u;
+    let q = (p + 4u + (j / 2u) * 8u) / 4u;
     let shift = (j % 2u) * 4u;
-    var acc = 0.0;
-    var xsum = 0.0;
-    for (var k = 0u; k < 8u; k++) {
-        let w = W[q + k] >> shift;
-        let v = vec4<f32>(vec4<u32>(w & 15u, (w >> 8u) & 15u, (w >> 16u) & 15u, (w >> 24u) & 15u));
-        acc += dot(v, (*x)[k]);
-        xsum += dot((*x)[k], vec4<f32>(1.0));
-    }
+    let a = W[q];
+    let b = W[q + 1u];
+    let x0 = xv4(x4);
+    let x1 = xv4(x4 + 1u);
+    let x2 = xv4(x4 + 2u);
+    let x3 = xv4(x4 + 3u);
+    let x4_ = xv4(x4 + 4u);
+    let x5 = xv4(x4 + 5u);
+    let x6 = xv4(x4 + 6u);
+    let x7 = xv4(x4 + 7u);
+    let acc = dot(nibbles_lo(a.x >> shift), x0) + dot(nibbles_lo(a.y >> shift), x1) + dot(nibbles_lo(a.z >> shift), x2)
+        + dot(nibbles_lo(a.w >> shift), x3) + dot(nibbles_lo(b.x >> shift), x4_) + dot(nibbles_lo(b.y >> shift), x5)
+        + dot(nibbles_lo(b.z >> shift), x6) + dot(nibbles_lo(b.w >> shift), x7);
+    let xsum = dot(x0 + x1 + x2 + x3 + x4_ + x5 + x6 + x7, vec4<f32>(1.0));
+    let dd = unpack2x16float(w32(p));
+    let sm = k4_scale_min(p, j);
     return dd.x * sm.x * acc - dd.y * sm.y * xsum;
 }
 #endif

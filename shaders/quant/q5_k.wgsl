@@ -9,7 +9,7 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let blk = g / 32u;
     let j = (g % 32u) / 4u;
     let p = payload_base(row) + blk * K_WORDS;
-    let dd = unpack2x16float(W[p]);
+    let dd = unpack2x16float(w32(p));
     let sm = k4_scale_min(p, j);
     let d = dd.x * sm.x;
     let m = dd.y * sm.y;
@@ -19,32 +19,43 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let shift = (j % 2u) * 4u;
     var r: array<f32, 8>;
     for (var i = 0u; i < 8u; i++) {
-        let lo = (byte_of(W[q + i / 4u], i % 4u) >> shift) & 15u;
-        let hi = (byte_of(W[h + i / 4u], i % 4u) >> j) & 1u;
+        let lo = (byte_of(w32(q + i / 4u), i % 4u) >> shift) & 15u;
+        let hi = (byte_of(w32(h + i / 4u), i % 4u) >> j) & 1u;
         r[i] = d * f32(lo + 16u * hi) - m;
     }
     return r;
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
+fn q5_vals(w: u32, hb: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>((w & 15u) | ((hb & 1u) << 4u), ((w >> 8u) & 15u) | (((hb >> 8u) & 1u) << 4u),
+                               ((w >> 16u) & 15u) | (((hb >> 16u) & 1u) << 4u), ((w >> 24u) & 15u) | (((hb >> 24u) & 1u) << 4u)));
+}
+
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
     let blk = u / 8u;
     let j = u % 8u;
     let p = payload_base(row) + blk * K_WORDS;
-    let dd = unpack2x16float(W[p]);
-    let sm = k4_scale_min(p, j);
-    let q = p + 12u + (j / 2u) * 8u;
+    let q = (p + 12u + (j / 2u) * 8u) / 4u;
+    let hq = (p + 4u) / 4u;
     let shift = (j % 2u) * 4u;
-    var acc = 0.0;
-    var xsum = 0.0;
-    for (var k = 0u; k < 8u; k++) {
-        let w = W[q + k] >> shift;
-        let hb = W[p + 4u + k] >> j;
-        let v = vec4<f32>(vec4<u32>((w & 15u) | ((hb & 1u) << 4u), ((w >> 8u) & 15u) | (((hb >> 8u) & 1u) << 4u),
-                                    ((w >> 16u) & 15u) | (((hb >> 16u) & 1u) << 4u), ((w >> 24u) & 15u) | (((hb >> 24u) & 1u) << 4u)));
-        acc += dot(v, (*x)[k]);
-        xsum += dot((*x)[k], vec4<f32>(1.0));
-    }
+    let a = W[q] >> vec4<u32>(shift);
+    let b = W[q + 1u] >> vec4<u32>(shift);
+    let ha = W[hq] >> vec4<u32>(j);
+    let hb = W[hq + 1u] >> vec4<u32>(j);
+    let x0 = xv4(x4);
+    let x1 = xv4(x4 + 1u);
+    let x2 = xv4(x4 + 2u);
+    let x3 = xv4(x4 + 3u);
+    let x4_ = xv4(x4 + 4u);
+    let x5 = xv4(x4 + 5u);
+    let x6 = xv4(x4 + 6u);
+    let x7 = xv4(x4 + 7u);
+    let acc = dot(q5_vals(a.x, ha.x), x0) + dot(q5_vals(a.y, ha.y), x1) + dot(q5_vals(a.z, ha.z), x2) + dot(q5_vals(a.w, ha.w), x3)
+        + dot(q5_vals(b.x, hb.x), x4_) + dot(q5_vals(b.y, hb.y), x5) + dot(q5_vals(b.z, hb.z), x6) + dot(q5_vals(b.w, hb.w), x7);
+    let xsum = dot(x0 + x1 + x2 + x3 + x4_ + x5 + x6 + x7, vec4<f32>(1.0));
+    let dd = unpack2x16float(w32(p));
+    let sm = k4_scale_min(p, j);
     return dd.x * sm.x * acc - dd.y * sm.y * xsum;
 }
 #endif

@@ -6,7 +6,7 @@
 const QU: u32 = 32u;
 const K_WORDS: u32 = 52u;
 
-fn q6_byte(p: u32, i: u32) -> u32 { return byte_of(W[p + i / 4u], i % 4u); }
+fn q6_byte(p: u32, i: u32) -> u32 { return byte_of(w32(p + i / 4u), i % 4u); }
 
 fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let blk = g / 32u;
@@ -16,7 +16,8 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let h = e0 / 128u;
     let c = (e0 % 128u) / 32u;
     let l0 = e0 % 32u;
-    let sc = f32(sbyte_of(W[p + 48u + (8u * h + l0 / 16u + 2u * c) / 4u], (8u * h + l0 / 16u + 2u * c) % 4u));
+    let si = 8u * h + l0 / 16u + 2u * c;
+    let sc = f32(sbyte_of(w32(p + 48u + si / 4u), si % 4u));
     var r: array<f32, 8>;
     for (var i = 0u; i < 8u; i++) {
         let l = l0 + i;
@@ -28,30 +29,32 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
+fn q6_vals(lw: u32, hw: u32) -> vec4<f32> {
+    let q = vec4<u32>((lw & 15u) | ((hw & 3u) << 4u), ((lw >> 8u) & 15u) | (((hw >> 8u) & 3u) << 4u),
+                      ((lw >> 16u) & 15u) | (((hw >> 16u) & 3u) << 4u), ((lw >> 24u) & 15u) | (((hw >> 24u) & 3u) << 4u));
+    return vec4<f32>(q) - 32.0;
+}
+
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
     let blk = u / 8u;
     let s = u % 8u;
     let h = s / 4u;
     let c = s % 4u;
     let p = payload_base(row) + blk * K_WORDS;
-    let d = scale_f16(row, blk);
-    let qlw = p + (64u * h + 32u * (c & 1u)) / 4u;
-    let qhw = p + 32u + (32u * h) / 4u;
-    let lshift = 4u * (c / 2u);
-    let hshift = 2u * c;
-    var acc0 = 0.0;
-    var acc1 = 0.0;
-    for (var k = 0u; k < 8u; k++) {
-        let lw = W[qlw + k] >> lshift;
-        let hw = W[qhw + k] >> hshift;
-        let q = vec4<i32>(vec4<u32>((lw & 15u) | ((hw & 3u) << 4u), ((lw >> 8u) & 15u) | (((hw >> 8u) & 3u) << 4u),
-                                    ((lw >> 16u) & 15u) | (((hw >> 16u) & 3u) << 4u), ((lw >> 24u) & 15u) | (((hw >> 24u) & 3u) << 4u))) - 32;
-        let v = dot(vec4<f32>(q), (*x)[k]);
-        if (k < 4u) { acc0 += v; } else { acc1 += v; }
-    }
+    let qlw = (p + (64u * h + 32u * (c & 1u)) / 4u) / 4u;
+    let qhw = (p + 32u + (32u * h) / 4u) / 4u;
+    let l0 = W[qlw] >> vec4<u32>(4u * (c / 2u));
+    let l1 = W[qlw + 1u] >> vec4<u32>(4u * (c / 2u));
+    let h0 = W[qhw] >> vec4<u32>(2u * c);
+    let h1 = W[qhw + 1u] >> vec4<u32>(2u * c);
+    let acc0 = dot(q6_vals(l0.x, h0.x), xv4(x4)) + dot(q6_vals(l0.y, h0.y), xv4(x4 + 1u))
+        + dot(q6_vals(l0.z, h0.z), xv4(x4 + 2u)) + dot(q6_vals(l0.w, h0.w), xv4(x4 + 3u));
+    let acc1 = dot(q6_vals(l1.x, h1.x), xv4(x4 + 4u)) + dot(q6_vals(l1.y, h1.y), xv4(x4 + 5u))
+        + dot(q6_vals(l1.z, h1.z), xv4(x4 + 6u)) + dot(q6_vals(l1.w, h1.w), xv4(x4 + 7u));
     let si = 8u * h + 2u * c;
-    let sc0 = f32(sbyte_of(W[p + 48u + si / 4u], si % 4u));
-    let sc1 = f32(sbyte_of(W[p + 48u + (si + 1u) / 4u], (si + 1u) % 4u));
-    return d * (sc0 * acc0 + sc1 * acc1);
+    let scw = w32(p + 48u + si / 4u);
+    let sc0 = f32(sbyte_of(scw, si % 4u));
+    let sc1 = f32(sbyte_of(scw, (si + 1u) % 4u));
+    return scale_f16(row, blk) * (sc0 * acc0 + sc1 * acc1);
 }
 #endif

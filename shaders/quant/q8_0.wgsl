@@ -5,25 +5,19 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     let blk = g / 4u;
     let p = payload_base(row) + blk * 8u + (g % 4u) * 2u;
     let d = scale_f16(row, blk);
-    let a = W[p];
-    let b = W[p + 1u];
-    var r: array<f32, 8>;
-    for (var i = 0u; i < 4u; i++) {
-        r[i] = f32(sbyte_of(a, i)) * d;
-        r[i + 4u] = f32(sbyte_of(b, i)) * d;
-    }
-    return r;
+    let a = sbytes(w32(p)) * d;
+    let b = sbytes(w32(p + 1u)) * d;
+    return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
 #if DOT
-fn dq_dot_x(row: u32, u: u32, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-    let p = payload_base(row) + u * 8u;
-    var acc = 0.0;
-    for (var k = 0u; k < 8u; k++) {
-        let w = W[p + k];
-        let q = vec4<f32>(f32(sbyte_of(w, 0u)), f32(sbyte_of(w, 1u)), f32(sbyte_of(w, 2u)), f32(sbyte_of(w, 3u)));
-        acc += dot(q, (*x)[k]);
-    }
+fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+    let p = (payload_base(row) + u * 8u) / 4u;
+    let a = W[p];
+    let b = W[p + 1u];
+    let acc = dot(sbytes(a.x), xv4(x4)) + dot(sbytes(a.y), xv4(x4 + 1u)) + dot(sbytes(a.z), xv4(x4 + 2u))
+        + dot(sbytes(a.w), xv4(x4 + 3u)) + dot(sbytes(b.x), xv4(x4 + 4u)) + dot(sbytes(b.y), xv4(x4 + 5u))
+        + dot(sbytes(b.z), xv4(x4 + 6u)) + dot(sbytes(b.w), xv4(x4 + 7u));
     return acc * scale_f16(row, u);
 }
 #endif

@@ -47,16 +47,13 @@ struct DeviceArgs {
     /// Mat-vec lanes sharing an output's columns.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_lanes)]
     matvec_lanes: u32,
-    /// Mat-vec outputs per lane group (1 to 8).
-    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_rows)]
-    matvec_rows: u32,
 }
 
 impl DeviceArgs {
     fn session_options(&self) -> SessionOptions {
         SessionOptions {
             context: self.context,
-            tuning: engine::runtime::ops::Tuning { matvec_wg: self.matvec_wg, matvec_lanes: self.matvec_lanes, matvec_rows: self.matvec_rows },
+            tuning: engine::runtime::ops::Tuning { matvec_wg: self.matvec_wg, matvec_lanes: self.matvec_lanes },
             ..Default::default()
         }
     }
@@ -296,7 +293,6 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "adapter": gpu.report().name,
         "matvec_wg": args.device.matvec_wg,
         "matvec_lanes": args.device.matvec_lanes,
-        "matvec_rows": args.device.matvec_rows,
         "shader_f16": gpu.f16,
         "subgroups": gpu.subgroups,
     });

@@ -30,15 +30,14 @@ pub struct KernelKey {
     pub file: &'static str,
     pub wtype: Option<DType>,
     pub defines: Vec<&'static str>,
-    /// Mat-vec workgroup size, lanes per output group, and outputs per group (0: not a mat-vec).
+    /// Mat-vec workgroup size and lanes per output (0: not a mat-vec).
     pub wg: u32,
     pub tpr: u32,
-    pub rows: u32,
 }
 
 impl KernelKey {
     pub fn new(file: &'static str) -> Self {
-        Self { file, wtype: None, defines: Vec::new(), wg: 0, tpr: 0, rows: 0 }
+        Self { file, wtype: None, defines: Vec::new(), wg: 0, tpr: 0 }
     }
 
     pub fn weight(mut self, dtype: DType) -> Self {
@@ -51,10 +50,9 @@ impl KernelKey {
         self
     }
 
-    pub fn matvec_shape(mut self, wg: u32, tpr: u32, rows: u32) -> Self {
+    pub fn matvec_shape(mut self, wg: u32, tpr: u32) -> Self {
         self.wg = wg;
         self.tpr = tpr;
-        self.rows = rows;
         self
     }
 }
@@ -166,7 +164,7 @@ impl Kernels {
             immediate_size: 0,
         });
         let constants: Vec<(&str, f64)> = if key.tpr > 0 {
-            vec![("WG", f64::from(key.wg)), ("TPR", f64::from(key.tpr)), ("ROWS", f64::from(key.rows))]
+            vec![("WG", f64::from(key.wg)), ("TPR", f64::from(key.tpr))]
         } else {
             Vec::new()
         };

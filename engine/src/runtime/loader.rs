@@ -132,7 +132,8 @@ impl<'g> Loader<'g> {
                 let rows = rows_per_part.min(mp.rows - first_row);
                 let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&mp.name),
-                    size: rows * row_bytes,
+                    // Kernels read parts as vec4<u32>: keep every word reachable.
+                    size: (rows * row_bytes).div_ceil(16) * 16,
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
                     mapped_at_creation: false,
                 });

@@ -29,19 +29,18 @@ pub fn dot_unit(dtype: DType) -> u64 {
     if dtype.is_quantized() { 32 } else { 8 }
 }
 
-/// How mat-vecs are laid out on the device: lanes per workgroup, and outputs
-/// per lane group. Bigger groups read x fewer times; more workgroups keep more
-/// loads in flight.
+/// How mat-vecs are laid out on the device: lanes per workgroup, and lanes
+/// sharing one output's columns. More lanes per output keep more loads in
+/// flight for few outputs; fewer give each lane longer runs of weights.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tuning {
     pub matvec_wg: u32,
     /// Lanes sharing one output's columns (at most; fewer for short rows).
     pub matvec_lanes: u32,
-    pub matvec_rows: u32,
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 128, matvec_lanes: 8, matvec_rows: 1 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 128, matvec_lanes: 32 };
 }
 
 impl Default for Tuning {
@@ -54,20 +53,19 @@ impl Default for Tuning {
 pub struct MatvecShape {
     pub wg: u32,
     pub lanes: u32,
-    pub rows: u32,
 }
 
 impl MatvecShape {
     pub fn new(units: u64, tuning: Tuning) -> Self {
         let pow = 1u64 << (63 - units.max(1).leading_zeros());
-        let wg = tuning.matvec_wg.clamp(64, 256);
+        let wg = tuning.matvec_wg.clamp(64, 256).next_power_of_two();
         let lanes = (pow as u32).min(tuning.matvec_lanes.next_power_of_two()).clamp(1, wg);
-        Self { wg, lanes, rows: tuning.matvec_rows.clamp(1, 8) }
+        Self { wg, lanes }
     }
 
     /// Outputs one workgroup makes.
     pub fn per_workgroup(self) -> u32 {
-        self.wg / self.lanes * self.rows
+        self.wg / self.lanes
     }
 
     fn groups(self, outputs: u64) -> Count {
@@ -121,7 +119,7 @@ impl<'a> Ops<'a> {
         if self.gpu.subgroups && shape.lanes <= self.gpu.subgroup_min_size {
             key = key.define("SUBGROUP_REDUCE");
         }
-        key.matvec_shape(shape.wg, shape.lanes, shape.rows)
+        key.matvec_shape(shape.wg, shape.lanes)
     }
 
     fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {

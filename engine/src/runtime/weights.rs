@@ -197,6 +197,8 @@ pub fn upload_matrix(gpu: &crate::gpu::Gpu, name: &str, dtype: DType, rows: u64,
             layout.repack_row(src, &mut payload, &mut scales);
         }
         payload.extend_from_slice(&scales);
+        // Kernels read parts as vec4<u32>: keep every word reachable.
+        payload.resize(payload.len().div_ceil(16) * 16, 0);
         let buffer = wgpu::util::DeviceExt::create_buffer_init(
             &gpu.device,
             &wgpu::util::BufferInitDescriptor { label: Some(name), contents: &payload, usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC },
