@@ -54,13 +54,13 @@ struct Params {
 
 fn wg() -> WeightGeom { return P.geom; }
 
-// x for the dot units; with NORM, scaled by the norm's gains (x_stride is the
-// norm's width then).
-fn xv4(i: u32) -> vec4<f32> {
+// x of the token whose row starts at vec4 t4, at column vec4 c4; with NORM,
+// scaled by the norm's gains.
+fn xv4(t4: u32, c4: u32) -> vec4<f32> {
 #if NORM
-    return X[i] * gain[i % (P.x_stride / 4u)];
+    return X[t4 + c4] * gain[c4];
 #else
-    return X[i];
+    return X[t4 + c4];
 #endif
 }
 
@@ -69,18 +69,18 @@ fn xv4(i: u32) -> vec4<f32> {
 
 // Σ over this lane's units of row · x, four units per step.
 fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
-    let x4 = xb / 4u;
+    let t4 = xb / 4u;
     var acc = 0.0;
     var u = lane;
     for (; u + 3u * TPR < P.units; u += 4u * TPR) {
-        let a = dq_dot(row, u, x4 + u * (QU / 4u));
-        let b = dq_dot(row, u + TPR, x4 + (u + TPR) * (QU / 4u));
-        let c = dq_dot(row, u + 2u * TPR, x4 + (u + 2u * TPR) * (QU / 4u));
-        let d = dq_dot(row, u + 3u * TPR, x4 + (u + 3u * TPR) * (QU / 4u));
+        let a = dq_dot(row, u, t4);
+        let b = dq_dot(row, u + TPR, t4);
+        let c = dq_dot(row, u + 2u * TPR, t4);
+        let d = dq_dot(row, u + 3u * TPR, t4);
         acc += (a + b) + (c + d);
     }
     for (; u < P.units; u += TPR) {
-        acc += dq_dot(row, u, x4 + u * (QU / 4u));
+        acc += dq_dot(row, u, t4);
     }
     return acc;
 }

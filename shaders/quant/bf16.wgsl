@@ -14,10 +14,11 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let c4 = u * (QU / 4u);
     let w = W[(payload_base(row) + 4u * u) / 4u];
     let w0 = vec4<f32>(bf16x2(w.x), bf16x2(w.y));
     let w1 = vec4<f32>(bf16x2(w.z), bf16x2(w.w));
-    return dot(w0, xv4(x4)) + dot(w1, xv4(x4 + 1u));
+    return dot(w0, xv4(t4, c4)) + dot(w1, xv4(t4, c4 + 1u));
 }
 #endif

@@ -8,9 +8,10 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-// x4: index (in vec4s) of the unit's first 4 x values.
-fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+// t4: index (in vec4s) of the token's x row; the unit starts at column vec4 c4.
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let c4 = u * (QU / 4u);
     let p = (payload_base(row) + 8u * u) / 4u;
-    return dot(bitcast<vec4<f32>>(W[p]), xv4(x4)) + dot(bitcast<vec4<f32>>(W[p + 1u]), xv4(x4 + 1u));
+    return dot(bitcast<vec4<f32>>(W[p]), xv4(t4, c4)) + dot(bitcast<vec4<f32>>(W[p + 1u]), xv4(t4, c4 + 1u));
 }
 #endif

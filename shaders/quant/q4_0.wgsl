@@ -14,12 +14,13 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let c4 = u * (QU / 4u);
     let w = W[(payload_base(row) + u * 4u) / 4u];
-    let acc = dot(nibbles_lo(w.x) - 8.0, xv4(x4)) + dot(nibbles_lo(w.y) - 8.0, xv4(x4 + 1u))
-        + dot(nibbles_lo(w.z) - 8.0, xv4(x4 + 2u)) + dot(nibbles_lo(w.w) - 8.0, xv4(x4 + 3u))
-        + dot(nibbles_hi(w.x) - 8.0, xv4(x4 + 4u)) + dot(nibbles_hi(w.y) - 8.0, xv4(x4 + 5u))
-        + dot(nibbles_hi(w.z) - 8.0, xv4(x4 + 6u)) + dot(nibbles_hi(w.w) - 8.0, xv4(x4 + 7u));
+    let acc = dot(nibbles_lo(w.x) - 8.0, xv4(t4, c4)) + dot(nibbles_lo(w.y) - 8.0, xv4(t4, c4 + 1u))
+        + dot(nibbles_lo(w.z) - 8.0, xv4(t4, c4 + 2u)) + dot(nibbles_lo(w.w) - 8.0, xv4(t4, c4 + 3u))
+        + dot(nibbles_hi(w.x) - 8.0, xv4(t4, c4 + 4u)) + dot(nibbles_hi(w.y) - 8.0, xv4(t4, c4 + 5u))
+        + dot(nibbles_hi(w.z) - 8.0, xv4(t4, c4 + 6u)) + dot(nibbles_hi(w.w) - 8.0, xv4(t4, c4 + 7u));
     return acc * scale_f16(row, u);
 }
 #endif

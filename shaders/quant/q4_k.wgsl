@@ -21,7 +21,8 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let c4 = u * (QU / 4u);
     let blk = u / 8u;
     let j = u % 8u;
     let p = payload_base(row) + blk * K_WORDS;
@@ -29,14 +30,14 @@ fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
     let shift = (j % 2u) * 4u;
     let a = W[q];
     let b = W[q + 1u];
-    let x0 = xv4(x4);
-    let x1 = xv4(x4 + 1u);
-    let x2 = xv4(x4 + 2u);
-    let x3 = xv4(x4 + 3u);
-    let x4_ = xv4(x4 + 4u);
-    let x5 = xv4(x4 + 5u);
-    let x6 = xv4(x4 + 6u);
-    let x7 = xv4(x4 + 7u);
+    let x0 = xv4(t4, c4);
+    let x1 = xv4(t4, c4 + 1u);
+    let x2 = xv4(t4, c4 + 2u);
+    let x3 = xv4(t4, c4 + 3u);
+    let x4_ = xv4(t4, c4 + 4u);
+    let x5 = xv4(t4, c4 + 5u);
+    let x6 = xv4(t4, c4 + 6u);
+    let x7 = xv4(t4, c4 + 7u);
     let acc = dot(nibbles_lo(a.x >> shift), x0) + dot(nibbles_lo(a.y >> shift), x1) + dot(nibbles_lo(a.z >> shift), x2)
         + dot(nibbles_lo(a.w >> shift), x3) + dot(nibbles_lo(b.x >> shift), x4_) + dot(nibbles_lo(b.y >> shift), x5)
         + dot(nibbles_lo(b.z >> shift), x6) + dot(nibbles_lo(b.w >> shift), x7);

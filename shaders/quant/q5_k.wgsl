@@ -28,11 +28,13 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 
 #if DOT
 fn q5_vals(w: u32, hb: u32) -> vec4<f32> {
-    return vec4<f32>(vec4<u32>((w & 15u) | ((hb & 1u) << 4u), ((w >> 8u) & 15u) | (((hb >> 8u) & 1u) << 4u),
-                               ((w >> 16u) & 15u) | (((hb >> 16u) & 1u) << 4u), ((w >> 24u) & 15u) | (((hb >> 24u) & 1u) << 4u)));
+    let q = vec4<u32>((w & 15u) | ((hb & 1u) << 4u), ((w >> 8u) & 15u) | (((hb >> 8u) & 1u) << 4u),
+                      ((w >> 16u) & 15u) | (((hb >> 16u) & 1u) << 4u), ((w >> 24u) & 15u) | (((hb >> 24u) & 1u) << 4u));
+    return bitcast<vec4<f32>>(q | vec4<u32>(MAGIC)) - MAGIC_F;
 }
 
-fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let c4 = u * (QU / 4u);
     let blk = u / 8u;
     let j = u % 8u;
     let p = payload_base(row) + blk * K_WORDS;
@@ -43,14 +45,14 @@ fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
     let b = W[q + 1u] >> vec4<u32>(shift);
     let ha = W[hq] >> vec4<u32>(j);
     let hb = W[hq + 1u] >> vec4<u32>(j);
-    let x0 = xv4(x4);
-    let x1 = xv4(x4 + 1u);
-    let x2 = xv4(x4 + 2u);
-    let x3 = xv4(x4 + 3u);
-    let x4_ = xv4(x4 + 4u);
-    let x5 = xv4(x4 + 5u);
-    let x6 = xv4(x4 + 6u);
-    let x7 = xv4(x4 + 7u);
+    let x0 = xv4(t4, c4);
+    let x1 = xv4(t4, c4 + 1u);
+    let x2 = xv4(t4, c4 + 2u);
+    let x3 = xv4(t4, c4 + 3u);
+    let x4_ = xv4(t4, c4 + 4u);
+    let x5 = xv4(t4, c4 + 5u);
+    let x6 = xv4(t4, c4 + 6u);
+    let x7 = xv4(t4, c4 + 7u);
     let acc = dot(q5_vals(a.x, ha.x), x0) + dot(q5_vals(a.y, ha.y), x1) + dot(q5_vals(a.z, ha.z), x2) + dot(q5_vals(a.w, ha.w), x3)
         + dot(q5_vals(b.x, hb.x), x4_) + dot(q5_vals(b.y, hb.y), x5) + dot(q5_vals(b.z, hb.z), x6) + dot(q5_vals(b.w, hb.w), x7);
     let xsum = dot(x0 + x1 + x2 + x3 + x4_ + x5 + x6 + x7, vec4<f32>(1.0));

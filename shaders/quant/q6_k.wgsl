@@ -32,10 +32,11 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 fn q6_vals(lw: u32, hw: u32) -> vec4<f32> {
     let q = vec4<u32>((lw & 15u) | ((hw & 3u) << 4u), ((lw >> 8u) & 15u) | (((hw >> 8u) & 3u) << 4u),
                       ((lw >> 16u) & 15u) | (((hw >> 16u) & 3u) << 4u), ((lw >> 24u) & 15u) | (((hw >> 24u) & 3u) << 4u));
-    return vec4<f32>(q) - 32.0;
+    return bitcast<vec4<f32>>(q | vec4<u32>(MAGIC)) - (MAGIC_F + 32.0);
 }
 
-fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let c4 = u * (QU / 4u);
     let blk = u / 8u;
     let s = u % 8u;
     let h = s / 4u;
@@ -47,10 +48,10 @@ fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
     let l1 = W[qlw + 1u] >> vec4<u32>(4u * (c / 2u));
     let h0 = W[qhw] >> vec4<u32>(2u * c);
     let h1 = W[qhw + 1u] >> vec4<u32>(2u * c);
-    let acc0 = dot(q6_vals(l0.x, h0.x), xv4(x4)) + dot(q6_vals(l0.y, h0.y), xv4(x4 + 1u))
-        + dot(q6_vals(l0.z, h0.z), xv4(x4 + 2u)) + dot(q6_vals(l0.w, h0.w), xv4(x4 + 3u));
-    let acc1 = dot(q6_vals(l1.x, h1.x), xv4(x4 + 4u)) + dot(q6_vals(l1.y, h1.y), xv4(x4 + 5u))
-        + dot(q6_vals(l1.z, h1.z), xv4(x4 + 6u)) + dot(q6_vals(l1.w, h1.w), xv4(x4 + 7u));
+    let acc0 = dot(q6_vals(l0.x, h0.x), xv4(t4, c4)) + dot(q6_vals(l0.y, h0.y), xv4(t4, c4 + 1u))
+        + dot(q6_vals(l0.z, h0.z), xv4(t4, c4 + 2u)) + dot(q6_vals(l0.w, h0.w), xv4(t4, c4 + 3u));
+    let acc1 = dot(q6_vals(l1.x, h1.x), xv4(t4, c4 + 4u)) + dot(q6_vals(l1.y, h1.y), xv4(t4, c4 + 5u))
+        + dot(q6_vals(l1.z, h1.z), xv4(t4, c4 + 6u)) + dot(q6_vals(l1.w, h1.w), xv4(t4, c4 + 7u));
     let si = 8u * h + 2u * c;
     let scw = w32(p + 48u + si / 4u);
     let sc0 = f32(sbyte_of(scw, si % 4u));

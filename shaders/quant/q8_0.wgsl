@@ -11,13 +11,14 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 }
 
 #if DOT
-fn dq_dot(row: u32, u: u32, x4: u32) -> f32 {
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let c4 = u * (QU / 4u);
     let p = (payload_base(row) + u * 8u) / 4u;
     let a = W[p];
     let b = W[p + 1u];
-    let acc = dot(sbytes(a.x), xv4(x4)) + dot(sbytes(a.y), xv4(x4 + 1u)) + dot(sbytes(a.z), xv4(x4 + 2u))
-        + dot(sbytes(a.w), xv4(x4 + 3u)) + dot(sbytes(b.x), xv4(x4 + 4u)) + dot(sbytes(b.y), xv4(x4 + 5u))
-        + dot(sbytes(b.z), xv4(x4 + 6u)) + dot(sbytes(b.w), xv4(x4 + 7u));
+    let acc = dot(sbytes(a.x), xv4(t4, c4)) + dot(sbytes(a.y), xv4(t4, c4 + 1u)) + dot(sbytes(a.z), xv4(t4, c4 + 2u))
+        + dot(sbytes(a.w), xv4(t4, c4 + 3u)) + dot(sbytes(b.x), xv4(t4, c4 + 4u)) + dot(sbytes(b.y), xv4(t4, c4 + 5u))
+        + dot(sbytes(b.z), xv4(t4, c4 + 6u)) + dot(sbytes(b.w), xv4(t4, c4 + 7u));
     return acc * scale_f16(row, u);
 }
 #endif
