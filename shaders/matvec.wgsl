@@ -79,7 +79,11 @@ fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
         let d = dq_dot(row, u + 3u * TPR, t4);
         acc += (a + b) + (c + d);
     }
-    for (; u < P.units; u += TPR) {
+    if (u + TPR < P.units) {
+        acc += dq_dot(row, u, t4) + dq_dot(row, u + TPR, t4);
+        u += 2u * TPR;
+    }
+    if (u < P.units) {
         acc += dq_dot(row, u, t4);
     }
     return acc;
@@ -114,12 +118,23 @@ fn lane_sum(v: f32, lid: u32) -> f32 {
 }
 #endif
 
-// 1 / rms(x[t]) (NORM), or 1: the group's lanes sum x² over their units.
+// 1 / rms(x[t]) (NORM), or 1: the group's lanes sum x², four loads in flight
+// per lane.
 fn inv_rms(t: u32, lane: u32, lid: u32) -> f32 {
 #if NORM
+    let n4 = P.x_stride / 4u;
+    let base = t * n4;
     var ss = 0.0;
-    for (var i = lane; i < P.x_stride / 4u; i += TPR) {
-        let v = X[t * (P.x_stride / 4u) + i];
+    var i = lane;
+    for (; i + 3u * TPR < n4; i += 4u * TPR) {
+        let a = X[base + i];
+        let b = X[base + i + TPR];
+        let c = X[base + i + 2u * TPR];
+        let d = X[base + i + 3u * TPR];
+        ss += dot(a, a) + dot(b, b) + dot(c, c) + dot(d, d);
+    }
+    for (; i < n4; i += TPR) {
+        let v = X[base + i];
         ss += dot(v, v);
     }
     return inverseSqrt(lane_sum(ss, lid) / f32(P.x_stride) + P.norm_eps);
