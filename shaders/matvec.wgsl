@@ -12,12 +12,17 @@
 //               rows interleaved in tiles of `tile` rows
 //   MOE_GATE_UP as SWIGLU for the expert chosen in slot s of token t (y = t*k + s)
 //   MOE_DOWN    Y[t, r] += Σ_s weight_s * (row r of expert_s · a[t*k + s])
+// With XSHARED, the workgroup first copies the token's x (normed when NORM)
+// into workgroup memory, so its groups read x from there: the x traffic is
+// once per workgroup instead of once per output.
 // (Naga takes subgroup built-ins without `enable subgroups;` when the device
 // has the feature, and rejects the directive.)
 #include "step.wgsl"
 
 override WG: u32 = 128u;
 override TPR: u32 = 32u;
+// XSHARED: the columns / 4 (x as vec4s in workgroup memory).
+override XS4: u32 = 4u;
 
 struct Params {
     geom: WeightGeom,
@@ -54,6 +59,37 @@ struct Params {
 
 fn wg() -> WeightGeom { return P.geom; }
 
+#if XSHARED
+var<workgroup> xs: array<vec4<f32>, XS4>;
+var<workgroup> wsum: array<f32, WG>;
+
+fn xv4(t4: u32, c4: u32) -> vec4<f32> {
+    return xs[c4];
+}
+
+// Copies x[t] (times the gains with NORM) into xs; returns Σx² (NORM).
+fn stage_x(t: u32, lid: u32) -> f32 {
+    var ss = 0.0;
+    for (var i = lid; i < XS4; i += WG) {
+        let v = X[t * XS4 + i];
+#if NORM
+        ss += dot(v, v);
+        xs[i] = v * gain[i];
+#else
+        xs[i] = v;
+#endif
+    }
+    wsum[lid] = ss;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (lid < s) {
+            wsum[lid] += wsum[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return wsum[0];
+}
+#else
 // x of the token whose row starts at vec4 t4, at column vec4 c4; with NORM,
 // scaled by the norm's gains.
 fn xv4(t4: u32, c4: u32) -> vec4<f32> {
@@ -63,6 +99,7 @@ fn xv4(t4: u32, c4: u32) -> vec4<f32> {
     return X[t4 + c4];
 #endif
 }
+#endif
 
 #include "quant/common.wgsl"
 #include "quant/{{WTYPE}}.wgsl"
@@ -118,10 +155,13 @@ fn lane_sum(v: f32, lid: u32) -> f32 {
 }
 #endif
 
-// 1 / rms(x[t]) (NORM), or 1: the group's lanes sum x², four loads in flight
-// per lane.
-fn inv_rms(t: u32, lane: u32, lid: u32) -> f32 {
+// 1 / rms(x[t]) (NORM), or 1. XSHARED: the staging summed x² already;
+// otherwise the group's lanes sum it, four loads in flight per lane.
+fn inv_rms(t: u32, lane: u32, lid: u32, staged: f32) -> f32 {
 #if NORM
+#if XSHARED
+    return inverseSqrt(staged / f32(P.x_stride) + P.norm_eps);
+#else
     let n4 = P.x_stride / 4u;
     let base = t * n4;
     var ss = 0.0;
@@ -138,6 +178,7 @@ fn inv_rms(t: u32, lane: u32, lid: u32) -> f32 {
         ss += dot(v, v);
     }
     return inverseSqrt(lane_sum(ss, lid) / f32(P.x_stride) + P.norm_eps);
+#endif
 #else
     return 1.0;
 #endif
@@ -154,13 +195,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r = (wid.x + wid.z * nwg.x) * (WG / TPR) + lid / TPR;
     let y = wid.y;
     let valid = r < P.n_out;
+    var staged = 0.0;
+#if XSHARED
+#if MOE_GATE_UP
+    staged = stage_x(y / P.k, lid);
+#else
+    staged = stage_x(y, lid);
+#endif
+#endif
 
 #if STORE || ADD
     var acc = 0.0;
     if (valid) {
         acc = row_dot(r, y * P.x_stride, lane);
     }
-    let sum = lane_sum(acc, lid) * inv_rms(y, lane, lid);
+    let sum = lane_sum(acc, lid) * inv_rms(y, lane, lid, staged);
     if (valid && lane == 0u) {
         let o = y * P.out_stride + P.out_first + r;
 #if STORE
@@ -189,7 +238,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         g = row_dot(gate_row, t * P.x_stride, lane);
         u = row_dot(gate_row + P.tile, t * P.x_stride, lane);
     }
-    let scale = inv_rms(t, lane, lid);
+    let scale = inv_rms(t, lane, lid, staged);
     let gs = lane_sum(g, lid) * scale;
     let us = lane_sum(u, lid) * scale;
     if (live && lane == 0u) {

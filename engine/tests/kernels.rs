@@ -172,22 +172,29 @@ fn embed_every_type() {
 }
 
 fn check_linear(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep: Epilogue, dev: &str) {
+    check_linear_strided(h, pass, dtype, tokens, ep, 0, dev);
+}
+
+/// `x_pad`: extra columns between tokens' x rows (mat-vecs then read x from
+/// global memory instead of staging it).
+fn check_linear_strided(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep: Epilogue, x_pad: u64, dev: &str) {
     let mut rng = Rng(7 + dtype.ggml_id() as u64);
     let (rows, cols) = (70u64, cols_for(dtype));
     let bytes = random_weights(&mut rng, dtype, rows, cols);
     let m = h.matrix(dtype, rows, cols, &bytes, 1);
     let w = quant::dequantize(dtype, &bytes);
-    let x = rng.vec(tokens * cols as usize, -1.0, 1.0);
+    let x_stride = cols + x_pad;
+    let x = rng.vec(tokens * x_stride as usize, -1.0, 1.0);
     let out_stride = rows + 5;
     let y0 = rng.vec(tokens * out_stride as usize, -1.0, 1.0);
     let (xb, yb) = (h.f32s(&x), h.f32s(&y0));
-    let count = if pass == Pass::Decode { Count::tokens() } else { Count::tokens() };
-    h.run(&h.ops().linear(pass, &m, &xb, cols, &yb, out_stride, 3, ep, count), tokens as u32, 0, 0);
+    h.run(&h.ops().linear(pass, &m, &xb, x_stride, &yb, out_stride, 3, ep, Count::tokens()), tokens as u32, 0, 0);
     let got = h.read_f32(&yb, y0.len());
     let mut want = y0.clone();
     for t in 0..tokens {
         for r in 0..rows as usize {
-            let v = dot(&w[r * cols as usize..(r + 1) * cols as usize], &x[t * cols as usize..(t + 1) * cols as usize]);
+            let xt = &x[t * x_stride as usize..][..cols as usize];
+            let v = dot(&w[r * cols as usize..(r + 1) * cols as usize], xt);
             let o = t * out_stride as usize + 3 + r;
             want[o] = if ep == Epilogue::Add { want[o] + v } else { v };
         }
@@ -213,6 +220,7 @@ fn matvec_every_type() {
             for dtype in DType::ALL {
                 check_linear(h, Pass::Decode, dtype, 1, Epilogue::Store, &format!("{dev} {tuning:?}"));
                 check_linear(h, Pass::Decode, dtype, 3, Epilogue::Add, &format!("{dev} {tuning:?}"));
+                check_linear_strided(h, Pass::Decode, dtype, 2, Epilogue::Store, 8, &format!("{dev} {tuning:?} x from global memory"));
             }
         }
     });

@@ -30,14 +30,16 @@ pub struct KernelKey {
     pub file: &'static str,
     pub wtype: Option<DType>,
     pub defines: Vec<&'static str>,
-    /// Mat-vec workgroup size and lanes per output (0: not a mat-vec).
+    /// Mat-vec workgroup size and lanes per output (0: not a mat-vec), and
+    /// the vec4s of x staged in workgroup memory (0: none).
     pub wg: u32,
     pub tpr: u32,
+    pub xs4: u32,
 }
 
 impl KernelKey {
     pub fn new(file: &'static str) -> Self {
-        Self { file, wtype: None, defines: Vec::new(), wg: 0, tpr: 0 }
+        Self { file, wtype: None, defines: Vec::new(), wg: 0, tpr: 0, xs4: 0 }
     }
 
     pub fn weight(mut self, dtype: DType) -> Self {
@@ -163,11 +165,13 @@ impl Kernels {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants: Vec<(&str, f64)> = if key.tpr > 0 {
-            vec![("WG", f64::from(key.wg)), ("TPR", f64::from(key.tpr))]
-        } else {
-            Vec::new()
-        };
+        let mut constants: Vec<(&str, f64)> = Vec::new();
+        if key.tpr > 0 {
+            constants.extend([("WG", f64::from(key.wg)), ("TPR", f64::from(key.tpr))]);
+        }
+        if key.xs4 > 0 {
+            constants.push(("XS4", f64::from(key.xs4)));
+        }
         let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: Some(&pipeline_layout),

@@ -111,13 +111,21 @@ pub type Norm<'b> = Option<(&'b wgpu::Buffer, f32)>;
 impl<'a> Ops<'a> {
     /// A mat-vec kernel key: lanes reduce by subgroup shuffles where a group
     /// fits in the device's smallest subgroup.
-    fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape) -> KernelKey {
+    /// `stage_cols`: the row length of x when the kernel may stage x in
+    /// workgroup memory (each token's x is one contiguous row), or 0.
+    fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape, stage_cols: u64) -> KernelKey {
         let mut key = KernelKey::new("matvec.wgsl").weight(dtype).define("DOT");
         for d in defines {
             key = key.define(d);
         }
-        if self.gpu.subgroups && shape.lanes <= self.gpu.subgroup_min_size {
+        let subgroup_reduce = self.gpu.subgroups && shape.lanes <= self.gpu.subgroup_min_size;
+        if subgroup_reduce {
             key = key.define("SUBGROUP_REDUCE");
+        }
+        let shared = stage_cols * 4 + u64::from(shape.wg) * 8;
+        if stage_cols > 0 && shared <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size) {
+            key = key.define("XSHARED");
+            key.xs4 = (stage_cols / 4) as u32;
         }
         key.matvec_shape(shape.wg, shape.lanes)
     }
@@ -159,7 +167,7 @@ impl<'a> Ops<'a> {
                     let units = m.cols() / dot_unit(m.dtype());
                     let shape = MatvecShape::new(units, self.tuning);
                     let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
-                    let key = self.matvec_key(m.dtype(), &[define], shape);
+                    let key = self.matvec_key(m.dtype(), &[define], shape, if x_stride == m.cols() { m.cols() } else { 0 });
                     let groups = [shape.groups(part.rows), tokens];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
@@ -186,7 +194,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let first = (out_first + part.first_row) as u32;
                 let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, m.cols() as u32, 0, 0, 0, 0, 0, eps.to_bits(), 0];
-                let key = self.matvec_key(m.dtype(), &["STORE", "NORM"], shape);
+                let key = self.matvec_key(m.dtype(), &["STORE", "NORM"], shape, m.cols());
                 self.dispatch(key, Some(&p), &[&part.buffer, x, y, gain], [shape.groups(part.rows), tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
@@ -205,7 +213,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let pairs = part.rows / 2;
                 let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, eps.to_bits(), 0];
-                let mut key = self.matvec_key(m.dtype(), &["SWIGLU"], shape);
+                let mut key = self.matvec_key(m.dtype(), &["SWIGLU"], shape, m.cols());
                 let mut buffers = vec![&part.buffer, x, y];
                 if let Some((gain, _)) = norm {
                     key = key.define("NORM");
@@ -322,7 +330,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / (2 * fe);
                 let e_hi = e_lo + part.rows / (2 * fe);
                 let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, eps.to_bits(), 0];
-                let mut key = self.matvec_key(m.dtype(), &["MOE", "MOE_GATE_UP"], shape);
+                let mut key = self.matvec_key(m.dtype(), &["MOE", "MOE_GATE_UP"], shape, d);
                 let mut buffers = vec![&part.buffer, x, act, sel, sel_w];
                 if let Some((gain, _)) = norm {
                     key = key.define("NORM");
@@ -348,7 +356,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, 0];
-                let key = self.matvec_key(m.dtype(), &["MOE", "MOE_DOWN"], shape);
+                let key = self.matvec_key(m.dtype(), &["MOE", "MOE_DOWN"], shape, 0);
                 let groups = [shape.groups(hidden), Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
