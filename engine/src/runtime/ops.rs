@@ -40,7 +40,7 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 128, matvec_lanes: 32 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32 };
 }
 
 impl Default for Tuning {
@@ -122,8 +122,10 @@ impl<'a> Ops<'a> {
         if subgroup_reduce {
             key = key.define("SUBGROUP_REDUCE");
         }
+        // Staging pays while it leaves room for several workgroups per core:
+        // up to 16 KiB of x (a 4096-wide hidden state).
         let shared = stage_cols * 4 + u64::from(shape.wg) * 8;
-        if stage_cols > 0 && shared <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size) {
+        if stage_cols > 0 && stage_cols <= 4096 && shared <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size) {
             key = key.define("XSHARED");
             key.xs4 = (stage_cols / 4) as u32;
         }
