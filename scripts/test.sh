@@ -5,6 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 start=$(date +%s)
 "$ROOT/scripts/setup.sh"
+"$ROOT/scripts/fetch-models.sh"
 
 log "native tests (GPU kernels on lavapipe)"
 (cd "$ROOT" && cargo test --workspace --exclude frontend)
