@@ -2,6 +2,7 @@
 //! in the browser (`hydrate`), where it drives the engine.
 
 pub mod components;
+pub mod manifest;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};

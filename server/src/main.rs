@@ -1,5 +1,10 @@
-//! `server`: hosts Eddy's app and model shards.
+//! `server`: hosts Eddy's app and model shards, and prepares models for hosting.
 
+mod access_log;
+mod files;
+mod hub;
+mod import;
+mod models;
 mod site;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -15,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the app (server-rendered, hydrated by the wasm client).
+    /// Serve the app (server-rendered, hydrated by the wasm client) and the models.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "EDDY_ADDR", default_value = "127.0.0.1:3000")]
@@ -23,17 +28,46 @@ enum Command {
         /// The built site: pkg/ (wasm, JS, CSS) and the public assets.
         #[arg(long, env = "EDDY_SITE_ROOT", default_value = "target/site")]
         site_root: PathBuf,
+        /// Imported models (see `server import`).
+        #[arg(long, env = "EDDY_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
+    },
+    /// Prepare a model for hosting: a .gguf file, a Hugging Face folder, or
+    /// (with internet access) a hub reference such as LiquidAI/LFM2-1.2B-GGUF:Q4_0.
+    Import {
+        source: String,
+        #[arg(long, env = "EDDY_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
+        /// The model's id in URLs (default: from the file or folder name).
+        #[arg(long)]
+        id: Option<String>,
+        /// Bytes per download chunk.
+        #[arg(long, default_value_t = import::DEFAULT_CHUNK_SIZE)]
+        chunk_size: u64,
     },
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve { addr, site_root } => site::serve(addr, site_root).await,
+    let result: Result<(), String> = match cli.command {
+        Command::Serve { addr, site_root, models_dir } => site::serve(addr, site_root, models_dir).await.map_err(|e| e.to_string()),
+        Command::Import { source, models_dir, id, chunk_size } => {
+            match tokio::task::spawn_blocking(move || import::import(&source, &models_dir, id.as_deref(), chunk_size.max(4096))).await {
+                Ok(Ok(m)) => {
+                    println!("imported {} ({}, {} bytes in {} chunks)", m.id, m.name, m.total_bytes, m.chunk_count());
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
     };
     if let Err(e) = result {
-        eprintln!("server: {e:#}");
+        eprintln!("server: {e}");
         std::process::exit(1);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     gpu::Gpu,
-    model::{spec::final_norm_name, LayerKind, ModelConfig, ModelError, ModelSpec},
+    model::{spec::final_norm_name, LayerKind, ModelConfig, ModelError, ModelSpec, WeightSpec},
 };
 
 /// Q, K and V: one matrix (rows q|k|v) when their types agree and it fits a
@@ -234,5 +234,50 @@ impl ModelLoad<'_> {
     pub fn finish(self) -> Result<Model, ModelError> {
         let weights = self.loader.finish()?;
         Ok(Model { gpu: self.gpu.clone(), spec: self.spec, graph: self.graph, weights, kernels: Kernels::new() })
+    }
+}
+
+/// What a model needs from a GPU, for manifests and for checks before a download.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Requirements {
+    pub largest_tensor_bytes: u64,
+    /// The smallest binding that holds the model's largest unsplittable piece
+    /// (a row, or one expert of an expert stack).
+    pub min_binding_bytes: u64,
+    /// GPU memory for the weights, as laid out on the GPU.
+    pub weight_bytes: u64,
+    /// KV-cache bytes per token of context (f32 cache; f16 halves it).
+    pub kv_bytes_per_token: u64,
+}
+
+impl Requirements {
+    pub fn of(spec: &ModelSpec) -> Result<Self, ModelError> {
+        // Unfused, as the smallest devices get it: every piece at its finest split.
+        let (fine, _) = plan(spec, 1)?;
+        let (fused, _) = plan(spec, u64::MAX)?;
+        let row_bytes = |m: &MatrixPlan| RowLayout::new(m.dtype, m.cols).map_or(0, |l| l.gpu_row_bytes());
+        let min_binding_bytes = fine.matrices.iter().map(|m| row_bytes(m) * m.split_granularity).max().unwrap_or(0);
+        let weight_bytes = fused.matrices.iter().map(|m| (row_bytes(m) * m.rows).div_ceil(16) * 16).sum::<u64>()
+            + fused.vectors.iter().filter_map(|v| spec.weights.get(v)).map(|w| 4 * w.elems()).sum::<u64>();
+        let c = &spec.config;
+        let kv_bytes_per_token = c.attention_layers().count() as u64 * 2 * (c.n_kv_heads * c.head_dim) as u64 * 4;
+        Ok(Self {
+            largest_tensor_bytes: spec.weights.values().map(WeightSpec::bytes).max().unwrap_or(0),
+            min_binding_bytes,
+            weight_bytes,
+            kv_bytes_per_token,
+        })
+    }
+
+    /// Why this model cannot run on a device with these limits, if it cannot.
+    pub fn check(&self, max_binding: u64, max_buffer: u64) -> Result<(), String> {
+        let limit = max_binding.min(max_buffer);
+        if self.min_binding_bytes > limit {
+            return Err(format!(
+                "the model needs GPU buffers of {} bytes in one binding, and this GPU allows {limit}",
+                self.min_binding_bytes
+            ));
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,148 @@
+//! Serving files from a root folder: strict path checks (nothing outside the
+//! root, ever), HTTP Range (206, 416), HEAD, strong ETags, If-None-Match and
+//! If-Range, MIME types and cache headers.
+
+use std::{
+    io::SeekFrom,
+    path::{Path, PathBuf},
+};
+
+use axum::{
+    body::Body,
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+/// How clients may cache a file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Caching {
+    /// Content-addressed: the name changes when the bytes do.
+    Immutable,
+    /// Revalidate every time (the ETag makes that cheap).
+    Revalidate,
+}
+
+/// Files smaller than this get an ETag from their content's sha256.
+const HASH_LIMIT: u64 = 64 << 20;
+
+pub fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+/// Resolves `rel` (a URL path below the root, already percent-decoded) to a
+/// regular file inside `root`; `None` for anything else: `..`, `.` segments,
+/// hidden names, backslashes, NULs, absolute paths, and symlinks that lead out.
+pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut path = root.to_path_buf();
+    for segment in rel.split('/') {
+        if segment.is_empty() {
+            continue;
+        }
+        if segment.starts_with('.') || segment.contains('\\') || segment.contains('\0') || segment.contains(':') {
+            return None;
+        }
+        path.push(segment);
+    }
+    let canonical_root = root.canonicalize().ok()?;
+    let canonical = path.canonicalize().ok()?;
+    (canonical.starts_with(&canonical_root) && canonical.is_file()).then_some(canonical)
+}
+
+fn mime_for(path: &Path) -> HeaderValue {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let mime = match ext {
+        "gguf" | "safetensors" | "bin" => "application/octet-stream".to_string(),
+        "wasm" => "application/wasm".to_string(),
+        "webmanifest" => "application/manifest+json".to_string(),
+        "js" | "mjs" => "text/javascript; charset=utf-8".to_string(),
+        "json" => "application/json".to_string(),
+        _ => {
+            let m = mime_guess::from_path(path).first_or_octet_stream();
+            if m.type_() == "text" { format!("{m}; charset=utf-8") } else { m.to_string() }
+        }
+    };
+    HeaderValue::from_str(&mime).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+}
+
+/// A strong ETag: the sha256 in a content-addressed name, else the content's hash.
+async fn etag_for(path: &Path, len: u64, caching: Caching) -> Option<String> {
+    if caching == Caching::Immutable {
+        let stem = path.file_stem()?.to_str()?;
+        if stem.len() == 64 && stem.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some(format!("\"{stem}\""));
+        }
+    }
+    if len <= HASH_LIMIT {
+        let bytes = tokio::fs::read(path).await.ok()?;
+        return Some(format!("\"{}\"", hex::encode(Sha256::digest(&bytes))));
+    }
+    None
+}
+
+fn etag_matches(header_value: Option<&HeaderValue>, etag: &str) -> bool {
+    header_value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// Serves a resolved file for GET or HEAD.
+pub async fn serve(path: &Path, method: &Method, headers: &HeaderMap, caching: Caching) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "").into_response();
+    }
+    let Ok(mut file) = tokio::fs::File::open(path).await else { return not_found() };
+    let Ok(meta) = file.metadata().await else { return not_found() };
+    let len = meta.len();
+    let etag = etag_for(path, len, caching).await;
+    let mut base = HeaderMap::new();
+    base.insert(header::CONTENT_TYPE, mime_for(path));
+    base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    base.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(match caching {
+            Caching::Immutable => "public, max-age=31536000, immutable",
+            Caching::Revalidate => "no-cache",
+        }),
+    );
+    if let Some(tag) = &etag {
+        base.insert(header::ETAG, HeaderValue::from_str(tag).expect("hex etag"));
+        if etag_matches(headers.get(header::IF_NONE_MATCH), tag) {
+            return (StatusCode::NOT_MODIFIED, base).into_response();
+        }
+    }
+    // A Range applies unless If-Range names another version.
+    let range_ok = match headers.get(header::IF_RANGE) {
+        None => true,
+        Some(v) => etag.as_deref().is_some_and(|tag| v.to_str().ok() == Some(tag)),
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| range_ok);
+    let (status, start, count) = match range {
+        None => (StatusCode::OK, 0, len),
+        Some(spec) => match http_range_header::parse_range_header(spec).and_then(|r| r.validate(len)) {
+            Ok(ranges) if ranges.len() == 1 => {
+                let r = &ranges[0];
+                let (s, e) = (*r.start(), *r.end());
+                base.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")).expect("ascii"));
+                (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+            }
+            // Several ranges: send the whole file (allowed; clients here ask for one).
+            Ok(_) => (StatusCode::OK, 0, len),
+            Err(_) => {
+                base.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"));
+                return (StatusCode::RANGE_NOT_SATISFIABLE, base, "").into_response();
+            }
+        },
+    };
+    base.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if method == Method::HEAD {
+        return (status, base).into_response();
+    }
+    if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "seek failed").into_response();
+    }
+    let body = Body::from_stream(ReaderStream::new(file.take(count)));
+    (status, base, body).into_response()
+}
