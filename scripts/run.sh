@@ -9,5 +9,17 @@ if [ "${1:-}" = "--addr" ]; then addr="$2"; fi
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/fetch-models.sh"
 "$ROOT/scripts/build.sh"
+
+# The default models, imported once: tiny-lfm2 (when ../shared is there) and SmolLM2-135M-Instruct.
+server="$ROOT/target/release/server"
+models="${EDDY_MODELS_DIR:-$ROOT/models}"
+if [ -f "$SHARED/models/tiny-lfm2/tiny-lfm2-f32.gguf" ] && [ ! -f "$models/tiny-lfm2/manifest.json" ]; then
+  log "importing tiny-lfm2"
+  "$server" import "$SHARED/models/tiny-lfm2/tiny-lfm2-f32.gguf" --models-dir "$models" --id tiny-lfm2 --chunk-size 262144
+fi
+if [ ! -f "$models/smollm2-135m-instruct/manifest.json" ]; then
+  log "importing SmolLM2-135M-Instruct"
+  "$server" import "$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" --models-dir "$models" --id smollm2-135m-instruct
+fi
 log "serving on http://$addr"
-exec "$ROOT/target/release/server" serve --addr "$addr" --site-root "$SITE"
+exec "$server" serve --addr "$addr" --site-root "$SITE" --models-dir "$models"

@@ -1,8 +1,18 @@
+#![recursion_limit = "512"]
 //! Eddy's user interface (Leptos). Rendered on the server (`ssr`) and hydrated
 //! in the browser (`hydrate`), where it drives the engine.
 
 pub mod components;
 pub mod manifest;
+pub mod markdown;
+pub mod state;
+#[cfg(feature = "hydrate")]
+pub mod chats;
+#[cfg(feature = "hydrate")]
+pub mod client;
+#[cfg(feature = "hydrate")]
+pub mod controller;
+pub mod protocol;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
@@ -11,7 +21,7 @@ use leptos_router::{
     StaticSegment,
 };
 
-use components::gpu_panel::GpuPanel;
+use components::chat::ChatApp;
 
 /// The HTML document around the app, rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -41,22 +51,14 @@ pub fn App() -> impl IntoView {
         <Meta name="description" content="Private LLM chat that runs entirely in your browser, on your own GPU."/>
         <Title text="Eddy"/>
         <Router>
-            <main>
-                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=HomePage/>
-                </Routes>
-            </main>
+            <Routes fallback=|| view! { <main><p class="not-found">"Page not found."</p></main> }>
+                <Route path=StaticSegment("") view=HomePage/>
+            </Routes>
         </Router>
     }
 }
 
 #[component]
 fn HomePage() -> impl IntoView {
-    view! {
-        <header class="masthead">
-            <h1>"Eddy"</h1>
-            <p class="tagline">"Private chat with language models that run on your own GPU. Nothing leaves this device."</p>
-        </header>
-        <GpuPanel/>
-    }
+    view! { <ChatApp/> }
 }

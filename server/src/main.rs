@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! `server`: hosts Eddy's app and model shards, and prepares models for hosting.
 
 mod access_log;

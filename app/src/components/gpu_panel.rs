@@ -27,16 +27,27 @@ async fn probe() -> GpuState {
     }
 }
 
-#[component]
-pub fn GpuPanel() -> impl IntoView {
-    let (state, set_state) = signal(GpuState::Checking);
+/// The page's GPU check, shared by the panel and the chat (which explains a
+/// missing WebGPU up front).
+#[derive(Clone, Copy)]
+pub struct GpuCheck(pub RwSignal<GpuState>);
+
+/// Starts the check (in the browser) and provides it to the components below.
+pub fn provide_gpu_check() -> GpuCheck {
+    let state = RwSignal::new(GpuState::Checking);
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(async move { set_state.set(probe().await) });
-        #[cfg(not(feature = "hydrate"))]
-        let _ = set_state;
+        leptos::task::spawn_local(async move { state.set(probe().await) });
     });
+    let check = GpuCheck(state);
+    provide_context(check);
+    check
+}
+
+#[component]
+pub fn GpuPanel() -> impl IntoView {
+    let state = expect_context::<GpuCheck>().0;
     view! {
         <section class="card gpu-panel" aria-live="polite" data-testid="gpu-panel">
             <h2>"Your GPU"</h2>
@@ -44,7 +55,7 @@ pub fn GpuPanel() -> impl IntoView {
                 GpuState::Checking => view! {
                     <p data-testid="gpu-checking">"Checking for WebGPU…"</p>
                 }.into_any(),
-                GpuState::Unavailable => view! { <NoWebGpu/> }.into_any(),
+                GpuState::Unavailable => view! { <p data-testid="gpu-none">"This browser does not offer WebGPU."</p> }.into_any(),
                 GpuState::Failed(reason) => view! {
                     <div class="notice error" data-testid="gpu-error">
                         <p><strong>"WebGPU is present but unusable: "</strong>{reason}</p>
@@ -58,7 +69,7 @@ pub fn GpuPanel() -> impl IntoView {
 }
 
 #[component]
-fn NoWebGpu() -> impl IntoView {
+pub fn NoWebGpu() -> impl IntoView {
     view! {
         <div class="notice warning" data-testid="webgpu-unavailable">
             <p><strong>"This browser does not offer WebGPU"</strong>", so Eddy cannot run models here. "

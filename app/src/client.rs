@@ -1,0 +1,108 @@
+//! The UI's handle on the engine host: requests out, events in, over a Web
+//! Worker or (for tests) directly in the page. Browser only.
+
+use std::{cell::RefCell, rc::Rc};
+
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+
+use crate::protocol::{Event, Request};
+
+type Listener = Rc<dyn Fn(&Event)>;
+
+struct Inner {
+    send: RefCell<Option<Box<dyn Fn(Request)>>>,
+    listeners: RefCell<Vec<Listener>>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<Inner>,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
+
+impl Client {
+    fn empty() -> Self {
+        Self { inner: Rc::new(Inner { send: RefCell::new(None), listeners: RefCell::new(Vec::new()) }) }
+    }
+
+    fn dispatch(&self, event: &Event) {
+        let listeners: Vec<Listener> = self.inner.listeners.borrow().clone();
+        for l in listeners {
+            l(event);
+        }
+    }
+
+    /// The engine host in a module worker loaded from `url`.
+    pub fn worker(url: &str) -> Self {
+        let client = Self::empty();
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        match web_sys::Worker::new_with_options(url, &options) {
+            Ok(worker) => {
+                let c = client.clone();
+                let on_message = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                    let Some(text) = e.data().as_string() else { return };
+                    match serde_json::from_str::<Event>(&text) {
+                        Ok(event) => c.dispatch(&event),
+                        Err(err) => c.dispatch(&Event::Error { message: format!("bad event from the engine: {err}") }),
+                    }
+                });
+                worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+                on_message.forget();
+                let c = client.clone();
+                let on_error = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
+                    let message = js_sys::Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| "the engine worker failed to start".into());
+                    c.dispatch(&Event::Error { message });
+                });
+                worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+                on_error.forget();
+                *client.inner.send.borrow_mut() = Some(Box::new(move |r: Request| {
+                    let _ = worker.post_message(&JsValue::from_str(&serde_json::to_string(&r).expect("requests serialize")));
+                }));
+            }
+            Err(e) => {
+                let message = format!("cannot start the engine worker: {e:?}");
+                let c = client.clone();
+                *client.inner.send.borrow_mut() = Some(Box::new(move |_| c.dispatch(&Event::Error { message: message.clone() })));
+            }
+        }
+        client.install();
+        client
+    }
+
+    /// The engine host in the page: `make` gets the event sink and returns the request handler.
+    pub fn in_page(make: impl FnOnce(Box<dyn Fn(Event)>) -> Box<dyn Fn(Request)>) -> Self {
+        let client = Self::empty();
+        let c = client.clone();
+        // Events are delivered on a later tick, as a worker's would be.
+        let sink: Box<dyn Fn(Event)> = Box::new(move |e: Event| {
+            let c = c.clone();
+            wasm_bindgen_futures::spawn_local(async move { c.dispatch(&e) });
+        });
+        *client.inner.send.borrow_mut() = Some(make(sink));
+        client.install();
+        client
+    }
+
+    fn install(&self) {
+        CLIENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+    }
+
+    /// The client of this page, once `hydrate` made it.
+    pub fn get() -> Option<Client> {
+        CLIENT.with(|c| c.borrow().clone())
+    }
+
+    pub fn send(&self, request: Request) {
+        if let Some(send) = self.inner.send.borrow().as_ref() {
+            send(request);
+        }
+    }
+
+    pub fn subscribe(&self, listener: impl Fn(&Event) + 'static) {
+        self.inner.listeners.borrow_mut().push(Rc::new(listener));
+    }
+}

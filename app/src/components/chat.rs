@@ -1,0 +1,529 @@
+//! The chat app: conversations, the model picker, the conversation, the prompt box.
+
+use leptos::prelude::*;
+
+use super::gpu_panel::{provide_gpu_check, GpuPanel, GpuState, NoWebGpu};
+use crate::{
+    markdown,
+    protocol::GenerationStats,
+    state::{format_bytes, format_duration, Message, ModelStatus, Ui},
+};
+
+#[cfg(feature = "hydrate")]
+use crate::controller;
+
+fn ui() -> Ui {
+    expect_context::<Ui>()
+}
+
+#[component]
+pub fn ChatApp() -> impl IntoView {
+    let ui = Ui::new();
+    provide_context(ui);
+    let gpu = provide_gpu_check();
+    let settings_open = RwSignal::new(false);
+    let sidebar_open = RwSignal::new(false);
+    // Effects run only in the browser, after hydration.
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        controller::start(ui);
+    });
+    view! {
+        <div class="app" class:sidebar-open=move || sidebar_open.get()>
+            <Sidebar sidebar_open/>
+            <section class="main" aria-label="Conversation">
+                <Header settings_open sidebar_open/>
+                <Show when=move || gpu.0.get() == GpuState::Unavailable>
+                    <div class="card"><NoWebGpu/></div>
+                </Show>
+                <ProgressBar/>
+                <Notice/>
+                <Messages/>
+                <ContextFull/>
+                <PromptBox/>
+            </section>
+            <Show when=move || settings_open.get()>
+                <SettingsPanel settings_open/>
+            </Show>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn Header(settings_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl IntoView {
+    let ui = ui();
+    let status_text = move || match ui.status.get() {
+        ModelStatus::None => "no model".to_string(),
+        ModelStatus::Downloading => "downloading".to_string(),
+        ModelStatus::Loading => "loading".to_string(),
+        ModelStatus::Ready => format!("{} ready", ui.loaded.get().unwrap_or_default()),
+        ModelStatus::Failed(e) => format!("error: {e}"),
+    };
+    let status_class = move || match ui.status.get() {
+        ModelStatus::Ready => "status ready",
+        ModelStatus::Failed(_) => "status failed",
+        ModelStatus::None => "status idle",
+        _ => "status busy",
+    };
+    view! {
+        <header class="topbar">
+            <button type="button" class="icon menu" aria-label="Conversations" on:click=move |_| sidebar_open.update(|o| *o = !*o)>"☰"</button>
+            <h1 class="brand">"Eddy"</h1>
+            <ModelPicker/>
+            <span class=status_class data-testid="model-status" role="status" aria-live="polite">{status_text}</span>
+            <span class="offline-badge" data-testid="offline" hidden=move || !ui.offline.get()>"offline"</span>
+            <ThemeToggle/>
+            <button type="button" class="icon" aria-label="Settings" aria-expanded=move || settings_open.get().to_string()
+                data-testid="settings-toggle" on:click=move |_| settings_open.update(|o| *o = !*o)>"⚙"</button>
+        </header>
+    }
+    .into_any()
+}
+
+#[component]
+fn ModelPicker() -> impl IntoView {
+    let ui = ui();
+    // Catalog models, plus cached ones the server no longer lists (offline).
+    let options = move || {
+        let cached = ui.cached.get();
+        let mut out: Vec<(String, String)> = ui
+            .catalog
+            .get()
+            .iter()
+            .map(|m| {
+                let c = cached.iter().find(|c| c.id == m.entry.id);
+                let state = match c {
+                    Some(c) if c.complete() => "downloaded".to_string(),
+                    Some(c) => format!("{}% downloaded", c.stored_bytes * 100 / c.total_bytes.max(1)),
+                    None if ui.offline.get() => "unavailable offline".to_string(),
+                    None => "not downloaded".to_string(),
+                };
+                let fits = if m.fits.is_ok() { "" } else { ", does not fit this device" };
+                (m.entry.id.clone(), format!("{} · {} · {}{}", m.entry.name, format_bytes(m.entry.total_bytes), state, fits))
+            })
+            .collect();
+        for c in &cached {
+            if !out.iter().any(|(id, _)| id == &c.id) {
+                let state = if c.complete() { "downloaded" } else { "partly downloaded" };
+                out.push((c.id.clone(), format!("{} · {} · {}", c.name, format_bytes(c.total_bytes), state)));
+            }
+        }
+        out
+    };
+    let on_change = move |ev: leptos::ev::Event| {
+        let id = event_target_value(&ev);
+        if id.is_empty() {
+            return;
+        }
+        #[cfg(feature = "hydrate")]
+        controller::select_model(ui, &id);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (id, ui);
+    };
+    view! {
+        <label class="picker">
+            <span class="visually-hidden">"Model"</span>
+            <select data-testid="model-picker" on:change=on_change prop:value=move || ui.selected.get().unwrap_or_default()>
+                <option value="" disabled=true>"Choose a model…"</option>
+                {move || options().into_iter().map(|(id, label)| view! { <option value=id.clone()>{label}</option> }).collect_view()}
+            </select>
+        </label>
+    }
+    .into_any()
+}
+
+#[component]
+fn ThemeToggle() -> impl IntoView {
+    let theme = RwSignal::new(String::from("system"));
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Ok(t) = <gloo_storage::LocalStorage as gloo_storage::Storage>::get::<String>("eddy.theme") {
+            theme.set(t);
+        }
+    });
+    Effect::new(move |_| {
+        let t = theme.get();
+        #[cfg(feature = "hydrate")]
+        if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+            if t == "system" {
+                let _ = root.remove_attribute("data-theme");
+            } else {
+                let _ = root.set_attribute("data-theme", &t);
+            }
+            let _ = <gloo_storage::LocalStorage as gloo_storage::Storage>::set("eddy.theme", &t);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = t;
+    });
+    let next = move |_| {
+        theme.update(|t| {
+            *t = match t.as_str() {
+                "system" => "light".into(),
+                "light" => "dark".into(),
+                _ => "system".into(),
+            }
+        })
+    };
+    view! {
+        <button type="button" class="icon" data-testid="theme-toggle" on:click=next
+            aria-label=move || format!("Theme: {} (change)", theme.get())>
+            {move || match theme.get().as_str() { "light" => "☀", "dark" => "☾", _ => "◐" }}
+        </button>
+    }
+    .into_any()
+}
+
+#[component]
+fn ProgressBar() -> impl IntoView {
+    let ui = ui();
+    move || {
+        ui.progress.get().map(|p| {
+            let pct = if p.total > 0 { p.done as f64 * 100.0 / p.total as f64 } else { 0.0 };
+            let speed = if p.bytes_per_s > 0.0 {
+                format!(" · {}/s · {} left", format_bytes(p.bytes_per_s as u64), format_duration(p.eta_s))
+            } else {
+                String::new()
+            };
+            view! {
+                <div class="progress" data-testid="download-progress" role="progressbar" aria-label=p.label.clone()
+                    aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
+                    <div class="progress-text">
+                        <span>{p.label.clone()}</span>
+                        <span>{format!("{} of {} ({pct:.0}%){speed}", format_bytes(p.done), format_bytes(p.total))}</span>
+                    </div>
+                    <div class="bar"><div class="fill" style=format!("width: {pct:.1}%")></div></div>
+                    {p.note.clone().map(|n| view! { <div class="progress-note">{n}</div> })}
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+fn Notice() -> impl IntoView {
+    let ui = ui();
+    move || {
+        ui.notice.get().map(|n| {
+            view! {
+                <div class="notice error" role="alert" data-testid="notice">
+                    <span>{n}</span>
+                    <button type="button" class="icon" aria-label="Dismiss" on:click=move |_| ui.notice.set(None)>"✕"</button>
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+fn ContextFull() -> impl IntoView {
+    let ui = ui();
+    view! {
+        <Show when=move || ui.context_full.get()>
+            <div class="notice warning" role="alert" data-testid="context-full">
+                <span>"The conversation has filled the model's context window."</span>
+                <button type="button" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    controller::new_chat(ui);
+                }>"Start a new chat"</button>
+                <button type="button" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    controller::drop_oldest_turns(ui);
+                }>"Drop the oldest turns"</button>
+            </div>
+        </Show>
+    }
+    .into_any()
+}
+
+fn stats_line(s: &GenerationStats) -> String {
+    let mut parts = vec![
+        format!("prefill {:.0} tok/s", s.prefill_tokens_per_s),
+        format!("decode {:.1} tok/s", s.decode_tokens_per_s),
+        format!("{} tokens", s.generated_tokens),
+        format!("context {}/{}", s.context_used, s.context_size),
+    ];
+    if s.reused_tokens > 0 {
+        parts.push(format!("reused {} tokens (saved {:.2} s of prefill)", s.reused_tokens, s.prefill_seconds_saved));
+    }
+    parts.join(" · ")
+}
+
+fn message_view(m: Message) -> impl IntoView {
+    let ids = m.token_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    if m.role == "assistant" {
+        let html = markdown::to_html(&m.text);
+        let stats = m.stats.as_ref().map(stats_line);
+        let (reused, prefilled) = m.stats.as_ref().map_or((String::new(), String::new()), |s| (s.reused_tokens.to_string(), s.prefill_tokens.to_string()));
+        view! {
+            <article class="msg assistant" class:pending=m.pending data-testid="message-assistant" data-token-ids=ids
+                data-reused-tokens=reused data-prefill-tokens=prefilled aria-busy=m.pending.to_string()>
+                <div class="who">"Assistant"</div>
+                <div class="body markdown" inner_html=html></div>
+                {stats.map(|s| view! { <div class="stats" data-testid="message-stats">{s}</div> })}
+            </article>
+        }
+        .into_any()
+    } else {
+        view! {
+            <article class="msg user" data-testid="message-user">
+                <div class="who">"You"</div>
+                <div class="body">{m.text}</div>
+            </article>
+        }
+        .into_any()
+    }
+}
+
+#[component]
+fn Messages() -> impl IntoView {
+    let ui = ui();
+    let list = NodeRef::<leptos::html::Div>::new();
+    // Keep the newest text in view while it streams.
+    Effect::new(move |_| {
+        ui.conversation.track();
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = list.get() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    });
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let Some(target) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+            if target.has_attribute("data-copy") {
+                let code = target.closest(".code-block").ok().flatten().and_then(|b| b.query_selector("code").ok().flatten()).and_then(|c| c.text_content());
+                if let (Some(code), Some(w)) = (code, web_sys::window()) {
+                    let _ = w.navigator().clipboard().write_text(&code);
+                    target.set_text_content(Some("Copied"));
+                }
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    view! {
+        <div class="messages" node_ref=list on:click=on_click aria-live="polite">
+            {move || {
+                let msgs = ui.conversation.with(|c| c.messages.clone());
+                if msgs.is_empty() {
+                    view! { <p class="empty">"Ask anything. The model runs on your GPU; nothing you type leaves this device."</p> }.into_any()
+                } else {
+                    msgs.into_iter().map(message_view).collect_view().into_any()
+                }
+            }}
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn PromptBox() -> impl IntoView {
+    let ui = ui();
+    let text = RwSignal::new(String::new());
+    let ready = move || ui.status.get() == ModelStatus::Ready && !ui.generating.get();
+    let submit = move || {
+        let t = text.get_untracked();
+        if t.trim().is_empty() || !ready() {
+            return;
+        }
+        text.set(String::new());
+        #[cfg(feature = "hydrate")]
+        controller::send_message(ui, t);
+    };
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            submit();
+        } else if ev.key() == "Escape" {
+            #[cfg(feature = "hydrate")]
+            controller::stop();
+        }
+    };
+    let usage = move || {
+        ui.conversation.with(|c| c.messages.iter().rev().find_map(|m| m.stats.clone())).map(|s| format!("{} of {} context tokens used", s.context_used, s.context_size))
+    };
+    view! {
+        <form class="composer" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+            <label class="visually-hidden" for="prompt">"Message"</label>
+            <textarea id="prompt" data-testid="prompt" rows="2" placeholder="Message Eddy (Enter to send, Shift+Enter for a new line, Esc to stop)"
+                prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev)) on:keydown=on_keydown></textarea>
+            <div class="composer-actions">
+                <span class="usage" data-testid="context-usage">{usage}</span>
+                <button type="button" class="secondary" data-testid="stop" disabled=move || !ui.generating.get()
+                    on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        controller::stop();
+                    }>"Stop"</button>
+                <button type="submit" class="primary" data-testid="send" disabled=move || !ready()>"Send"</button>
+            </div>
+        </form>
+    }
+    .into_any()
+}
+
+#[component]
+fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
+    let ui = ui();
+    let import_input = NodeRef::<leptos::html::Input>::new();
+    let on_import = move |_ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let Some(input) = import_input.get() else { return };
+            let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+            let promise = file.text();
+            leptos::task::spawn_local(async move {
+                if let Ok(v) = wasm_bindgen_futures::JsFuture::from(promise).await {
+                    if let Some(t) = v.as_string() {
+                        controller::import_chats(ui, t);
+                    }
+                }
+            });
+            let _ = input.unchecked_ref::<web_sys::HtmlInputElement>().set_value("");
+        }
+    };
+    view! {
+        <aside class="sidebar" aria-label="Conversations and models">
+            <div class="sidebar-head">
+                <button type="button" class="primary wide" data-testid="new-chat" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    controller::new_chat(ui);
+                    sidebar_open.set(false);
+                }>"New chat"</button>
+            </div>
+            <nav class="conversations" aria-label="Saved conversations">
+                <ul data-testid="conversation-list">
+                    {move || {
+                        let current = ui.conversation.with(|c| c.id.clone());
+                        ui.conversations.get().into_iter().map(|c| {
+                            let (id_open, id_rename, id_delete) = (c.id.clone(), c.id.clone(), c.id.clone());
+                            let title = c.title.clone();
+                            view! {
+                                <li class:current=c.id == current data-testid="conversation" data-id=c.id.clone()>
+                                    <button type="button" class="conv-title" on:click=move |_| {
+                                        #[cfg(feature = "hydrate")]
+                                        controller::open_chat(ui, &id_open);
+                                        #[cfg(not(feature = "hydrate"))]
+                                        let _ = &id_open;
+                                        sidebar_open.set(false);
+                                    }>{title.clone()}</button>
+                                    <button type="button" class="icon small" aria-label=format!("Rename {title}") data-testid="rename-conversation" on:click=move |_| {
+                                        #[cfg(feature = "hydrate")]
+                                        if let Some(w) = web_sys::window() {
+                                            if let Ok(Some(t)) = w.prompt_with_message("Rename this conversation") {
+                                                if !t.trim().is_empty() {
+                                                    controller::rename_chat(ui, &id_rename, t.trim().to_string());
+                                                }
+                                            }
+                                        }
+                                        #[cfg(not(feature = "hydrate"))]
+                                        let _ = &id_rename;
+                                    }>"✎"</button>
+                                    <button type="button" class="icon small" aria-label="Delete conversation" data-testid="delete-conversation" on:click=move |_| {
+                                        #[cfg(feature = "hydrate")]
+                                        controller::delete_chat(ui, &id_delete);
+                                        #[cfg(not(feature = "hydrate"))]
+                                        let _ = &id_delete;
+                                    }>"✕"</button>
+                                </li>
+                            }
+                        }).collect_view()
+                    }}
+                </ul>
+            </nav>
+            <div class="sidebar-tools">
+                <button type="button" class="secondary" data-testid="export-chats" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    controller::export_chats(ui);
+                }>"Export"</button>
+                <label class="button secondary">
+                    "Import"
+                    <input type="file" accept="application/json,.json" class="visually-hidden" node_ref=import_input on:change=on_import data-testid="import-chats"/>
+                </label>
+            </div>
+            <ModelStorage/>
+            <details class="device">
+                <summary>"This device"</summary>
+                <GpuPanel/>
+            </details>
+        </aside>
+    }
+    .into_any()
+}
+
+#[component]
+fn ModelStorage() -> impl IntoView {
+    let ui = ui();
+    view! {
+        <section class="storage" aria-label="Models on this device">
+            <h2>"Models on this device"</h2>
+            <ul data-testid="cached-models">
+                {move || {
+                    let cached = ui.cached.get();
+                    if cached.is_empty() {
+                        return view! { <li class="muted">"None yet."</li> }.into_any();
+                    }
+                    cached.into_iter().map(|m| {
+                        let id = m.id.clone();
+                        let state = if m.complete() { format_bytes(m.stored_bytes) } else { format!("{} of {}", format_bytes(m.stored_bytes), format_bytes(m.total_bytes)) };
+                        view! {
+                            <li data-testid="cached-model" data-id=m.id.clone() data-complete=m.complete().to_string()>
+                                <span class="name">{m.name.clone()}</span>
+                                <span class="size">{state}</span>
+                                <button type="button" class="icon small" aria-label=format!("Delete {} from this device", m.name) data-testid="delete-model" on:click=move |_| {
+                                    #[cfg(feature = "hydrate")]
+                                    controller::delete_model(ui, &id);
+                                    #[cfg(not(feature = "hydrate"))]
+                                    let _ = &id;
+                                }>"✕"</button>
+                            </li>
+                        }
+                    }).collect_view().into_any()
+                }}
+            </ul>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn SettingsPanel(settings_open: RwSignal<bool>) -> impl IntoView {
+    let ui = ui();
+    let num = move |label: &'static str, id: &'static str, min: &'static str, max: &'static str, step: &'static str, get: fn(&crate::protocol::GenerationParams) -> String, set: fn(&mut crate::protocol::GenerationParams, &str)| {
+        view! {
+            <label class="field">
+                <span>{label}</span>
+                <input type="number" data-testid=id min=min max=max step=step prop:value=move || ui.params.with(get)
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        ui.params.update(|p| set(p, &v));
+                        #[cfg(feature = "hydrate")]
+                        controller::save_settings(ui);
+                    }/>
+            </label>
+        }
+    };
+    view! {
+        <aside class="settings" aria-label="Settings">
+            <div class="settings-head">
+                <h2>"Settings"</h2>
+                <button type="button" class="icon" aria-label="Close settings" on:click=move |_| settings_open.set(false)>"✕"</button>
+            </div>
+            <label class="field">
+                <span>"System prompt"</span>
+                <textarea rows="3" data-testid="system-prompt" prop:value=move || ui.conversation.with(|c| c.system_prompt.clone())
+                    on:change=move |ev| ui.conversation.update(|c| c.system_prompt = event_target_value(&ev))></textarea>
+            </label>
+            {num("Temperature", "temperature", "0", "2", "0.05", |p| p.temperature.to_string(), |p, v| if let Ok(x) = v.parse() { p.temperature = x })}
+            {num("Top-k (0: off)", "top-k", "0", "1000", "1", |p| p.top_k.to_string(), |p, v| if let Ok(x) = v.parse() { p.top_k = x })}
+            {num("Top-p", "top-p", "0", "1", "0.01", |p| p.top_p.to_string(), |p, v| if let Ok(x) = v.parse() { p.top_p = x })}
+            {num("Min-p", "min-p", "0", "1", "0.01", |p| p.min_p.to_string(), |p, v| if let Ok(x) = v.parse() { p.min_p = x })}
+            {num("Repetition penalty", "repetition-penalty", "1", "2", "0.01", |p| p.repetition_penalty.to_string(), |p, v| if let Ok(x) = v.parse() { p.repetition_penalty = x })}
+            {num("Max tokens", "max-tokens", "1", "4096", "1", |p| p.max_tokens.to_string(), |p, v| if let Ok(x) = v.parse() { p.max_tokens = x })}
+            <p class="muted">"Settings are kept per model on this device."</p>
+        </aside>
+    }
+    .into_any()
+}

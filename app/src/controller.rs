@@ -1,0 +1,322 @@
+//! What the UI does in the browser: it starts the engine host, follows its
+//! events (a download finished → load the model), and turns user actions into
+//! requests. Browser only.
+
+use gloo_storage::{LocalStorage, Storage};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::{
+    chats,
+    client::Client,
+    protocol::{ChatTurn, Event, GenerationParams, Request},
+    state::{Conversation, Message, ModelStatus, Ui},
+};
+
+const LAST_MODEL: &str = "eddy.model";
+
+fn client() -> Option<Client> {
+    Client::get()
+}
+
+fn send(r: Request) {
+    if let Some(c) = client() {
+        c.send(r);
+    }
+}
+
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn new_id() -> String {
+    format!("c{:x}{:04x}", now_ms() as u64, (js_sys::Math::random() * 65536.0) as u32)
+}
+
+/// The models' base URL: `?models=URL`, or this site.
+fn base_url() -> String {
+    param("models").unwrap_or_else(|| web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default())
+}
+
+pub fn param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+}
+
+fn settings_key(model: &str) -> String {
+    format!("eddy.settings.{model}")
+}
+
+/// Sampling from the URL (`?temperature=0&max_tokens=N...`), over `base`.
+fn url_params(mut p: GenerationParams) -> GenerationParams {
+    let f = |n: &str| param(n).and_then(|v| v.parse::<f32>().ok());
+    let u = |n: &str| param(n).and_then(|v| v.parse::<u32>().ok());
+    if let Some(v) = f("temperature") {
+        p.temperature = v;
+    }
+    if let Some(v) = u("top_k") {
+        p.top_k = v;
+    }
+    if let Some(v) = f("top_p") {
+        p.top_p = v;
+    }
+    if let Some(v) = f("min_p") {
+        p.min_p = v;
+    }
+    if let Some(v) = f("repetition_penalty").or_else(|| f("repeat_penalty")) {
+        p.repetition_penalty = v;
+    }
+    if let Some(v) = u("max_tokens") {
+        p.max_tokens = v;
+    }
+    if let Some(v) = u("seed") {
+        p.seed = v;
+    }
+    p
+}
+
+/// Starts the browser side: subscribes to the engine, restores the
+/// conversations and asks for the catalog.
+pub fn start(ui: Ui) {
+    let Some(c) = client() else { return };
+    let redownloaded = RwSignal::new(false);
+    c.subscribe(move |event| {
+        ui.apply(event);
+        follow_up(ui, event, redownloaded);
+    });
+    if let Some(model) = param("model").or_else(|| LocalStorage::get::<String>(LAST_MODEL).ok()) {
+        ui.selected.set(Some(model));
+    }
+    spawn_local(async move {
+        match chats::list().await {
+            Ok(list) => {
+                let current = list.first().cloned();
+                ui.conversations.set(list);
+                match current {
+                    // Reopen the last conversation unless a link asks for a model of its own.
+                    Some(c) if param("model").is_none() => ui.conversation.set(c),
+                    _ => new_chat(ui),
+                }
+            }
+            Err(e) => {
+                ui.notice.set(Some(format!("Your saved conversations could not be read: {e}")));
+                new_chat(ui);
+            }
+        }
+    });
+    send(Request::Catalog { base_url: base_url() });
+}
+
+fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
+    let selected = ui.selected.get_untracked();
+    match event {
+        Event::Catalog { .. } => {
+            if let Some(id) = selected {
+                if ui.status.get_untracked() == ModelStatus::None {
+                    select_model(ui, &id);
+                }
+            }
+        }
+        Event::Downloaded { id } if selected.as_deref() == Some(id.as_str()) => {
+            ui.status.set(ModelStatus::Loading);
+            send(Request::Load { id: id.clone() });
+        }
+        Event::LoadFailed { id, message } if message.contains("missing from the browser's storage") && !redownloaded.get_untracked() => {
+            // The browser evicted part of the cache: fetch just what is missing.
+            redownloaded.set(true);
+            ui.status.set(ModelStatus::Downloading);
+            send(Request::Download { base_url: base_url(), id: id.clone() });
+        }
+        Event::Generated { .. } | Event::GenerationFailed { .. } => save_conversation(ui),
+        _ => {}
+    }
+}
+
+/// Chooses model `id`: its saved or recommended settings, then download (or
+/// resume) and load.
+pub fn select_model(ui: Ui, id: &str) {
+    ui.selected.set(Some(id.to_string()));
+    let _ = LocalStorage::set(LAST_MODEL, id);
+    let recommended = ui.catalog.with_untracked(|c| c.iter().find(|m| m.entry.id == id).and_then(|m| m.sampling.clone()));
+    let saved: Option<GenerationParams> = LocalStorage::get(settings_key(id)).ok();
+    let base = saved.or_else(|| recommended.map(|s| GenerationParams::recommended(&s))).unwrap_or_else(|| ui.params.get_untracked());
+    ui.params.set(url_params(base));
+    if ui.loaded.get_untracked().as_deref() == Some(id) {
+        ui.status.set(ModelStatus::Ready);
+        return;
+    }
+    match ui.cached_model(id) {
+        Some(m) if m.complete() => {
+            ui.status.set(ModelStatus::Loading);
+            send(Request::Load { id: id.to_string() });
+        }
+        _ => {
+            let fits = ui.catalog.with_untracked(|c| c.iter().find(|m| m.entry.id == id).map(|m| m.fits.clone()));
+            match fits {
+                Some(Err(why)) => ui.status.set(ModelStatus::Failed(format!("{id} does not fit this device: {why}"))),
+                None if ui.offline.get_untracked() => ui.status.set(ModelStatus::Failed(format!("{id} is not downloaded, and the app is offline"))),
+                _ => {
+                    ui.status.set(ModelStatus::Downloading);
+                    send(Request::Download { base_url: base_url(), id: id.to_string() });
+                }
+            }
+        }
+    }
+}
+
+pub fn save_settings(ui: Ui) {
+    if let Some(id) = ui.selected.get_untracked() {
+        let _ = LocalStorage::set(settings_key(&id), ui.params.get_untracked());
+    }
+}
+
+pub fn delete_model(ui: Ui, id: &str) {
+    if ui.selected.get_untracked().as_deref() == Some(id) {
+        ui.selected.set(None);
+        ui.loaded.set(None);
+        ui.status.set(ModelStatus::None);
+        let _ = LocalStorage::delete(LAST_MODEL);
+    }
+    send(Request::Delete { id: id.to_string() });
+}
+
+pub fn cancel_download(id: &str) {
+    send(Request::CancelDownload { id: id.to_string() });
+}
+
+/// Sends `text` as the next user turn and streams the reply.
+pub fn send_message(ui: Ui, text: String) {
+    if ui.generating.get_untracked() || ui.status.get_untracked() != ModelStatus::Ready || text.trim().is_empty() {
+        return;
+    }
+    ui.context_full.set(false);
+    ui.conversation.update(|c| {
+        c.model = ui.selected.get_untracked();
+        if c.messages.is_empty() && c.title == "New chat" {
+            c.title = text.chars().take(48).collect();
+        }
+        c.messages.push(Message { role: "user".into(), text: text.clone(), token_ids: Vec::new(), stats: None, pending: false });
+        c.updated_ms = now_ms();
+    });
+    let conv = ui.conversation.get_untracked();
+    let mut turns = Vec::new();
+    if !conv.system_prompt.trim().is_empty() {
+        turns.push(ChatTurn { role: "system".into(), content: conv.system_prompt.clone() });
+    }
+    turns.extend(conv.messages.iter().map(|m| ChatTurn { role: m.role.clone(), content: m.text.clone() }));
+    ui.conversation.update(|c| c.messages.push(Message { role: "assistant".into(), text: String::new(), token_ids: Vec::new(), stats: None, pending: true }));
+    ui.generating.set(true);
+    save_conversation(ui);
+    send(Request::Chat { conversation: conv.id, messages: turns, params: ui.params.get_untracked() });
+}
+
+pub fn stop() {
+    send(Request::Stop);
+}
+
+pub fn save_conversation(ui: Ui) {
+    let conv = ui.conversation.get_untracked();
+    ui.conversations.update(|list| {
+        list.retain(|c| c.id != conv.id);
+        list.insert(0, conv.clone());
+    });
+    spawn_local(async move {
+        if let Err(e) = chats::save(&conv).await {
+            ui.notice.set(Some(format!("The conversation could not be saved: {e}")));
+        }
+    });
+}
+
+pub fn new_chat(ui: Ui) {
+    let system = ui.conversation.with_untracked(|c| c.system_prompt.clone());
+    let mut c = Conversation::new(new_id(), now_ms());
+    c.system_prompt = param("system").unwrap_or(system);
+    c.model = ui.selected.get_untracked();
+    ui.conversation.set(c);
+    ui.context_full.set(false);
+}
+
+pub fn open_chat(ui: Ui, id: &str) {
+    if ui.generating.get_untracked() {
+        return;
+    }
+    if let Some(c) = ui.conversations.with_untracked(|l| l.iter().find(|c| c.id == id).cloned()) {
+        ui.conversation.set(c);
+        ui.context_full.set(false);
+    }
+}
+
+pub fn rename_chat(ui: Ui, id: &str, title: String) {
+    if ui.conversation.with_untracked(|c| c.id == id) {
+        ui.conversation.update(|c| c.title = title.clone());
+        save_conversation(ui);
+    } else if let Some(mut c) = ui.conversations.with_untracked(|l| l.iter().find(|c| c.id == id).cloned()) {
+        c.title = title;
+        ui.conversations.update(|l| l.iter_mut().filter(|x| x.id == c.id).for_each(|x| *x = c.clone()));
+        spawn_local(async move {
+            let _ = chats::save(&c).await;
+        });
+    }
+}
+
+pub fn delete_chat(ui: Ui, id: &str) {
+    let id = id.to_string();
+    ui.conversations.update(|l| l.retain(|c| c.id != id));
+    if ui.conversation.with_untracked(|c| c.id == id) {
+        new_chat(ui);
+        send(Request::Reset);
+    }
+    spawn_local(async move {
+        if let Err(e) = chats::delete(&id).await {
+            ui.notice.set(Some(format!("The conversation could not be deleted: {e}")));
+        }
+    });
+}
+
+/// When the context is full: drop the oldest exchange (the next reply
+/// recomputes the rest), or start a fresh chat.
+pub fn drop_oldest_turns(ui: Ui) {
+    ui.conversation.update(|c| {
+        let n = c.messages.iter().skip(1).position(|m| m.role == "user").map_or(c.messages.len(), |i| i + 1);
+        c.messages.drain(..n.min(c.messages.len()));
+    });
+    ui.context_full.set(false);
+    save_conversation(ui);
+}
+
+pub fn export_chats(ui: Ui) {
+    let json = serde_json::to_string_pretty(&ui.conversations.get_untracked()).unwrap_or_default();
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(&json));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/json");
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else { return };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
+    if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+        if let Ok(a) = doc.create_element("a") {
+            let a: web_sys::HtmlAnchorElement = wasm_bindgen::JsCast::unchecked_into(a);
+            a.set_href(&url);
+            a.set_download("eddy-conversations.json");
+            a.click();
+        }
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+pub fn import_chats(ui: Ui, json: String) {
+    let parsed: Result<Vec<Conversation>, _> = serde_json::from_str(&json).or_else(|_| serde_json::from_str::<Conversation>(&json).map(|c| vec![c]));
+    match parsed {
+        Ok(list) => {
+            let n = list.len();
+            spawn_local(async move {
+                for c in &list {
+                    let _ = chats::save(c).await;
+                }
+                if let Ok(all) = chats::list().await {
+                    ui.conversations.set(all);
+                }
+                ui.notice.set(Some(format!("Imported {n} conversation(s).")));
+            });
+        }
+        Err(e) => ui.notice.set(Some(format!("That file is not an Eddy export: {e}"))),
+    }
+}

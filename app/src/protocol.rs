@@ -1,0 +1,125 @@
+//! The one message protocol between the UI and the engine host, which runs in a
+//! Web Worker (or in the page, for tests): requests go in, events come out.
+//! Messages travel as JSON text.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::RecommendedSampling;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatTurn {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationParams {
+    pub temperature: f32,
+    pub top_k: u32,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub repetition_penalty: f32,
+    pub max_tokens: u32,
+    pub seed: u32,
+}
+
+impl GenerationParams {
+    pub fn recommended(s: &RecommendedSampling) -> Self {
+        Self {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            min_p: s.min_p,
+            repetition_penalty: s.repetition_penalty,
+            max_tokens: 512,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Open the GPU and report it.
+    Probe,
+    /// Fetch the server's catalog and report it with what is cached.
+    Catalog { base_url: String },
+    /// Download (or resume) a model into the browser's storage.
+    Download { base_url: String, id: String },
+    CancelDownload { id: String },
+    Delete { id: String },
+    /// Load a downloaded model onto the GPU.
+    Load { id: String },
+    /// Continue the conversation: `messages` is the whole conversation, whose
+    /// prefix the engine may already hold.
+    Chat { conversation: String, messages: Vec<ChatTurn>, params: GenerationParams },
+    /// Generate from exact token ids (tests, tools).
+    Complete { prompt_ids: Vec<u32>, params: GenerationParams },
+    Stop,
+    /// Forget the conversation state held on the GPU.
+    Reset,
+}
+
+/// Where a cached model stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedModel {
+    pub id: String,
+    pub name: String,
+    pub total_bytes: u64,
+    pub stored_bytes: u64,
+    pub chunks: usize,
+    pub complete_chunks: usize,
+    pub manifest_sha256: String,
+}
+
+impl CachedModel {
+    pub fn complete(&self) -> bool {
+        self.complete_chunks == self.chunks && self.chunks > 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogModel {
+    pub entry: crate::manifest::CatalogEntry,
+    /// Whether it fits this device, and why not.
+    pub fits: Result<(), String>,
+    pub sampling: Option<RecommendedSampling>,
+    pub context_length: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    pub prompt_tokens: usize,
+    /// Tokens of the prompt the engine reused from the previous turn.
+    pub reused_tokens: usize,
+    /// Tokens it actually ran through the model before generating.
+    pub prefill_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub context_used: usize,
+    pub context_size: usize,
+    pub stop_reason: String,
+    /// Estimated prefill time the reuse saved, in seconds.
+    pub prefill_seconds_saved: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Gpu { adapter: Option<engine::gpu::AdapterReport>, error: Option<String> },
+    Catalog { models: Vec<CatalogModel>, cached: Vec<CachedModel>, offline: bool, error: Option<String> },
+    Cached { models: Vec<CachedModel> },
+    DownloadProgress { id: String, done_bytes: u64, total_bytes: u64, bytes_per_s: f64, eta_s: f64, note: Option<String> },
+    Downloaded { id: String },
+    DownloadFailed { id: String, message: String },
+    LoadProgress { id: String, done_bytes: u64, total_bytes: u64, wasm_memory_bytes: u64 },
+    Loaded { id: String, name: String, context_length: usize, load_seconds: f64, wasm_memory_peak_bytes: u64, shard_requests: u32 },
+    LoadFailed { id: String, message: String },
+    /// A generated token and the text it completes.
+    Token { id: u32, text: String },
+    Generated { tokens: Vec<u32>, text: String, stats: GenerationStats },
+    GenerationFailed { message: String },
+    /// A problem not tied to one request.
+    Error { message: String },
+}

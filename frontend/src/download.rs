@@ -1,0 +1,241 @@
+//! Downloading a model into the cache: chunks by HTTP Range, a few at a time,
+//! each verified by its sha256 before it is stored. Verified chunks are never
+//! fetched again, so an interrupted download (network drop, server restart,
+//! closed tab) resumes where it stopped; a chunk that fails verification is
+//! fetched again and never stored.
+
+use std::{cell::Cell, collections::HashSet, rc::Rc};
+
+use app::{manifest::Manifest, protocol::Event};
+use futures::{stream, StreamExt};
+
+use crate::{
+    js,
+    store::{ModelRecord, Store},
+};
+
+/// Chunks in flight at once.
+const PARALLEL: usize = 4;
+/// Times a chunk may fail verification before the download gives up.
+const VERIFY_ATTEMPTS: u32 = 3;
+const MAX_BACKOFF_MS: u32 = 3000;
+
+pub type Emit = Rc<dyn Fn(Event)>;
+
+pub struct Download<'a> {
+    pub store: &'a Store,
+    pub emit: Emit,
+    pub cancel: Rc<Cell<bool>>,
+    /// The GPU's (maxStorageBufferBindingSize, maxBufferSize), to refuse a model that cannot run.
+    pub gpu_limits: Option<(u64, u64)>,
+}
+
+pub struct FetchedManifest {
+    pub manifest: Manifest,
+    pub json: String,
+    pub sha256: String,
+}
+
+pub async fn fetch_manifest(base: &str, id: &str) -> Result<FetchedManifest, String> {
+    let url = format!("{base}/models/{id}/manifest.json");
+    let response = js::fetch(&url, &[]).await.map_err(|e| format!("cannot reach the server ({})", js::message(&e)))?;
+    match response.status() {
+        200 => {}
+        404 => return Err(format!("the server has no model \"{id}\"")),
+        s => return Err(format!("the server answered {s} for {url}")),
+    }
+    let json = js::response_text(&response).await.map_err(|e| js::message(&e))?;
+    let manifest: Manifest = serde_json::from_str(&json).map_err(|e| format!("the manifest of {id} is not valid: {e}"))?;
+    let buf = js_sys::Uint8Array::from(json.as_bytes()).buffer();
+    let sha256 = js::sha256_hex(&buf).await.map_err(|e| js::message(&e))?;
+    Ok(FetchedManifest { manifest, json, sha256 })
+}
+
+fn human(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let (mut v, mut u) = (bytes, 0);
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes:.0} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+struct Progress {
+    emit: Emit,
+    id: String,
+    total: u64,
+    done: Cell<u64>,
+    fetched: Cell<u64>,
+    started_ms: f64,
+    last_emit_ms: Cell<f64>,
+    note: std::cell::RefCell<Option<String>>,
+}
+
+impl Progress {
+    fn send(&self, force: bool) {
+        let now = js::now_ms();
+        if !force && now - self.last_emit_ms.get() < 150.0 {
+            return;
+        }
+        self.last_emit_ms.set(now);
+        let secs = ((now - self.started_ms) / 1000.0).max(1e-3);
+        let speed = self.fetched.get() as f64 / secs;
+        let remaining = self.total.saturating_sub(self.done.get()) as f64;
+        self.emit.as_ref()(Event::DownloadProgress {
+            id: self.id.clone(),
+            done_bytes: self.done.get(),
+            total_bytes: self.total,
+            bytes_per_s: speed,
+            eta_s: if speed > 0.0 { remaining / speed } else { 0.0 },
+            note: self.note.borrow().clone(),
+        });
+    }
+
+    fn note(&self, note: Option<String>) {
+        *self.note.borrow_mut() = note;
+        self.send(true);
+    }
+}
+
+impl Download<'_> {
+    /// Downloads (or resumes, or verifies complete) model `id` from `base`.
+    pub async fn run(&self, base: &str, id: &str) -> Result<(), String> {
+        let fetched = fetch_manifest(base, id).await?;
+        let manifest = &fetched.manifest;
+        if let Some((binding, buffer)) = self.gpu_limits {
+            let limit = binding.min(buffer);
+            if manifest.requirements.min_binding_bytes > limit {
+                return Err(format!(
+                    "{} cannot run on this GPU: it needs buffers of {} in one binding, and this GPU allows {}",
+                    manifest.name,
+                    human(manifest.requirements.min_binding_bytes as f64),
+                    human(limit as f64)
+                ));
+            }
+        }
+        let previous = self.store.model(id).await.map_err(|e| e.to_string())?;
+        let changed = previous.as_ref().is_some_and(|p| p.manifest_sha256 != fetched.sha256);
+        let record = ModelRecord {
+            id: id.to_string(),
+            manifest_json: fetched.json.clone(),
+            manifest_sha256: fetched.sha256.clone(),
+            complete: false,
+            updated_ms: js::now_ms(),
+        };
+        let wanted: HashSet<String> = manifest.files.iter().flat_map(|f| f.chunks.iter().map(|c| c.sha256.clone())).collect();
+        self.store.put_model(&record).await.map_err(|e| e.to_string())?;
+        self.store.prune_chunks(id, &wanted).await.map_err(|e| e.to_string())?;
+        let have = self.store.chunk_hashes(id).await.map_err(|e| e.to_string())?;
+        let mut missing = Vec::new();
+        let mut done = 0u64;
+        for file in &manifest.files {
+            for chunk in &file.chunks {
+                if have.contains(&chunk.sha256) {
+                    done += chunk.length;
+                } else {
+                    missing.push((file, chunk));
+                }
+            }
+        }
+        let need: u64 = missing.iter().map(|(_, c)| c.length).sum();
+        if let Some((usage, quota)) = js::storage_estimate().await {
+            let free = (quota - usage).max(0.0);
+            if need as f64 > free {
+                return Err(format!(
+                    "{} needs {} more storage, and this browser allows this site {} more; free some space (or delete other models) and try again",
+                    manifest.name,
+                    human(need as f64),
+                    human(free)
+                ));
+            }
+        }
+        let progress = Progress {
+            emit: self.emit.clone(),
+            id: id.to_string(),
+            total: manifest.total_bytes,
+            done: Cell::new(done),
+            fetched: Cell::new(0),
+            started_ms: js::now_ms(),
+            last_emit_ms: Cell::new(0.0),
+            note: std::cell::RefCell::new(changed.then(|| {
+                format!("the model changed on the server: keeping {} verified chunks that still match", have.len())
+            })),
+        };
+        progress.send(true);
+        let results = stream::iter(missing.iter().map(|(file, chunk)| {
+            let url = format!("{base}/models/{id}/{}", file.shard);
+            let progress = &progress;
+            async move {
+                let data = self.fetch_chunk(&url, &file.name, chunk, progress).await?;
+                self.store.put_chunk(id, &chunk.sha256, &data).await.map_err(|e| e.to_string())?;
+                progress.done.set(progress.done.get() + chunk.length);
+                progress.fetched.set(progress.fetched.get() + chunk.length);
+                progress.send(false);
+                Ok::<(), String>(())
+            }
+        }))
+        .buffer_unordered(PARALLEL);
+        futures::pin_mut!(results);
+        while let Some(r) = results.next().await {
+            r?;
+        }
+        progress.note(None);
+        self.store.put_model(&ModelRecord { complete: true, updated_ms: js::now_ms(), ..record }).await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    async fn fetch_chunk(&self, url: &str, file: &str, chunk: &app::manifest::Chunk, progress: &Progress) -> Result<js_sys::ArrayBuffer, String> {
+        let range = format!("bytes={}-{}", chunk.offset, chunk.offset + chunk.length - 1);
+        let mut bad = 0;
+        let mut backoff = 250u32;
+        loop {
+            if self.cancel.get() {
+                return Err("cancelled".into());
+            }
+            let response = match js::fetch(url, &[("Range", range.clone())]).await {
+                Ok(r) => r,
+                Err(e) => {
+                    progress.note(Some(format!("connection lost ({}); retrying", js::message(&e))));
+                    js::sleep_ms(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+                    continue;
+                }
+            };
+            match response.status() {
+                206 => {}
+                404 => return Err(format!("the server no longer has {file} (404)")),
+                416 => return Err(format!("{file} changed on the server (416): reload to download the new version")),
+                s if s >= 500 => {
+                    progress.note(Some(format!("the server answered {s}; retrying")));
+                    js::sleep_ms(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+                    continue;
+                }
+                s => return Err(format!("the server answered {s} to a range request for {file}")),
+            }
+            let data = match js::response_bytes(&response).await {
+                Ok(d) => d,
+                Err(e) => {
+                    progress.note(Some(format!("the connection dropped mid-chunk ({}); retrying", js::message(&e))));
+                    js::sleep_ms(backoff).await;
+                    continue;
+                }
+            };
+            progress.note(None);
+            backoff = 250;
+            let sha = js::sha256_hex(&data).await.map_err(|e| js::message(&e))?;
+            if data.byte_length() as u64 == chunk.length && sha == chunk.sha256 {
+                return Ok(data);
+            }
+            bad += 1;
+            if bad >= VERIFY_ATTEMPTS {
+                return Err(format!(
+                    "the chunk at byte {} of {file} failed verification {bad} times (sha256 {sha}, expected {}): the server's copy is corrupt",
+                    chunk.offset, chunk.sha256
+                ));
+            }
+            progress.note(Some(format!("a chunk of {file} failed verification; fetching it again")));
+        }
+    }
+}

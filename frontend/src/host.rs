@@ -1,0 +1,400 @@
+//! The engine host: everything the UI asks of the engine (GPU, downloads, the
+//! cache, loading, generation) behind the one request/event protocol. It runs
+//! in a Web Worker (worker.rs), or in the page for tests; it is the same code.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+};
+
+use app::{
+    manifest::{Catalog, Manifest},
+    protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, Request},
+};
+use engine::{
+    chat::ChatMessage,
+    gpu::{Gpu, GpuError, GpuOptions},
+    runtime::session::{Sampling, Session, SessionOptions},
+    text::TextModel,
+    tokenizer::TextStream,
+};
+use wasm_bindgen_futures::spawn_local;
+
+use crate::{
+    download::{self, Download, Emit},
+    js, loading,
+    store::Store,
+};
+
+/// Context tokens a session holds (the KV cache's size), at most.
+const MAX_CONTEXT: usize = 4096;
+
+struct Active {
+    id: String,
+    text: Rc<TextModel>,
+    /// Taken out while a generation runs.
+    session: Option<Session>,
+    /// The text the session's history decodes to (with special tokens).
+    history_text: String,
+    conversation: Option<String>,
+    prefill_tokens_per_s: f64,
+}
+
+#[derive(Default)]
+struct State {
+    gpu: Option<Rc<Gpu>>,
+    store: Option<Rc<Store>>,
+    active: Option<Active>,
+    downloads: HashMap<String, Rc<Cell<bool>>>,
+}
+
+#[derive(Clone)]
+pub struct Host {
+    state: Rc<RefCell<State>>,
+    emit: Emit,
+    stop: Rc<Cell<bool>>,
+}
+
+fn sampling(p: &GenerationParams) -> Sampling {
+    Sampling {
+        temperature: p.temperature,
+        top_k: p.top_k,
+        top_p: p.top_p,
+        min_p: p.min_p,
+        repeat_penalty: p.repetition_penalty,
+        seed: p.seed,
+    }
+}
+
+impl Host {
+    pub fn new(emit: impl Fn(Event) + 'static) -> Self {
+        Self { state: Rc::default(), emit: Rc::new(emit), stop: Rc::new(Cell::new(false)) }
+    }
+
+    fn emit(&self, e: Event) {
+        self.emit.as_ref()(e);
+    }
+
+    pub fn handle(&self, request: Request) {
+        match request {
+            Request::Stop => self.stop.set(true),
+            Request::CancelDownload { id } => {
+                if let Some(flag) = self.state.borrow().downloads.get(&id) {
+                    flag.set(true);
+                }
+            }
+            other => {
+                let host = self.clone();
+                spawn_local(async move { host.run(other).await });
+            }
+        }
+    }
+
+    async fn run(&self, request: Request) {
+        match request {
+            Request::Probe => match self.gpu().await {
+                Ok(gpu) => self.emit(Event::Gpu { adapter: Some(gpu.report()), error: None }),
+                Err(e) => self.emit(Event::Gpu { adapter: None, error: Some(e) }),
+            },
+            Request::Catalog { base_url } => self.catalog(&base_url).await,
+            Request::Download { base_url, id } => self.download(base_url, id).await,
+            Request::Delete { id } => {
+                let result = async {
+                    let store = self.store().await?;
+                    let mut st = self.state.borrow_mut();
+                    if st.active.as_ref().is_some_and(|a| a.id == id) {
+                        st.active = None;
+                    }
+                    drop(st);
+                    store.delete_model(&id).await.map_err(|e| e.to_string())
+                }
+                .await;
+                if let Err(message) = result {
+                    self.emit(Event::Error { message });
+                }
+                self.emit_cached().await;
+            }
+            Request::Load { id } => self.load(id).await,
+            Request::Chat { conversation, messages, params } => self.chat(conversation, messages, params).await,
+            Request::Complete { prompt_ids, params } => {
+                if let Some(a) = self.state.borrow_mut().active.as_mut() {
+                    a.conversation = None;
+                }
+                self.generate(None, prompt_ids, &params).await;
+            }
+            Request::Reset => {
+                let mut st = self.state.borrow_mut();
+                if let Some(a) = st.active.as_mut() {
+                    if let Some(s) = a.session.as_mut() {
+                        s.reset();
+                    }
+                    a.history_text.clear();
+                    a.conversation = None;
+                }
+            }
+            Request::Stop | Request::CancelDownload { .. } => {}
+        }
+    }
+
+    async fn gpu(&self) -> Result<Rc<Gpu>, String> {
+        if let Some(g) = self.state.borrow().gpu.clone() {
+            return Ok(g);
+        }
+        let gpu = Rc::new(Gpu::new(GpuOptions::default()).await.map_err(|e| match e {
+            GpuError::WebGpuUnavailable => "this browser does not offer WebGPU".to_string(),
+            other => other.to_string(),
+        })?);
+        self.state.borrow_mut().gpu = Some(gpu.clone());
+        Ok(gpu)
+    }
+
+    async fn store(&self) -> Result<Rc<Store>, String> {
+        if let Some(s) = self.state.borrow().store.clone() {
+            return Ok(s);
+        }
+        let store = Rc::new(Store::open().await.map_err(|e| e.to_string())?);
+        self.state.borrow_mut().store = Some(store.clone());
+        Ok(store)
+    }
+
+    async fn cached(&self) -> Result<Vec<CachedModel>, String> {
+        let store = self.store().await?;
+        let mut out = Vec::new();
+        for record in store.models().await.map_err(|e| e.to_string())? {
+            let Ok(manifest) = serde_json::from_str::<Manifest>(&record.manifest_json) else { continue };
+            let have = store.chunk_hashes(&record.id).await.map_err(|e| e.to_string())?;
+            let chunks: Vec<_> = manifest.files.iter().flat_map(|f| &f.chunks).collect();
+            let present: Vec<_> = chunks.iter().filter(|c| have.contains(&c.sha256)).collect();
+            out.push(CachedModel {
+                id: record.id.clone(),
+                name: manifest.name.clone(),
+                total_bytes: manifest.total_bytes,
+                stored_bytes: present.iter().map(|c| c.length).sum(),
+                chunks: chunks.len(),
+                complete_chunks: present.len(),
+                manifest_sha256: record.manifest_sha256.clone(),
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn emit_cached(&self) {
+        match self.cached().await {
+            Ok(models) => self.emit(Event::Cached { models }),
+            Err(message) => self.emit(Event::Error { message }),
+        }
+    }
+
+    async fn catalog(&self, base: &str) {
+        let cached = self.cached().await.unwrap_or_default();
+        let limits = self.gpu().await.ok().map(|g| (g.limits.max_storage_buffer_binding_size as u64, g.limits.max_buffer_size));
+        let fetched = async {
+            let response = js::fetch(&format!("{base}/models/index.json"), &[]).await.map_err(|e| (true, js::message(&e)))?;
+            if !response.ok() {
+                return Err((false, format!("the server answered {} for its model list", response.status())));
+            }
+            let text = js::response_text(&response).await.map_err(|e| (true, js::message(&e)))?;
+            serde_json::from_str::<Catalog>(&text).map_err(|e| (false, e.to_string()))
+        }
+        .await;
+        let (catalog, offline, error) = match fetched {
+            Ok(c) => (c, false, None),
+            Err((offline, e)) => (Catalog::default(), offline, Some(e)),
+        };
+        let mut models = Vec::new();
+        for entry in catalog.models {
+            let manifest = download::fetch_manifest(base, &entry.id).await.ok().map(|f| f.manifest);
+            let fits = match (&manifest, limits) {
+                (Some(m), Some((binding, buffer))) => {
+                    let limit = binding.min(buffer);
+                    if m.requirements.min_binding_bytes > limit {
+                        Err(format!("needs {} bytes in one GPU binding; this GPU allows {limit}", m.requirements.min_binding_bytes))
+                    } else {
+                        Ok(())
+                    }
+                }
+                (_, None) => Err("no WebGPU on this device".to_string()),
+                (None, _) => Ok(()),
+            };
+            models.push(CatalogModel {
+                sampling: manifest.as_ref().map(|m| m.sampling.clone()),
+                context_length: manifest.as_ref().map_or(0, |m| m.context_length),
+                entry,
+                fits,
+            });
+        }
+        self.emit(Event::Catalog { models, cached, offline, error });
+    }
+
+    async fn download(&self, base: String, id: String) {
+        let store = match self.store().await {
+            Ok(s) => s,
+            Err(message) => return self.emit(Event::DownloadFailed { id, message }),
+        };
+        let limits = self.gpu().await.ok().map(|g| (g.limits.max_storage_buffer_binding_size as u64, g.limits.max_buffer_size));
+        let cancel = Rc::new(Cell::new(false));
+        self.state.borrow_mut().downloads.insert(id.clone(), cancel.clone());
+        // Ask for persistent storage so the browser does not evict the model.
+        let _ = js::storage_persist().await;
+        let emit = self.emit.clone();
+        let (id2, store2) = (id.clone(), store.clone());
+        let work = async move {
+            let d = Download { store: &store2, emit, cancel, gpu_limits: limits };
+            d.run(&base, &id2).await
+        };
+        let result = js::with_lock(&format!("eddy-download:{id}"), work).await;
+        self.state.borrow_mut().downloads.remove(&id);
+        match result {
+            None => self.emit(Event::DownloadFailed { id, message: "another tab is downloading this model; it continues there".into() }),
+            Some(Ok(())) => self.emit(Event::Downloaded { id }),
+            Some(Err(message)) => self.emit(Event::DownloadFailed { id, message }),
+        }
+        self.emit_cached().await;
+    }
+
+    async fn load(&self, id: String) {
+        let result = async {
+            let gpu = self.gpu().await?;
+            let store = self.store().await?;
+            self.state.borrow_mut().active = None;
+            let t0 = js::now_ms();
+            let loaded = loading::load(&store, &gpu, &id, &self.emit).await?;
+            let context = (loaded.manifest.context_length as usize).clamp(16, MAX_CONTEXT);
+            let text = Rc::new(loaded.text);
+            let session = Session::new(text.model.clone(), SessionOptions { context, ..Default::default() }).map_err(|e| e.to_string())?;
+            let name = loaded.manifest.name.clone();
+            self.state.borrow_mut().active = Some(Active {
+                id: id.clone(),
+                text,
+                session: Some(session),
+                history_text: String::new(),
+                conversation: None,
+                prefill_tokens_per_s: 0.0,
+            });
+            Ok::<_, String>((name, context, (js::now_ms() - t0) / 1000.0, loaded.peak_wasm_bytes))
+        }
+        .await;
+        match result {
+            Ok((name, context_length, load_seconds, peak)) => self.emit(Event::Loaded {
+                id,
+                name,
+                context_length,
+                load_seconds,
+                wasm_memory_peak_bytes: peak,
+                shard_requests: 0,
+            }),
+            Err(message) => self.emit(Event::LoadFailed { id, message }),
+        }
+    }
+
+    /// Continues `conversation`: when the session holds a prefix of the
+    /// rendered conversation, only the rest is run through the model.
+    async fn chat(&self, conversation: String, messages: Vec<ChatTurn>, params: GenerationParams) {
+        let prepared = {
+            let st = self.state.borrow();
+            let Some(active) = st.active.as_ref() else {
+                drop(st);
+                return self.emit(Event::GenerationFailed { message: "no model is loaded".into() });
+            };
+            let messages: Vec<ChatMessage> = messages.iter().map(|m| ChatMessage::new(&m.role, &m.content)).collect();
+            let rendered = match active.text.template.as_ref() {
+                Some(t) => t.render(&messages, true),
+                None => Err(engine::model::ModelError::ChatTemplate("the model has no chat template".into())),
+            };
+            rendered.map(|text| {
+                let same = active.conversation.as_deref() == Some(conversation.as_str());
+                let reuse = same && !active.history_text.is_empty() && text.starts_with(&active.history_text);
+                (text, reuse, active.history_text.len())
+            })
+        };
+        let (text, reuse, prefix_len) = match prepared {
+            Ok(p) => p,
+            Err(e) => return self.emit(Event::GenerationFailed { message: e.to_string() }),
+        };
+        let ids = {
+            let mut st = self.state.borrow_mut();
+            let active = st.active.as_mut().expect("checked above");
+            if !reuse {
+                if let Some(s) = active.session.as_mut() {
+                    s.reset();
+                }
+                active.history_text.clear();
+            }
+            active.conversation = Some(conversation);
+            let new_text = if reuse { &text[prefix_len..] } else { &text[..] };
+            active.text.tokenizer.encode_rendered(new_text)
+        };
+        match ids {
+            Ok(ids) => self.generate(Some(text), ids, &params).await,
+            Err(e) => self.emit(Event::GenerationFailed { message: e.to_string() }),
+        }
+    }
+
+    async fn generate(&self, rendered: Option<String>, new_ids: Vec<u32>, params: &GenerationParams) {
+        let taken = {
+            let mut st = self.state.borrow_mut();
+            st.active.as_mut().map(|a| (a.session.take(), a.text.clone(), a.prefill_tokens_per_s))
+        };
+        let Some((Some(mut session), text, old_rate)) = taken else {
+            return self.emit(Event::GenerationFailed { message: "no model is loaded, or it is busy".into() });
+        };
+        if rendered.is_none() {
+            session.reset();
+        }
+        self.stop.set(false);
+        let reused = session.history().len();
+        let stops = text.stop_ids();
+        let mut stream = TextStream::default();
+        let emit = self.emit.clone();
+        let stop = self.stop.clone();
+        let (tokenizer, stops2) = (&text.tokenizer, stops.clone());
+        let result = session
+            .generate(&new_ids, params.max_tokens as usize, &sampling(params), &stops, false, &mut |id| {
+                let piece = if stops2.contains(&id) { String::new() } else { stream.push(tokenizer, id) };
+                emit.as_ref()(Event::Token { id, text: piece });
+                !stop.get()
+            })
+            .await;
+        let history_text = text.tokenizer.decode(session.history(), false);
+        let (capacity, used) = (session.capacity(), session.history().len());
+        let mut st = self.state.borrow_mut();
+        let active = st.active.as_mut().expect("a model is loaded");
+        active.session = Some(session);
+        active.history_text = history_text;
+        drop(st);
+        match result {
+            Ok(g) => {
+                let rate = if g.prefill_tokens_per_s() > 0.0 { g.prefill_tokens_per_s() } else { old_rate };
+                if let Some(a) = self.state.borrow_mut().active.as_mut() {
+                    a.prefill_tokens_per_s = rate;
+                }
+                let stats = GenerationStats {
+                    prompt_tokens: reused + new_ids.len(),
+                    reused_tokens: reused,
+                    prefill_tokens: g.prefill_tokens,
+                    generated_tokens: g.tokens.len(),
+                    prefill_tokens_per_s: g.prefill_tokens_per_s(),
+                    decode_tokens_per_s: g.decode_tokens_per_s(),
+                    context_used: used,
+                    context_size: capacity,
+                    stop_reason: serde_json::to_value(g.stop).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    prefill_seconds_saved: if rate > 0.0 { reused as f64 / rate } else { 0.0 },
+                };
+                let visible: Vec<u32> = g.tokens.iter().copied().filter(|t| !stops.contains(t)).collect();
+                self.emit(Event::Generated { text: text.tokenizer.decode(&visible, true), tokens: g.tokens, stats });
+            }
+            Err(e) => {
+                // A failed generation leaves the state unknown: start clean next time.
+                if let Some(a) = self.state.borrow_mut().active.as_mut() {
+                    if let Some(s) = a.session.as_mut() {
+                        s.reset();
+                    }
+                    a.history_text.clear();
+                }
+                self.emit(Event::GenerationFailed { message: e.to_string() });
+            }
+        }
+    }
+}

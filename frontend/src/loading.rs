@@ -1,0 +1,148 @@
+//! From the cache to the GPU: chunks are read from IndexedDB one at a time and
+//! fed to the engine's streaming loader, so the wasm heap holds one chunk (and
+//! the model's header), never the model.
+
+use std::rc::Rc;
+
+use app::{
+    manifest::{Manifest, ManifestFile},
+    protocol::Event,
+};
+use engine::{
+    formats::{gguf, safetensors},
+    gpu::Gpu,
+    model::{HfFolder, ModelSpec},
+    runtime::model::Model,
+    text::TextModel,
+};
+
+use crate::{download::Emit, js, store::Store};
+
+pub struct Loaded {
+    pub text: TextModel,
+    pub manifest: Manifest,
+    pub peak_wasm_bytes: u64,
+}
+
+/// Chunks listed in the manifest but missing from the cache (evicted).
+pub async fn missing_chunks(store: &Store, id: &str, manifest: &Manifest) -> Result<usize, String> {
+    let have = store.chunk_hashes(id).await.map_err(|e| e.to_string())?;
+    Ok(manifest.files.iter().flat_map(|f| &f.chunks).filter(|c| !have.contains(&c.sha256)).count())
+}
+
+struct Reader<'a> {
+    store: &'a Store,
+    id: &'a str,
+    buf: Vec<u8>,
+}
+
+impl Reader<'_> {
+    /// Copies chunk `i` of `file` into the reused buffer.
+    async fn chunk(&mut self, file: &ManifestFile, i: usize) -> Result<&[u8], String> {
+        let c = &file.chunks[i];
+        let data = self
+            .store
+            .get_chunk(self.id, &c.sha256)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("a chunk of {} is missing from the cache; download the model again", file.name))?;
+        let view = js_sys::Uint8Array::new(&data);
+        self.buf.resize(view.length() as usize, 0);
+        view.copy_to(&mut self.buf);
+        Ok(&self.buf)
+    }
+
+    /// A whole (small) file.
+    async fn whole(&mut self, file: &ManifestFile) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(file.size as usize);
+        for i in 0..file.chunks.len() {
+            out.extend_from_slice(self.chunk(file, i).await?);
+        }
+        Ok(out)
+    }
+
+    /// The first bytes of `file`, as many chunks as `parse` needs.
+    async fn header<T, E: std::fmt::Display>(&mut self, file: &ManifestFile, parse: impl Fn(&[u8]) -> Result<T, E>, truncated: impl Fn(&E) -> bool) -> Result<T, String> {
+        let mut prefix = Vec::new();
+        for i in 0..file.chunks.len() {
+            prefix.extend_from_slice(self.chunk(file, i).await?);
+            match parse(&prefix) {
+                Ok(v) => return Ok(v),
+                Err(e) if truncated(&e) && i + 1 < file.chunks.len() => continue,
+                Err(e) => return Err(format!("{}: {e}", file.name)),
+            }
+        }
+        Err(format!("{} is empty", file.name))
+    }
+}
+
+/// Reads model `id` from the cache onto `gpu`.
+pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit) -> Result<Loaded, String> {
+    let record = store.model(id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{id} is not downloaded"))?;
+    let manifest: Manifest = serde_json::from_str(&record.manifest_json).map_err(|e| e.to_string())?;
+    let missing = missing_chunks(store, id, &manifest).await?;
+    if missing > 0 {
+        return Err(format!("{missing} chunks of {} are missing from the browser's storage (it evicted them); download the model again to fetch just those", manifest.name));
+    }
+    let mut reader = Reader { store, id, buf: Vec::new() };
+    // Which manifest files the engine reads, in its file order.
+    let (spec, data_files): (ModelSpec, Vec<&ManifestFile>) = match manifest.format.as_str() {
+        "gguf" => {
+            let file = manifest.files.first().ok_or("the manifest lists no file")?;
+            let header = reader.header(file, gguf::parse, |e| matches!(e, gguf::GgufError::Truncated { .. })).await?;
+            let spec = ModelSpec::from_gguf(&header, &file.name, file.size).map_err(|e| e.to_string())?;
+            (spec, vec![file])
+        }
+        "safetensors" => {
+            let mut text = std::collections::HashMap::new();
+            let mut tensors = Vec::new();
+            let mut headers = Vec::new();
+            for file in &manifest.files {
+                if file.name.ends_with(".safetensors") {
+                    let h = reader.header(file, safetensors::parse, |e| matches!(e, safetensors::SafetensorsError::Truncated { .. })).await?;
+                    headers.push((file.name.clone(), h, file.size));
+                    tensors.push(file);
+                } else {
+                    let bytes = reader.whole(file).await?;
+                    text.insert(file.name.clone(), String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", file.name))?);
+                }
+            }
+            let need = |name: &str| text.get(name).cloned().ok_or_else(|| format!("the model has no {name}"));
+            let folder = HfFolder {
+                name: manifest.name.clone(),
+                config_json: need("config.json")?,
+                tokenizer_json: need("tokenizer.json")?,
+                tokenizer_config_json: text.get("tokenizer_config.json").cloned(),
+                chat_template_jinja: text.get("chat_template.jinja").cloned(),
+                generation_config_json: text.get("generation_config.json").cloned(),
+                safetensors: headers,
+            };
+            (ModelSpec::from_hf(&folder).map_err(|e| e.to_string())?, tensors)
+        }
+        other => return Err(format!("unknown model format \"{other}\"")),
+    };
+    let mut load = Model::begin_load(gpu, spec).map_err(|e| e.to_string())?;
+    let total: u64 = data_files.iter().map(|f| f.size).sum();
+    let mut done = 0u64;
+    let mut peak = js::wasm_memory_bytes();
+    for (index, file) in data_files.iter().enumerate() {
+        let needed = load.loader.needed_ranges(index);
+        for (i, c) in file.chunks.iter().enumerate() {
+            done += c.length;
+            // Skip chunks that hold no needed tensor bytes (headers are parsed already).
+            let end = c.offset + c.length;
+            if !needed.iter().any(|&(s, e)| s < end && e > c.offset) {
+                continue;
+            }
+            let bytes = reader.chunk(file, i).await?;
+            load.feed(index, c.offset, bytes).map_err(|e| e.to_string())?;
+            peak = peak.max(js::wasm_memory_bytes());
+            emit.as_ref()(Event::LoadProgress { id: id.to_string(), done_bytes: done, total_bytes: total, wasm_memory_bytes: js::wasm_memory_bytes() });
+        }
+    }
+    drop(reader);
+    let model = load.finish().map_err(|e| e.to_string())?;
+    let text = TextModel::new(Rc::new(model)).map_err(|e| e.to_string())?;
+    peak = peak.max(js::wasm_memory_bytes());
+    Ok(Loaded { text, manifest, peak_wasm_bytes: peak })
+}
