@@ -7,10 +7,12 @@ const chromium = process.env.EDDY_CHROMIUM ?? '/usr/bin/chromium';
 const root = path.resolve(__dirname, '..');
 const port = Number(process.env.EDDY_TEST_PORT ?? 3100);
 const serverBin = process.env.EDDY_SERVER_BIN ?? path.join(root, 'target/debug/server');
+const models = path.join(root, 'target/e2e/models');
 
 export default defineConfig({
   testDir: './tests',
-  timeout: 120_000,
+  globalSetup: './global-setup.ts',
+  timeout: 180_000,
   expect: { timeout: 60_000 },
   fullyParallel: false,
   workers: 1,
@@ -35,7 +37,7 @@ export default defineConfig({
     },
   ],
   webServer: {
-    command: `${serverBin} serve --addr 127.0.0.1:${port} --site-root ${path.join(root, 'target/site')}`,
+    command: `${serverBin} serve --addr 127.0.0.1:${port} --site-root ${path.join(root, 'target/site')} --models-dir ${models}`,
     url: `http://127.0.0.1:${port}/`,
     reuseExistingServer: false,
     timeout: 60_000,

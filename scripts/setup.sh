@@ -50,3 +50,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(sha256_of "$ROOT/end2end/packa
 else
   log "npm packages: present"
 fi
+
+# --- Python (tests only): numpy + gguf, to generate random-weight GGUFs with real LFM2 shapes --
+venv="$CACHE/venv"
+if ! "$venv/bin/python" -c "import numpy, gguf" 2>/dev/null; then
+  log "python venv (numpy, gguf) for test models"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q numpy==2.4.6 gguf==0.19.0
+else
+  log "python venv: present"
+fi

@@ -53,6 +53,14 @@ fn url_params(mut p: GenerationParams) -> GenerationParams {
     let u = |n: &str| param(n).and_then(|v| v.parse::<u32>().ok());
     if let Some(v) = f("temperature") {
         p.temperature = v;
+        if v == 0.0 {
+            // A link asking for temperature 0 asks for plain greedy decoding:
+            // no penalties or filters unless it names them too.
+            p.repetition_penalty = 1.0;
+            p.top_k = 0;
+            p.top_p = 1.0;
+            p.min_p = 0.0;
+        }
     }
     if let Some(v) = u("top_k") {
         p.top_k = v;

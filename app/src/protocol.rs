@@ -114,7 +114,7 @@ pub enum Event {
     Downloaded { id: String },
     DownloadFailed { id: String, message: String },
     LoadProgress { id: String, done_bytes: u64, total_bytes: u64, wasm_memory_bytes: u64 },
-    Loaded { id: String, name: String, context_length: usize, load_seconds: f64, wasm_memory_peak_bytes: u64, shard_requests: u32 },
+    Loaded { id: String, name: String, context_length: usize, load_seconds: f64, wasm_memory_peak_bytes: u64 },
     LoadFailed { id: String, message: String },
     /// A generated token and the text it completes.
     Token { id: u32, text: String },

@@ -47,6 +47,8 @@ impl Conversation {
 
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Progress {
+    /// The model being downloaded (downloads can be cancelled).
+    pub download: Option<String>,
     pub label: String,
     pub done: u64,
     pub total: u64,
@@ -116,6 +118,7 @@ impl Ui {
                     self.status.set(ModelStatus::Downloading);
                 }
                 self.progress.set(Some(Progress {
+                    download: Some(id.clone()),
                     label: format!("Downloading {id}"),
                     done: *done_bytes,
                     total: *total_bytes,

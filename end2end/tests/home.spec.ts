@@ -6,6 +6,7 @@ test('the first page shows the WebGPU adapter and a passed self-test', async ({ 
   await page.goto('/');
   // Server-rendered before hydration.
   await expect(page.getByRole('heading', { name: 'Eddy' })).toBeVisible();
+  await page.locator('summary', { hasText: 'This device' }).click();
 
   const status = page.getByTestId('selftest-status');
   await expect(status).toBeVisible();

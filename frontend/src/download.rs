@@ -177,8 +177,18 @@ impl Download<'_> {
         }))
         .buffer_unordered(PARALLEL);
         futures::pin_mut!(results);
+        // On the first failure the others stop at their next step, but each in-flight
+        // request is awaited to its end: dropping a pending browser promise's future
+        // would leave the browser calling a freed callback.
+        let mut first_error = None;
         while let Some(r) = results.next().await {
-            r?;
+            if let Err(e) = r {
+                self.cancel.set(true);
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         progress.note(None);
         self.store.put_model(&ModelRecord { complete: true, updated_ms: js::now_ms(), ..record }).await.map_err(|e| e.to_string())?;

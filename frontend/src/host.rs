@@ -283,7 +283,6 @@ impl Host {
                 context_length,
                 load_seconds,
                 wasm_memory_peak_bytes: peak,
-                shard_requests: 0,
             }),
             Err(message) => self.emit(Event::LoadFailed { id, message }),
         }

@@ -88,6 +88,14 @@ fn etag_matches(header_value: Option<&HeaderValue>, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
+/// Bytes per second each response body may send (0: no limit). A testing aid
+/// (`server serve --throttle`): it makes downloads slow enough to interrupt.
+static THROTTLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn set_throttle(bytes_per_s: u64) {
+    THROTTLE.store(bytes_per_s, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Serves a resolved file for GET or HEAD.
 pub async fn serve(path: &Path, method: &Method, headers: &HeaderMap, caching: Caching) -> Response {
     if method != Method::GET && method != Method::HEAD {
@@ -143,6 +151,16 @@ pub async fn serve(path: &Path, method: &Method, headers: &HeaderMap, caching: C
     if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "seek failed").into_response();
     }
-    let body = Body::from_stream(ReaderStream::new(file.take(count)));
+    let rate = THROTTLE.load(std::sync::atomic::Ordering::Relaxed);
+    let body = if rate == 0 {
+        Body::from_stream(ReaderStream::new(file.take(count)))
+    } else {
+        // 16 KiB pieces, each after its share of time.
+        let pause = std::time::Duration::from_secs_f64(16384.0 / rate as f64);
+        Body::from_stream(futures::StreamExt::then(ReaderStream::with_capacity(file.take(count), 16384), move |piece| async move {
+            tokio::time::sleep(pause).await;
+            piece
+        }))
+    };
     (status, base, body).into_response()
 }

@@ -32,6 +32,10 @@ enum Command {
         /// Imported models (see `server import`).
         #[arg(long, env = "EDDY_MODELS_DIR", default_value = "models")]
         models_dir: PathBuf,
+        /// Slow every response down to this many bytes per second (to test
+        /// interrupted downloads).
+        #[arg(long, default_value_t = 0)]
+        throttle: u64,
     },
     /// Prepare a model for hosting: a .gguf file, a Hugging Face folder, or
     /// (with internet access) a hub reference such as LiquidAI/LFM2-1.2B-GGUF:Q4_0.
@@ -52,7 +56,10 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.command {
-        Command::Serve { addr, site_root, models_dir } => site::serve(addr, site_root, models_dir).await.map_err(|e| e.to_string()),
+        Command::Serve { addr, site_root, models_dir, throttle } => {
+            files::set_throttle(throttle);
+            site::serve(addr, site_root, models_dir).await.map_err(|e| e.to_string())
+        }
         Command::Import { source, models_dir, id, chunk_size } => {
             match tokio::task::spawn_blocking(move || import::import(&source, &models_dir, id.as_deref(), chunk_size.max(4096))).await {
                 Ok(Ok(m)) => {

@@ -71,7 +71,8 @@ fn Header(settings_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl I
             <button type="button" class="icon menu" aria-label="Conversations" on:click=move |_| sidebar_open.update(|o| *o = !*o)>"☰"</button>
             <h1 class="brand">"Eddy"</h1>
             <ModelPicker/>
-            <span class=status_class data-testid="model-status" role="status" aria-live="polite">{status_text}</span>
+            <span class=status_class data-testid="model-status" role="status" aria-live="polite"
+                data-wasm-peak=move || ui.wasm_peak.get().to_string()>{status_text}</span>
             <span class="offline-badge" data-testid="offline" hidden=move || !ui.offline.get()>"offline"</span>
             <ThemeToggle/>
             <button type="button" class="icon" aria-label="Settings" aria-expanded=move || settings_open.get().to_string()
@@ -185,12 +186,23 @@ fn ProgressBar() -> impl IntoView {
             } else {
                 String::new()
             };
+            let cancel = p.download.clone().map(|id| {
+                view! {
+                    <button type="button" class="secondary small" data-testid="cancel-download" on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        controller::cancel_download(&id);
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = &id;
+                    }>"Cancel"</button>
+                }
+            });
             view! {
                 <div class="progress" data-testid="download-progress" role="progressbar" aria-label=p.label.clone()
                     aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
                     <div class="progress-text">
                         <span>{p.label.clone()}</span>
                         <span>{format!("{} of {} ({pct:.0}%){speed}", format_bytes(p.done), format_bytes(p.total))}</span>
+                        {cancel}
                     </div>
                     <div class="bar"><div class="fill" style=format!("width: {pct:.1}%")></div></div>
                     {p.note.clone().map(|n| view! { <div class="progress-note">{n}</div> })}
@@ -509,7 +521,7 @@ fn SettingsPanel(settings_open: RwSignal<bool>) -> impl IntoView {
         <aside class="settings" aria-label="Settings">
             <div class="settings-head">
                 <h2>"Settings"</h2>
-                <button type="button" class="icon" aria-label="Close settings" on:click=move |_| settings_open.set(false)>"✕"</button>
+                <button type="button" class="icon" aria-label="Close settings" data-testid="settings-close" on:click=move |_| settings_open.set(false)>"✕"</button>
             </div>
             <label class="field">
                 <span>"System prompt"</span>

@@ -1,0 +1,140 @@
+// The chat app: streaming chat in a worker, state reused across turns, conversations on the
+// device (issue: the chat app).
+import { test, expect } from '@playwright/test';
+import fs from 'node:fs';
+import path from 'node:path';
+import { paths } from './paths';
+import { accessLines, startServer, stopServer } from './server';
+import { lastReplyIds, send, waitReady } from './app';
+
+const reference = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2/reference.json'), 'utf8'));
+const chat = reference.prompts.find((p: any) => p.name === 'chat');
+const [system, user] = chat.messages;
+
+async function openWithSystemPrompt(page: any, url: string) {
+  await page.goto(url);
+  await waitReady(page);
+  await page.getByTestId('settings-toggle').click();
+  await page.getByTestId('system-prompt').fill(system.content);
+  await page.getByTestId('system-prompt').blur();
+  await page.getByTestId('settings-close').click();
+}
+
+test('the reference chat gives the reference greedy tokens', async ({ page }) => {
+  await openWithSystemPrompt(page, '/?model=tiny-lfm2&temperature=0&max_tokens=20');
+  await send(page, user.content);
+  expect(await lastReplyIds(page)).toEqual(chat.greedy_ids);
+  const stats = page.getByTestId('message-stats').last();
+  await expect(stats).toContainText('decode');
+  await expect(stats).toContainText('tok/s');
+  await expect(page.getByTestId('context-usage')).toContainText(`of 4096 context tokens used`);
+});
+
+test('a second turn reuses the first turn state and prefills only the new tokens', async ({ page }) => {
+  await openWithSystemPrompt(page, '/?model=tiny-lfm2&temperature=0&max_tokens=8');
+  await send(page, user.content);
+  const first = await lastReplyIds(page);
+  const firstMsg = page.getByTestId('message-assistant').last();
+  const firstPrefill = Number(await firstMsg.getAttribute('data-prefill-tokens'));
+  expect(firstPrefill).toBe(chat.input_ids.length);
+  expect(Number(await firstMsg.getAttribute('data-reused-tokens'))).toBe(0);
+  await send(page, 'And of Spain?');
+  await lastReplyIds(page);
+  const second = page.getByTestId('message-assistant').last();
+  const reused = Number(await second.getAttribute('data-reused-tokens'));
+  const prefill = Number(await second.getAttribute('data-prefill-tokens'));
+  // Everything of turn one (prompt and reply) is reused; only the new turn's tokens are prefilled.
+  expect(reused).toBe(chat.input_ids.length + first.length);
+  expect(prefill).toBeGreaterThan(0);
+  expect(prefill).toBeLessThan(20);
+  await expect(page.getByTestId('message-stats').last()).toContainText('reused');
+});
+
+test('Stop ends generation mid-reply; a reload keeps the conversation; deleting removes it', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2&temperature=0.8&max_tokens=3000');
+  await waitReady(page);
+  await send(page, 'Tell me a long story.');
+  const reply = page.getByTestId('message-assistant').last();
+  await expect.poll(async () => ((await reply.getAttribute('data-token-ids')) ?? '').split(',').filter(Boolean).length).toBeGreaterThan(3);
+  await page.getByTestId('stop').click();
+  const ids = await lastReplyIds(page, 30_000);
+  expect(ids.length).toBeGreaterThan(3);
+  expect(ids.length).toBeLessThan(3000);
+  await expect(page.getByTestId('message-stats').last()).toBeVisible();
+  // Esc stops too.
+  await send(page, 'Another one.');
+  await expect.poll(async () => ((await reply.getAttribute('data-token-ids')) ?? '').length, { timeout: 60_000 }).toBeGreaterThan(0);
+  await page.getByTestId('prompt').press('Escape');
+  await lastReplyIds(page, 30_000);
+
+  await page.reload();
+  await waitReady(page);
+  const list = page.getByTestId('conversation');
+  await expect(list).toHaveCount(1);
+  await expect(list.first()).toContainText('Tell me a long story.');
+  await list.first().locator('.conv-title').click();
+  await expect(page.getByTestId('message-user').first()).toContainText('Tell me a long story.');
+  await expect(page.getByTestId('message-assistant')).toHaveCount(2);
+
+  await list.first().getByTestId('delete-conversation').click();
+  await expect(page.getByTestId('conversation')).toHaveCount(0);
+  const stored = await page.evaluate(async () => {
+    const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy-chats'); r.onsuccess = () => ok(r.result); r.onerror = err; });
+    return new Promise<number>((ok) => { const r = db.transaction('conversations').objectStore('conversations').count(); r.onsuccess = () => ok(r.result); });
+  });
+  expect(stored).toBe(0);
+});
+
+test('no request carries prompt or reply text', async ({ page }) => {
+  const s = await startServer();
+  const sent: string[] = [];
+  page.on('request', (r) => sent.push(`${r.method()} ${r.url()} ${r.postData() ?? ''}`));
+  try {
+    await page.goto(`${s.url}/?model=tiny-lfm2&temperature=0&max_tokens=12`);
+    await waitReady(page);
+    const secret = 'zebra quartz 7781 secret';
+    await send(page, secret);
+    await lastReplyIds(page);
+    const reply = (await page.getByTestId('message-assistant').last().innerText()).split('\n').slice(1).join(' ').trim();
+    const lines = accessLines(s.log);
+    expect(lines.every((l) => l.method === 'GET' || l.method === 'HEAD')).toBe(true);
+    const everything = [...sent, ...lines.map((l) => `${l.method} ${l.path} ${l.range}`)].join('\n');
+    expect(everything).not.toContain('zebra');
+    expect(everything).not.toContain(encodeURIComponent(secret));
+    for (const word of reply.split(/\s+/).filter((w) => w.length > 6)) expect(everything).not.toContain(word);
+  } finally {
+    await stopServer(s);
+  }
+});
+
+test('URL parameters preset the model and sampling; settings and keyboard work', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=5&top_k=7');
+  await waitReady(page);
+  await page.getByTestId('settings-toggle').click();
+  await expect(page.getByTestId('temperature')).toHaveValue('0');
+  await expect(page.getByTestId('max-tokens')).toHaveValue('5');
+  await expect(page.getByTestId('top-k')).toHaveValue('7');
+  await page.getByTestId('settings-close').click();
+  // Shift+Enter makes a new line, Enter sends.
+  const prompt = page.getByTestId('prompt');
+  await prompt.fill('line one');
+  await prompt.press('Shift+Enter');
+  await prompt.pressSequentially('line two');
+  await expect(prompt).toHaveValue('line one\nline two');
+  await prompt.press('Enter');
+  expect((await lastReplyIds(page)).length).toBeLessThanOrEqual(5);
+  await expect(page.getByTestId('message-user').last()).toContainText('line two');
+  await expect(prompt).toHaveValue('');
+});
+
+test('the MoE model chats from a Hugging Face folder (safetensors)', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2-moe&temperature=0&max_tokens=20');
+  await waitReady(page);
+  await page.getByTestId('settings-toggle').click();
+  await page.getByTestId('system-prompt').fill(system.content);
+  await page.getByTestId('system-prompt').blur();
+  await page.getByTestId('settings-close').click();
+  await send(page, user.content);
+  const moe = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2-moe/reference.json'), 'utf8'));
+  expect(await lastReplyIds(page)).toEqual(moe.prompts.find((p: any) => p.name === 'chat').greedy_ids);
+});

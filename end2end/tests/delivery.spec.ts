@@ -1,0 +1,173 @@
+// Model delivery: progressive, resumable, verified downloads into IndexedDB, and loading
+// from there to the GPU (issue: model delivery).
+import { test, expect } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { paths } from './paths';
+import { accessLines, completedShardRanges, startServer, stopServer } from './server';
+import { lastReplyIds, send, waitReady } from './app';
+
+const reference = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2/reference.json'), 'utf8'));
+const chat = reference.prompts.find((p: any) => p.name === 'chat');
+const [system, user] = chat.messages;
+const manifest = (dir: string, id: string) => JSON.parse(fs.readFileSync(path.join(dir, id, 'manifest.json'), 'utf8'));
+
+test('a model downloads with progress, loads, and answers like the eddy CLI', async ({ page }) => {
+  const s = await startServer({ throttle: 400_000 });
+  try {
+    await page.goto(`${s.url}/?model=tiny-lfm2&temperature=0&max_tokens=20&system=${encodeURIComponent(system.content)}`);
+    const progress = page.getByTestId('download-progress');
+    await expect(progress).toBeVisible();
+    await expect(progress).toContainText('Downloading tiny-lfm2');
+    await expect(progress).toContainText('/s'); // speed
+    await expect(progress).toContainText('left'); // time left
+    await waitReady(page);
+    await send(page, user.content);
+    const ids = await lastReplyIds(page);
+    const cli = JSON.parse(
+      execFileSync(paths.eddy, [
+        'generate', '--model', path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), '--chat',
+        '--system', system.content, '--prompt', user.content, '--max-tokens', '20', '--json',
+      ]).toString(),
+    );
+    expect(ids).toEqual(cli.generated_ids);
+    expect(ids).toEqual(chat.greedy_ids);
+  } finally {
+    await stopServer(s);
+  }
+});
+
+test('a download interrupted by a server restart resumes with only the missing chunks', async ({ page }) => {
+  const m = manifest(paths.models, 'smollm2-135m-instruct');
+  const port = 3290;
+  let s = await startServer({ port, throttle: 20_000_000 });
+  const firstLog = s.log;
+  await page.goto(`${s.url}/?model=smollm2-135m-instruct`);
+  const progress = page.getByTestId('download-progress');
+  // Wait until some chunks are stored, then take the server down mid-download.
+  await expect.poll(() => completedShardRanges(firstLog).length, { timeout: 120_000 }).toBeGreaterThanOrEqual(3);
+  await stopServer(s);
+  await expect(progress).toContainText('connection lost', { timeout: 30_000 });
+  const before = completedShardRanges(firstLog);
+  expect(before.length).toBeLessThan(m.files[0].chunks.length);
+  s = await startServer({ port });
+  try {
+    await waitReady(page);
+    const after = completedShardRanges(s.log);
+    // Nothing completed before the restart was fetched again, and everything arrived.
+    expect(after.filter((r) => before.includes(r))).toEqual([]);
+    expect(new Set([...before, ...after]).size).toBe(m.files[0].chunks.length);
+  } finally {
+    await stopServer(s);
+  }
+});
+
+test('a shard corrupted on disk is detected by its hash, reported, and not stored', async ({ page }) => {
+  const s = await startServer({ models: paths.corrupt });
+  try {
+    await page.goto(`${s.url}/?model=tiny-lfm2`);
+    await expect(page.getByTestId('notice')).toContainText('failed verification', { timeout: 60_000 });
+    await expect(page.getByTestId('model-status')).toContainText('error');
+    // The bad chunk was fetched again before giving up, and never counted complete.
+    const bad = manifest(paths.corrupt, 'tiny-lfm2').files[0].chunks[5];
+    const range = `bytes=${bad.offset}-${bad.offset + bad.length - 1}`;
+    expect(accessLines(s.log).filter((l) => l.range === range && l.status === 206).length).toBe(3);
+    const cached = page.getByTestId('cached-model').filter({ hasText: 'tiny-lfm2' });
+    await expect(cached).toHaveAttribute('data-complete', 'false');
+    const stored = await page.evaluate(async (sha) => {
+      const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
+      const keys: IDBValidKey[] = await new Promise((ok) => { const r = db.transaction('chunks').objectStore('chunks').getAllKeys(); r.onsuccess = () => ok(r.result); });
+      return { total: keys.length, bad: keys.includes(`tiny-lfm2/${sha}`) };
+    }, bad.sha256);
+    expect(stored.bad).toBe(false);
+    expect(stored.total).toBeGreaterThan(0);
+  } finally {
+    await stopServer(s);
+  }
+});
+
+test('a reload loads the model from IndexedDB with zero shard requests, and an evicted chunk is fetched again', async ({ page }) => {
+  const s = await startServer();
+  try {
+    await page.goto(`${s.url}/?model=tiny-lfm2`);
+    await waitReady(page);
+    const firstLoad = accessLines(s.log).length;
+    await page.reload();
+    await waitReady(page);
+    const afterReload = accessLines(s.log).slice(firstLoad);
+    expect(afterReload.filter((l) => l.path.includes('/shards/'))).toEqual([]);
+    // The browser evicts part of the cache: two chunks disappear.
+    const m = manifest(paths.models, 'tiny-lfm2');
+    const gone = [m.files[0].chunks[2], m.files[0].chunks[7]];
+    await page.evaluate(async (keys) => {
+      const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
+      const tx = db.transaction('chunks', 'readwrite');
+      for (const k of keys) tx.objectStore('chunks').delete(k);
+      await new Promise((ok) => (tx.oncomplete = ok));
+    }, gone.map((c: any) => `tiny-lfm2/${c.sha256}`));
+    const beforeEvicted = accessLines(s.log).length;
+    await page.reload();
+    await waitReady(page);
+    const refetched = accessLines(s.log).slice(beforeEvicted).filter((l) => l.path.includes('/shards/') && l.status === 206).map((l) => l.range);
+    expect(refetched.sort()).toEqual(gone.map((c: any) => `bytes=${c.offset}-${c.offset + c.length - 1}`).sort());
+  } finally {
+    await stopServer(s);
+  }
+});
+
+test('storage management lists cached models with sizes and deletes one', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2');
+  await waitReady(page);
+  const item = page.getByTestId('cached-model').filter({ hasText: 'tiny-lfm2' });
+  await expect(item).toContainText('1.4 MB');
+  await expect(item).toHaveAttribute('data-complete', 'true');
+  await item.getByTestId('delete-model').click();
+  await expect(page.getByTestId('cached-model')).toHaveCount(0);
+  const left = await page.evaluate(async () => {
+    const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
+    const count = (store: string) => new Promise<number>((ok) => { const r = db.transaction(store).objectStore(store).count(); r.onsuccess = () => ok(r.result); });
+    return { models: await count('models'), chunks: await count('chunks') };
+  });
+  expect(left).toEqual({ models: 0, chunks: 0 });
+});
+
+test('two tabs never download the same model at once', async ({ context }) => {
+  const s = await startServer({ throttle: 200_000 });
+  try {
+    const a = await context.newPage();
+    await a.goto(`${s.url}/?model=tiny-lfm2`);
+    await expect(a.getByTestId('download-progress')).toBeVisible();
+    const b = await context.newPage();
+    await b.goto(`${s.url}/?model=tiny-lfm2`);
+    await expect(b.getByTestId('notice')).toContainText('another tab is downloading this model');
+    await waitReady(a);
+  } finally {
+    await stopServer(s);
+  }
+});
+
+test('a model too big for the storage quota or the GPU is refused before downloading', async ({ page }) => {
+  const s = await startServer({ models: paths.fake });
+  try {
+    await page.goto(`${s.url}/?model=huge`);
+    await expect(page.getByTestId('notice')).toContainText('needs', { timeout: 30_000 });
+    await expect(page.getByTestId('notice')).toContainText('more storage');
+    await page.goto(`${s.url}/?model=wide`);
+    await expect(page.getByTestId('model-status')).toContainText('does not fit this device', { timeout: 30_000 });
+    expect(accessLines(s.log).filter((l) => l.path.includes('/shards/'))).toEqual([]);
+  } finally {
+    await stopServer(s);
+  }
+});
+
+test('loading a 219 MB model keeps the wasm memory under 256 MiB', async ({ page }) => {
+  expect(fs.existsSync(path.join(paths.models, 'lfm2-350m-random')), 'scripts/fetch-models.sh generates this model').toBe(true);
+  test.setTimeout(600_000);
+  await page.goto('/?model=lfm2-350m-random');
+  await waitReady(page, 540_000);
+  const peak = Number(await page.getByTestId('model-status').getAttribute('data-wasm-peak'));
+  console.log(`wasm memory peak while loading: ${(peak / 2 ** 20).toFixed(1)} MiB`);
+  expect(peak).toBeGreaterThan(0);
+  expect(peak).toBeLessThan(256 * 2 ** 20);
+});
