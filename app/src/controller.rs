@@ -43,6 +43,13 @@ pub fn param(name: &str) -> Option<String> {
     web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
 }
 
+/// `?matvec=WG,LANES`: a kernel shape for benchmarking.
+fn matvec_param() -> Option<(u32, u32)> {
+    let v = param("matvec")?;
+    let (a, b) = v.split_once(',')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
 fn settings_key(model: &str) -> String {
     format!("eddy.settings.{model}")
 }
@@ -127,7 +134,7 @@ fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
         }
         Event::Downloaded { id } if selected.as_deref() == Some(id.as_str()) => {
             ui.status.set(ModelStatus::Loading);
-            send(Request::Load { id: id.clone() });
+            send(Request::Load { id: id.clone(), matvec: matvec_param() });
         }
         Event::LoadFailed { id, message } if message.contains("missing from the browser's storage") && !redownloaded.get_untracked() => {
             // The browser evicted part of the cache: fetch just what is missing.
@@ -156,7 +163,7 @@ pub fn select_model(ui: Ui, id: &str) {
     match ui.cached_model(id) {
         Some(m) if m.complete() => {
             ui.status.set(ModelStatus::Loading);
-            send(Request::Load { id: id.to_string() });
+            send(Request::Load { id: id.to_string(), matvec: matvec_param() });
         }
         _ => {
             let fits = ui.catalog.with_untracked(|c| c.iter().find(|m| m.entry.id == id).map(|m| m.fits.clone()));

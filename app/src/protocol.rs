@@ -48,8 +48,13 @@ pub enum Request {
     Download { base_url: String, id: String },
     CancelDownload { id: String },
     Delete { id: String },
-    /// Load a downloaded model onto the GPU.
-    Load { id: String },
+    /// Load a downloaded model onto the GPU. `matvec`: the mat-vec workgroup
+    /// size and lanes per output, to override the device's default.
+    Load {
+        id: String,
+        #[serde(default)]
+        matvec: Option<(u32, u32)>,
+    },
     /// Continue the conversation: `messages` is the whole conversation, whose
     /// prefix the engine may already hold.
     Chat { conversation: String, messages: Vec<ChatTurn>, params: GenerationParams },

@@ -15,7 +15,10 @@ use app::{
 use engine::{
     chat::ChatMessage,
     gpu::{Gpu, GpuError, GpuOptions},
-    runtime::session::{Sampling, Session, SessionOptions},
+    runtime::{
+        ops::Tuning,
+        session::{Sampling, Session, SessionOptions},
+    },
     text::TextModel,
     tokenizer::TextStream,
 };
@@ -115,7 +118,7 @@ impl Host {
                 }
                 self.emit_cached().await;
             }
-            Request::Load { id } => self.load(id).await,
+            Request::Load { id, matvec } => self.load(id, matvec).await,
             Request::Chat { conversation, messages, params } => self.chat(conversation, messages, params).await,
             Request::Complete { prompt_ids, params } => {
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
@@ -254,7 +257,7 @@ impl Host {
         self.emit_cached().await;
     }
 
-    async fn load(&self, id: String) {
+    async fn load(&self, id: String, matvec: Option<(u32, u32)>) {
         let result = async {
             let gpu = self.gpu().await?;
             let store = self.store().await?;
@@ -263,7 +266,11 @@ impl Host {
             let loaded = loading::load(&store, &gpu, &id, &self.emit).await?;
             let context = (loaded.manifest.context_length as usize).clamp(16, MAX_CONTEXT);
             let text = Rc::new(loaded.text);
-            let session = Session::new(text.model.clone(), SessionOptions { context, ..Default::default() }).map_err(|e| e.to_string())?;
+            let tuning = match matvec {
+                Some((matvec_wg, matvec_lanes)) => Tuning { matvec_wg, matvec_lanes },
+                None => Tuning::for_adapter(&gpu),
+            };
+            let session = Session::new(text.model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())?;
             let name = loaded.manifest.name.clone();
             self.state.borrow_mut().active = Some(Active {
                 id: id.clone(),

@@ -41,6 +41,13 @@ pub struct Tuning {
 
 impl Tuning {
     pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32 };
+    /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
+    /// workgroup barrier: small workgroups with few lanes per output.
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4 };
+
+    pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu { Self::CPU } else { Self::DEFAULT }
+    }
 }
 
 impl Default for Tuning {
