@@ -32,6 +32,8 @@ rm "$pkg.tmp/eddy_bg.wasm"
 cp "$ROOT/style/main.css" "$pkg.tmp/eddy.css"
 rm -rf "$pkg" && mv "$pkg.tmp" "$pkg"
 cp -r "$ROOT/public/." "$SITE/"
+# The service worker's precache list and version, from this build's files.
+"$ROOT/scripts/pwa-assets.sh" "$SITE"
 printf 'wasm: %s bytes (%s gzipped)\n' "$(stat -c %s "$pkg/eddy.wasm")" "$(gzip -9c "$pkg/eddy.wasm" | wc -c)" >&2
 
 log "server (cargo profile $server_profile)"

@@ -119,15 +119,24 @@ pub fn start(ui: Ui) {
             }
         }
     });
+    crate::pwa::watch(ui, || send(Request::Catalog { base_url: base_url() }));
     send(Request::Catalog { base_url: base_url() });
 }
 
 fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
     let selected = ui.selected.get_untracked();
     match event {
-        Event::Catalog { .. } => {
+        Event::Catalog { models, offline, error, .. } => {
+            if *offline {
+                ui.offline.set(true);
+                if models.is_empty() {
+                    ui.catalog.set(crate::pwa::remembered_catalog());
+                }
+            } else if error.is_none() {
+                crate::pwa::remember_catalog(models);
+            }
             if let Some(id) = selected {
-                if ui.status.get_untracked() == ModelStatus::None {
+                if matches!(ui.status.get_untracked(), ModelStatus::None | ModelStatus::Offline) {
                     select_model(ui, &id);
                 }
             }
@@ -165,11 +174,12 @@ pub fn select_model(ui: Ui, id: &str) {
             ui.status.set(ModelStatus::Loading);
             send(Request::Load { id: id.to_string(), matvec: matvec_param() });
         }
+        // Not (fully) downloaded and no network: unavailable for now, not an error.
+        _ if ui.offline.get_untracked() => ui.status.set(ModelStatus::Offline),
         _ => {
             let fits = ui.catalog.with_untracked(|c| c.iter().find(|m| m.entry.id == id).map(|m| m.fits.clone()));
             match fits {
                 Some(Err(why)) => ui.status.set(ModelStatus::Failed(format!("{id} does not fit this device: {why}"))),
-                None if ui.offline.get_untracked() => ui.status.set(ModelStatus::Failed(format!("{id} is not downloaded, and the app is offline"))),
                 _ => {
                     ui.status.set(ModelStatus::Downloading);
                     send(Request::Download { base_url: base_url(), id: id.to_string() });

@@ -12,6 +12,8 @@ pub enum ModelStatus {
     Downloading,
     Loading,
     Ready,
+    /// Chosen, but not downloaded and the network is away.
+    Offline,
     Failed(String),
 }
 
@@ -76,6 +78,10 @@ pub struct Ui {
     pub notice: RwSignal<Option<String>>,
     /// The context filled up: offer to start fresh or drop the oldest turns.
     pub context_full: RwSignal<bool>,
+    /// A new release of the app is installed and waits for a reload.
+    pub update_ready: RwSignal<bool>,
+    /// The browser offers to install the app.
+    pub installable: RwSignal<bool>,
 }
 
 impl Ui {
@@ -96,6 +102,8 @@ impl Ui {
             params: RwSignal::new(GenerationParams { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05, max_tokens: 512, seed: 0 }),
             notice: RwSignal::new(None),
             context_full: RwSignal::new(false),
+            update_ready: RwSignal::new(false),
+            installable: RwSignal::new(false),
         }
     }
 

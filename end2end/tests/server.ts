@@ -12,11 +12,11 @@ export interface Served {
 
 let next = 3300;
 
-export async function startServer(opts: { models?: string; throttle?: number; port?: number; log?: string } = {}): Promise<Served> {
+export async function startServer(opts: { models?: string; site?: string; throttle?: number; port?: number; log?: string } = {}): Promise<Served> {
   const port = opts.port ?? next++;
   const log = opts.log ?? path.join(paths.e2e, `server-${port}-${Date.now()}.log`);
   const out = fs.openSync(log, 'a');
-  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--site-root', paths.site, '--models-dir', opts.models ?? paths.models];
+  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--site-root', opts.site ?? paths.site, '--models-dir', opts.models ?? paths.models];
   if (opts.throttle) args.push('--throttle', String(opts.throttle));
   const proc = spawn(paths.server, args, { stdio: ['ignore', out, out] });
   const url = `http://127.0.0.1:${port}`;

@@ -11,7 +11,7 @@ use std::{
 use axum::{
     body::{Body, Bytes},
     extract::Request,
-    http::header,
+    http::{header, Method, StatusCode},
     middleware::Next,
     response::Response,
 };
@@ -72,7 +72,9 @@ pub async fn log(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let head = format!("{method} {path} range={range} status={}", response.status().as_u16());
     let (parts, body) = response.into_parts();
-    let expected = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    // HEAD, 204 and 304 responses have no body to send, whatever their headers say.
+    let bodiless = method == Method::HEAD || parts.status == StatusCode::NO_CONTENT || parts.status == StatusCode::NOT_MODIFIED;
+    let expected = if bodiless { Some(0) } else { parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) };
     let stream = Logged { inner: body.into_data_stream(), head, bytes: 0, expected, done: false };
     Response::from_parts(parts, Body::from_stream(stream))
 }

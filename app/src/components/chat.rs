@@ -36,6 +36,7 @@ pub fn ChatApp() -> impl IntoView {
                 <Show when=move || gpu.0.get() == GpuState::Unavailable>
                     <div class="card"><NoWebGpu/></div>
                 </Show>
+                <UpdateReady/>
                 <ProgressBar/>
                 <Notice/>
                 <Messages/>
@@ -58,12 +59,13 @@ fn Header(settings_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl I
         ModelStatus::Downloading => "downloading".to_string(),
         ModelStatus::Loading => "loading".to_string(),
         ModelStatus::Ready => format!("{} ready", ui.loaded.get().unwrap_or_default()),
+        ModelStatus::Offline => "not downloaded: unavailable offline".to_string(),
         ModelStatus::Failed(e) => format!("error: {e}"),
     };
     let status_class = move || match ui.status.get() {
         ModelStatus::Ready => "status ready",
         ModelStatus::Failed(_) => "status failed",
-        ModelStatus::None => "status idle",
+        ModelStatus::None | ModelStatus::Offline => "status idle",
         _ => "status busy",
     };
     view! {
@@ -73,7 +75,13 @@ fn Header(settings_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl I
             <ModelPicker/>
             <span class=status_class data-testid="model-status" role="status" aria-live="polite"
                 data-wasm-peak=move || ui.wasm_peak.get().to_string()>{status_text}</span>
-            <span class="offline-badge" data-testid="offline" hidden=move || !ui.offline.get()>"offline"</span>
+            <span class="offline-badge" data-testid="offline" hidden=move || !ui.offline.get()
+                title="No network: downloaded models still work">"offline"</span>
+            <button type="button" class="install" data-testid="install" hidden=move || !ui.installable.get()
+                on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    crate::pwa::install();
+                }>"Install"</button>
             <ThemeToggle/>
             <button type="button" class="icon" aria-label="Settings" aria-expanded=move || settings_open.get().to_string()
                 data-testid="settings-toggle" on:click=move |_| settings_open.update(|o| *o = !*o)>"⚙"</button>
@@ -86,28 +94,32 @@ fn Header(settings_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl I
 fn ModelPicker() -> impl IntoView {
     let ui = ui();
     // Catalog models, plus cached ones the server no longer lists (offline).
+    // Offline, only complete downloads can be chosen.
     let options = move || {
         let cached = ui.cached.get();
-        let mut out: Vec<(String, String)> = ui
+        let offline = ui.offline.get();
+        let mut out: Vec<(String, String, bool)> = ui
             .catalog
             .get()
             .iter()
             .map(|m| {
                 let c = cached.iter().find(|c| c.id == m.entry.id);
+                let complete = c.is_some_and(|c| c.complete());
                 let state = match c {
                     Some(c) if c.complete() => "downloaded".to_string(),
+                    Some(c) if offline => format!("{}% downloaded, unavailable offline", c.stored_bytes * 100 / c.total_bytes.max(1)),
                     Some(c) => format!("{}% downloaded", c.stored_bytes * 100 / c.total_bytes.max(1)),
-                    None if ui.offline.get() => "unavailable offline".to_string(),
+                    None if offline => "unavailable offline".to_string(),
                     None => "not downloaded".to_string(),
                 };
                 let fits = if m.fits.is_ok() { "" } else { ", does not fit this device" };
-                (m.entry.id.clone(), format!("{} · {} · {}{}", m.entry.name, format_bytes(m.entry.total_bytes), state, fits))
+                (m.entry.id.clone(), format!("{} · {} · {}{}", m.entry.name, format_bytes(m.entry.total_bytes), state, fits), complete || !offline)
             })
             .collect();
         for c in &cached {
-            if !out.iter().any(|(id, _)| id == &c.id) {
+            if !out.iter().any(|(id, _, _)| id == &c.id) {
                 let state = if c.complete() { "downloaded" } else { "partly downloaded" };
-                out.push((c.id.clone(), format!("{} · {} · {}", c.name, format_bytes(c.total_bytes), state)));
+                out.push((c.id.clone(), format!("{} · {} · {}", c.name, format_bytes(c.total_bytes), state), c.complete() || !offline));
             }
         }
         out
@@ -127,7 +139,7 @@ fn ModelPicker() -> impl IntoView {
             <span class="visually-hidden">"Model"</span>
             <select data-testid="model-picker" on:change=on_change prop:value=move || ui.selected.get().unwrap_or_default()>
                 <option value="" disabled=true>"Choose a model…"</option>
-                {move || options().into_iter().map(|(id, label)| view! { <option value=id.clone()>{label}</option> }).collect_view()}
+                {move || options().into_iter().map(|(id, label, available)| view! { <option value=id.clone() disabled=!available>{label}</option> }).collect_view()}
             </select>
         </label>
     }
@@ -225,6 +237,24 @@ fn Notice() -> impl IntoView {
             }
         })
     }
+}
+
+/// A new release is installed: offer the reload that switches to it.
+#[component]
+fn UpdateReady() -> impl IntoView {
+    let ui = ui();
+    view! {
+        <Show when=move || ui.update_ready.get()>
+            <div class="notice info" role="status" data-testid="update-ready">
+                <span>"A new version of Eddy is ready."</span>
+                <button type="button" data-testid="update-reload" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    crate::pwa::apply_update();
+                }>"Reload to update"</button>
+            </div>
+        </Show>
+    }
+    .into_any()
 }
 
 #[component]
