@@ -339,7 +339,7 @@ pub fn import_chats(ui: Ui, json: String) {
                 if let Ok(all) = chats::list().await {
                     ui.conversations.set(all);
                 }
-                ui.notice.set(Some(format!("Imported {n} conversation(s).")));
+                ui.info.set(Some(if n == 1 { "Imported 1 conversation.".to_string() } else { format!("Imported {n} conversations.") }));
             });
         }
         Err(e) => ui.notice.set(Some(format!("That file is not an Eddy export: {e}"))),

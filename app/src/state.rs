@@ -75,7 +75,10 @@ pub struct Ui {
     pub conversations: RwSignal<Vec<Conversation>>,
     pub generating: RwSignal<bool>,
     pub params: RwSignal<GenerationParams>,
+    /// A problem to show (dismissable).
     pub notice: RwSignal<Option<String>>,
+    /// News that is not a problem (dismissable).
+    pub info: RwSignal<Option<String>>,
     /// The context filled up: offer to start fresh or drop the oldest turns.
     pub context_full: RwSignal<bool>,
     /// A new release of the app is installed and waits for a reload.
@@ -101,6 +104,7 @@ impl Ui {
             generating: RwSignal::new(false),
             params: RwSignal::new(GenerationParams { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05, max_tokens: 512, seed: 0 }),
             notice: RwSignal::new(None),
+            info: RwSignal::new(None),
             context_full: RwSignal::new(false),
             update_ready: RwSignal::new(false),
             installable: RwSignal::new(false),

@@ -138,3 +138,40 @@ test('the MoE model chats from a Hugging Face folder (safetensors)', async ({ pa
   const moe = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2-moe/reference.json'), 'utf8'));
   expect(await lastReplyIds(page)).toEqual(moe.prompts.find((p: any) => p.name === 'chat').greedy_ids);
 });
+
+test('conversations export to JSON and import back; Markdown renders sanitized, with a copy button', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=5');
+  await waitReady(page);
+  await send(page, 'Export me');
+  const ids = await lastReplyIds(page);
+
+  const download = page.waitForEvent('download');
+  await page.getByTestId('export-chats').click();
+  const exported = JSON.parse(fs.readFileSync((await (await download).path())!, 'utf8'));
+  expect(exported).toHaveLength(1);
+  expect(exported[0].messages.map((m: any) => m.role)).toEqual(['user', 'assistant']);
+  expect(exported[0].messages[0].text).toBe('Export me');
+  expect(exported[0].messages[1].token_ids).toEqual(ids);
+
+  const sample = [{
+    id: 'imported-1', title: 'Markdown sample', model: 'tiny-lfm2', system_prompt: '', created_ms: 1, updated_ms: 2,
+    messages: [
+      { role: 'user', text: 'Show me code', token_ids: [], stats: null, pending: false },
+      { role: 'assistant', text: 'Here is **a function**:\n\n```rust\nfn add(a: i32) -> i32 { a + 1 }\n```\n\n<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2"> [x](javascript:void(window.pwned=3))', token_ids: [1, 2], stats: null, pending: false },
+    ],
+  }];
+  const file = path.join(paths.e2e, 'import-sample.json');
+  fs.writeFileSync(file, JSON.stringify(sample));
+  await page.getByTestId('import-chats').setInputFiles(file);
+  await expect(page.getByTestId('info')).toContainText('Imported 1 conversation');
+  await expect(page.getByTestId('notice')).toHaveCount(0);
+  await page.getByTestId('conversation-list').getByText('Markdown sample').click();
+  const reply = page.getByTestId('message-assistant').last();
+  await expect(reply.locator('strong')).toHaveText('a function');
+  await expect(reply.locator('pre code')).toContainText('fn add(a: i32) -> i32');
+  await expect(reply.getByRole('button', { name: 'Copy code' })).toBeVisible();
+  await expect(reply.locator('script, img, a[href^="javascript"]')).toHaveCount(0);
+  expect(await page.evaluate(() => (window as any).pwned)).toBeUndefined();
+  // The conversation exported and the one imported are both listed.
+  await expect(page.getByTestId('conversation-list').locator('li')).toHaveCount(2);
+});

@@ -31,6 +31,8 @@ pub fn ChatApp() -> impl IntoView {
     view! {
         <div class="app" class:sidebar-open=move || sidebar_open.get()>
             <Sidebar sidebar_open/>
+            // Phone width: tapping beside the open sidebar closes it.
+            <div class="scrim" aria-hidden="true" on:click=move |_| sidebar_open.set(false)></div>
             <section class="main" aria-label="Conversation">
                 <Header settings_open sidebar_open/>
                 <Show when=move || gpu.0.get() == GpuState::Unavailable>
@@ -227,7 +229,7 @@ fn ProgressBar() -> impl IntoView {
 #[component]
 fn Notice() -> impl IntoView {
     let ui = ui();
-    move || {
+    let problem = move || {
         ui.notice.get().map(|n| {
             view! {
                 <div class="notice error" role="alert" data-testid="notice">
@@ -236,7 +238,18 @@ fn Notice() -> impl IntoView {
                 </div>
             }
         })
-    }
+    };
+    let news = move || {
+        ui.info.get().map(|n| {
+            view! {
+                <div class="notice info" role="status" data-testid="info">
+                    <span>{n}</span>
+                    <button type="button" class="icon" aria-label="Dismiss" on:click=move |_| ui.info.set(None)>"✕"</button>
+                </div>
+            }
+        })
+    };
+    view! { {problem} {news} }
 }
 
 /// A new release is installed: offer the reload that switches to it.
@@ -434,6 +447,8 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
                     controller::new_chat(ui);
                     sidebar_open.set(false);
                 }>"New chat"</button>
+                <button type="button" class="icon sidebar-close" aria-label="Close the conversation list"
+                    on:click=move |_| sidebar_open.set(false)>"✕"</button>
             </div>
             <nav class="conversations" aria-label="Saved conversations">
                 <ul data-testid="conversation-list">
