@@ -11,7 +11,7 @@ SITE="$ROOT/target/site"
 export ROOT SHARED CACHE SITE
 
 # rustup's cargo first for native builds; the wasm build calls Debian's /usr/bin/cargo explicitly.
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
