@@ -15,11 +15,11 @@ server="$ROOT/target/release/server"
 models="${EDDY_MODELS_DIR:-$ROOT/models}"
 if [ -f "$SHARED/models/tiny-lfm2/tiny-lfm2-f32.gguf" ] && [ ! -f "$models/tiny-lfm2/manifest.json" ]; then
   log "importing tiny-lfm2"
-  "$server" import "$SHARED/models/tiny-lfm2/tiny-lfm2-f32.gguf" --models-dir "$models" --id tiny-lfm2 --chunk-size 262144
+  "$server" import "$SHARED/models/tiny-lfm2/tiny-lfm2-f32.gguf" --models-dir "$models" --id tiny-lfm2 --name "Tiny LFM2 (random weights, for tests)" --chunk-size 262144
 fi
 if [ ! -f "$models/smollm2-135m-instruct/manifest.json" ]; then
   log "importing SmolLM2-135M-Instruct"
-  "$server" import "$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" --models-dir "$models" --id smollm2-135m-instruct
+  "$server" import "$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" --models-dir "$models" --id smollm2-135m-instruct --name "SmolLM2 135M Instruct"
 fi
 log "serving on http://$addr"
 exec "$server" serve --addr "$addr" --site-root "$SITE" --models-dir "$models"

@@ -127,11 +127,12 @@ fn looks_like_hub_reference(source: &str) -> bool {
 
 /// Imports SOURCE (a .gguf, a Hugging Face folder, or on a connected machine a
 /// hub reference `owner/repo:QUANT`) into `models_dir/ID`. Returns the manifest.
-pub fn import(source: &str, models_dir: &Path, id: Option<&str>, chunk_size: u64) -> Result<Manifest, ImportError> {
+/// `name`: the display name (default: the model's own, from its metadata).
+pub fn import(source: &str, models_dir: &Path, id: Option<&str>, name: Option<&str>, chunk_size: u64) -> Result<Manifest, ImportError> {
     if looks_like_hub_reference(source) {
         let file = crate::hub::download(source)?;
         let default_id = sanitize_id(source.rsplit('/').next().unwrap_or(source));
-        return import(&file.to_string_lossy(), models_dir, Some(id.unwrap_or(&default_id)), chunk_size);
+        return import(&file.to_string_lossy(), models_dir, Some(id.unwrap_or(&default_id)), name, chunk_size);
     }
     let path = Path::new(source);
     if !path.exists() {
@@ -179,7 +180,7 @@ pub fn import(source: &str, models_dir: &Path, id: Option<&str>, chunk_size: u64
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         id: id.clone(),
-        name: display_name(spec),
+        name: name.map_or_else(|| display_name(spec), str::to_string),
         architecture: spec.config.arch.gguf_name().to_string(),
         parameters: spec.config.parameter_count(),
         quantization: spec.quantization.clone(),

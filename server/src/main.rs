@@ -46,6 +46,9 @@ enum Command {
         /// The model's id in URLs (default: from the file or folder name).
         #[arg(long)]
         id: Option<String>,
+        /// The name people see (default: the model's own, from its metadata).
+        #[arg(long)]
+        name: Option<String>,
         /// Bytes per download chunk.
         #[arg(long, default_value_t = import::DEFAULT_CHUNK_SIZE)]
         chunk_size: u64,
@@ -60,8 +63,8 @@ async fn main() {
             files::set_throttle(throttle);
             site::serve(addr, site_root, models_dir).await.map_err(|e| e.to_string())
         }
-        Command::Import { source, models_dir, id, chunk_size } => {
-            match tokio::task::spawn_blocking(move || import::import(&source, &models_dir, id.as_deref(), chunk_size.max(4096))).await {
+        Command::Import { source, models_dir, id, name, chunk_size } => {
+            match tokio::task::spawn_blocking(move || import::import(&source, &models_dir, id.as_deref(), name.as_deref(), chunk_size.max(4096))).await {
                 Ok(Ok(m)) => {
                     println!("imported {} ({}, {} bytes in {} chunks)", m.id, m.name, m.total_bytes, m.chunk_count());
                     Ok(())

@@ -20,7 +20,7 @@ fn setup() -> (tempfile::TempDir, Router, String, Vec<u8>) {
     std::fs::write(site.join("secret-outside-models.txt"), "site file").unwrap();
     std::fs::write(tmp.path().join("outside.txt"), "must never be served").unwrap();
     let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/tiny-lfm2/tiny-lfm2-f32.gguf");
-    let manifest = crate::import::import(gguf.to_str().unwrap(), &models, Some("tiny"), 65536).unwrap();
+    let manifest = crate::import::import(gguf.to_str().unwrap(), &models, Some("tiny"), None, 65536).unwrap();
     let shard = format!("/models/tiny/{}", manifest.files[0].shard);
     let bytes = std::fs::read(&gguf).unwrap();
     // A symlink inside the models folder that points out of it.
@@ -137,11 +137,11 @@ async fn nothing_outside_the_served_folders() {
 #[test]
 fn import_rejects_bad_sources() {
     let tmp = tempfile::tempdir().unwrap();
-    let e = crate::import::import("/no/such/model.gguf", tmp.path(), None, 65536).unwrap_err().to_string();
+    let e = crate::import::import("/no/such/model.gguf", tmp.path(), None, None, 65536).unwrap_err().to_string();
     assert!(e.contains("no such file"), "{e}");
     let junk = tmp.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a model").unwrap();
-    let e = crate::import::import(junk.to_str().unwrap(), tmp.path(), None, 65536).unwrap_err().to_string();
+    let e = crate::import::import(junk.to_str().unwrap(), tmp.path(), None, None, 65536).unwrap_err().to_string();
     assert!(e.contains("not a GGUF file"), "{e}");
     assert!(!tmp.path().join("junk").exists(), "nothing is published for a bad model");
 }
@@ -151,9 +151,10 @@ fn manifest_chunks_cover_the_file_with_their_hashes() {
     use sha2::{Digest, Sha256};
     let tmp = tempfile::tempdir().unwrap();
     let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/tiny-lfm2/tiny-lfm2-q8_0.gguf");
-    let m = crate::import::import(gguf.to_str().unwrap(), tmp.path(), None, 100_000).unwrap();
+    let m = crate::import::import(gguf.to_str().unwrap(), tmp.path(), None, Some("Tiny LFM2"), 100_000).unwrap();
     let bytes = std::fs::read(&gguf).unwrap();
     assert_eq!(m.id, "tiny-lfm2-q8_0");
+    assert_eq!(m.name, "Tiny LFM2");
     let f = &m.files[0];
     assert_eq!(f.size as usize, bytes.len());
     assert_eq!(f.sha256, hex::encode(Sha256::digest(&bytes)));
