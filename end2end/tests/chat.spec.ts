@@ -175,3 +175,22 @@ test('conversations export to JSON and import back; Markdown renders sanitized, 
   // The conversation exported and the one imported are both listed.
   await expect(page.getByTestId('conversation-list').locator('li')).toHaveCount(2);
 });
+
+// A real trained model in the browser, against the recorded reference (engine/tests/reference/
+// smollm2: transformers on the GGUF dequantized to f32; llama.cpp's prompt ids). Software WebGPU
+// runs it at about a token per second, so the answer is kept short.
+test('SmolLM2-135M-Instruct answers in the browser with the reference greedy tokens', async ({ page }) => {
+  test.setTimeout(600_000);
+  const smol = JSON.parse(fs.readFileSync(path.join(paths.root, 'engine/tests/reference/smollm2/reference.json'), 'utf8'));
+  const promptIds: number[] = smol.tokens.chat_prompt_ids;
+  const greedy: number[] = smol.f32_reference.greedy.ids;
+  const n = 6;
+  await page.goto(`/?model=smollm2-135m-instruct&temperature=0&max_tokens=${n}`);
+  await waitReady(page, 300_000);
+  await send(page, smol.chat.messages[0].content);
+  expect(await lastReplyIds(page, 500_000)).toEqual(greedy.slice(0, n));
+  const reply = page.getByTestId('message-assistant').last();
+  expect(Number(await reply.getAttribute('data-prefill-tokens'))).toBe(promptIds.length);
+  await expect(reply).toContainText('The capital of France is Paris');
+  console.log('SmolLM2 in the browser:', await page.getByTestId('message-stats').last().textContent());
+});
