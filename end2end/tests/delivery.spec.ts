@@ -171,3 +171,55 @@ test('loading a 219 MB model keeps the wasm memory under 256 MiB', async ({ page
   expect(peak).toBeGreaterThan(0);
   expect(peak).toBeLessThan(256 * 2 ** 20);
 });
+
+test('a vanished shard (404) and a changed manifest are reported, and verified chunks are kept', async ({ page }) => {
+  const dir = path.join(paths.e2e, `models-change-${Date.now()}`);
+  const gguf = path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf');
+  const importAs = (file: string) =>
+    execFileSync(paths.server, ['import', file, '--models-dir', dir, '--id', 'tiny', '--chunk-size', '65536'], { stdio: 'pipe' });
+  importAs(gguf);
+  const first = manifest(dir, 'tiny');
+  const storedChunks = () =>
+    page.evaluate(async () => {
+      const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
+      return new Promise<number>((ok) => { const r = db.transaction('chunks').objectStore('chunks').count(); r.onsuccess = () => ok(r.result); });
+    });
+
+  const port = 3291;
+  let s = await startServer({ port, models: dir, throttle: 100_000 });
+  await page.goto(`${s.url}/?model=tiny`);
+  await expect.poll(() => completedShardRanges(s.log).length, { timeout: 60_000 }).toBeGreaterThanOrEqual(3);
+  await stopServer(s);
+  await expect(page.getByTestId('download-progress')).toContainText('connection lost', { timeout: 30_000 });
+  const kept = await storedChunks();
+  expect(kept).toBeGreaterThanOrEqual(3);
+  expect(kept).toBeLessThan(first.files[0].chunks.length);
+
+  // The shard disappears from the server: a clear message, and nothing verified is lost.
+  fs.rmSync(path.join(dir, 'tiny', first.files[0].shard));
+  s = await startServer({ port, models: dir });
+  await expect(page.getByTestId('notice')).toContainText('404', { timeout: 60_000 });
+  expect(await storedChunks()).toBe(kept);
+  await stopServer(s);
+
+  // The model is re-published with its last chunk changed: a new manifest. The download keeps
+  // every stored chunk whose hash still matches and fetches only the rest.
+  const changed = fs.readFileSync(gguf);
+  changed[changed.length - 10] ^= 0x55;
+  const changedFile = path.join(dir, 'tiny-changed.gguf');
+  fs.writeFileSync(changedFile, changed);
+  importAs(changedFile);
+  const second = manifest(dir, 'tiny');
+  expect(second.files[0].sha256).not.toBe(first.files[0].sha256);
+  s = await startServer({ port, models: dir, throttle: 100_000 });
+  try {
+    await page.reload();
+    await expect(page.getByTestId('download-progress')).toContainText('the model changed on the server', { timeout: 60_000 });
+    await waitReady(page);
+    const fetched = completedShardRanges(s.log);
+    expect(fetched.length).toBe(second.files[0].chunks.length - kept);
+    expect(await storedChunks()).toBe(second.files[0].chunks.length);
+  } finally {
+    await stopServer(s);
+  }
+});
