@@ -1,11 +1,12 @@
 // Eddy's service worker: the app shell, precached per release, so the app opens offline.
-// scripts/pwa-assets.sh fills in VERSION and ASSETS from the built site; this
-// template is not served as is (the build replaces it).
+// scripts/pwa-assets.sh rewrites the VERSION and ASSETS lines from the built site.
+// As committed (e.g. served by `cargo leptos watch`) it precaches nothing: the app
+// then works online only.
 //
 // What it never does: touch /models/. Model shards and manifests go straight to the
 // network; the downloader keeps the verified chunks once, in IndexedDB.
-const VERSION = '__VERSION__';
-const ASSETS = __ASSETS__;
+const VERSION = 'unbuilt';
+const ASSETS = [];
 const PREFIX = 'eddy-shell-';
 const CACHE = PREFIX + VERSION;
 

@@ -14,6 +14,8 @@ version=$(sha256sum "${files[@]}" | sha256sum | cut -c1-16)
 assets="['/'"
 for f in "${files[@]}"; do assets+=", '/$f'"; done
 assets+="]"
-sed -e "s|__VERSION__|$version|" -e "s|__ASSETS__|$assets|" "$ROOT/public/sw.js" > sw.js.tmp
+sed -e "s|^const VERSION = .*;\$|const VERSION = '$version';|" -e "s|^const ASSETS = .*;\$|const ASSETS = $assets;|" \
+  "$ROOT/public/sw.js" > sw.js.tmp
+grep -q "^const VERSION = '$version';" sw.js.tmp || die "pwa-assets: public/sw.js has no 'const VERSION = ...;' line"
 mv sw.js.tmp sw.js
 echo "service worker: shell version $version, ${#files[@]} files + /" >&2
