@@ -50,6 +50,11 @@ fn matvec_param() -> Option<(u32, u32)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
+/// `?context=N`: a smaller context window than the model's (less GPU memory).
+fn context_param() -> Option<u32> {
+    param("context")?.parse().ok()
+}
+
 fn settings_key(model: &str) -> String {
     format!("eddy.settings.{model}")
 }
@@ -143,7 +148,7 @@ fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
         }
         Event::Downloaded { id } if selected.as_deref() == Some(id.as_str()) => {
             ui.status.set(ModelStatus::Loading);
-            send(Request::Load { id: id.clone(), matvec: matvec_param() });
+            send(Request::Load { id: id.clone(), matvec: matvec_param(), context: context_param() });
         }
         Event::LoadFailed { id, message } if message.contains("missing from the browser's storage") && !redownloaded.get_untracked() => {
             // The browser evicted part of the cache: fetch just what is missing.
@@ -172,7 +177,7 @@ pub fn select_model(ui: Ui, id: &str) {
     match ui.cached_model(id) {
         Some(m) if m.complete() => {
             ui.status.set(ModelStatus::Loading);
-            send(Request::Load { id: id.to_string(), matvec: matvec_param() });
+            send(Request::Load { id: id.to_string(), matvec: matvec_param(), context: context_param() });
         }
         // Not (fully) downloaded and no network: unavailable for now, not an error.
         _ if ui.offline.get_untracked() => ui.status.set(ModelStatus::Offline),

@@ -50,10 +50,13 @@ pub enum Request {
     Delete { id: String },
     /// Load a downloaded model onto the GPU. `matvec`: the mat-vec workgroup
     /// size and lanes per output, to override the device's default.
+    /// `context`: hold fewer tokens than the model allows (less GPU memory).
     Load {
         id: String,
         #[serde(default)]
         matvec: Option<(u32, u32)>,
+        #[serde(default)]
+        context: Option<u32>,
     },
     /// Continue the conversation: `messages` is the whole conversation, whose
     /// prefix the engine may already hold.

@@ -194,3 +194,40 @@ test('SmolLM2-135M-Instruct answers in the browser with the reference greedy tok
   await expect(reply).toContainText('The capital of France is Paris');
   console.log('SmolLM2 in the browser:', await page.getByTestId('message-stats').last().textContent());
 });
+
+test('a full context is reported, with a fresh start or the oldest turns dropped; conversations rename', async ({ page }) => {
+  // ?context=80: the model holds 80 tokens, so a 200-token reply fills it.
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=200&context=80');
+  await waitReady(page);
+  await send(page, 'Hello');
+  const first = await lastReplyIds(page);
+  const full = page.getByTestId('context-full');
+  await expect(full).toBeVisible();
+  const reply = page.getByTestId('message-assistant').last();
+  expect(Number(await reply.getAttribute('data-prefill-tokens')) + first.length).toBe(80);
+  await expect(page.getByTestId('context-usage')).toContainText('80 of 80 context tokens used');
+  await expect(page.getByTestId('send')).toBeEnabled();
+
+  await full.getByRole('button', { name: 'Start a new chat' }).click();
+  await expect(full).toBeHidden();
+  await expect(page.getByTestId('message-assistant')).toHaveCount(0);
+
+  await send(page, 'Hello again');
+  await lastReplyIds(page);
+  await expect(full).toBeVisible();
+  await full.getByRole('button', { name: 'Drop the oldest turns' }).click();
+  await expect(full).toBeHidden();
+  await expect(page.getByTestId('message-assistant')).toHaveCount(0);
+
+  // Rename the first conversation; the name survives a reload.
+  const list = page.getByTestId('conversation-list');
+  const firstChat = list.getByTestId('conversation').filter({ hasText: 'Hello' }).last();
+  page.once('dialog', (d) => {
+    expect(d.defaultValue()).toBe('Hello');
+    d.accept('Greetings, renamed');
+  });
+  await firstChat.getByTestId('rename-conversation').click();
+  await expect(list.getByText('Greetings, renamed')).toBeVisible();
+  await page.reload();
+  await expect(page.getByTestId('conversation-list').getByText('Greetings, renamed')).toBeVisible();
+});

@@ -118,7 +118,7 @@ impl Host {
                 }
                 self.emit_cached().await;
             }
-            Request::Load { id, matvec } => self.load(id, matvec).await,
+            Request::Load { id, matvec, context } => self.load(id, matvec, context).await,
             Request::Chat { conversation, messages, params } => self.chat(conversation, messages, params).await,
             Request::Complete { prompt_ids, params } => {
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
@@ -257,14 +257,15 @@ impl Host {
         self.emit_cached().await;
     }
 
-    async fn load(&self, id: String, matvec: Option<(u32, u32)>) {
+    async fn load(&self, id: String, matvec: Option<(u32, u32)>, context: Option<u32>) {
         let result = async {
             let gpu = self.gpu().await?;
             let store = self.store().await?;
             self.state.borrow_mut().active = None;
             let t0 = js::now_ms();
             let loaded = loading::load(&store, &gpu, &id, &self.emit).await?;
-            let context = (loaded.manifest.context_length as usize).clamp(16, MAX_CONTEXT);
+            let allowed = (loaded.manifest.context_length as usize).clamp(16, MAX_CONTEXT);
+            let context = context.map_or(allowed, |c| (c as usize).clamp(16, allowed));
             let text = Rc::new(loaded.text);
             let tuning = match matvec {
                 Some((matvec_wg, matvec_lanes)) => Tuning { matvec_wg, matvec_lanes },

@@ -457,6 +457,7 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
                         ui.conversations.get().into_iter().map(|c| {
                             let (id_open, id_rename, id_delete) = (c.id.clone(), c.id.clone(), c.id.clone());
                             let title = c.title.clone();
+                            let old_title = c.title.clone();
                             view! {
                                 <li class:current=c.id == current data-testid="conversation" data-id=c.id.clone()>
                                     <button type="button" class="conv-title" on:click=move |_| {
@@ -469,14 +470,14 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
                                     <button type="button" class="icon small" aria-label=format!("Rename {title}") data-testid="rename-conversation" on:click=move |_| {
                                         #[cfg(feature = "hydrate")]
                                         if let Some(w) = web_sys::window() {
-                                            if let Ok(Some(t)) = w.prompt_with_message("Rename this conversation") {
+                                            if let Ok(Some(t)) = w.prompt_with_message_and_default("Rename this conversation", &old_title) {
                                                 if !t.trim().is_empty() {
                                                     controller::rename_chat(ui, &id_rename, t.trim().to_string());
                                                 }
                                             }
                                         }
                                         #[cfg(not(feature = "hydrate"))]
-                                        let _ = &id_rename;
+                                        let _ = (&id_rename, &old_title);
                                     }>"✎"</button>
                                     <button type="button" class="icon small" aria-label="Delete conversation" data-testid="delete-conversation" on:click=move |_| {
                                         #[cfg(feature = "hydrate")]
