@@ -229,27 +229,24 @@ fn ProgressBar() -> impl IntoView {
 #[component]
 fn Notice() -> impl IntoView {
     let ui = ui();
-    let problem = move || {
-        ui.notice.get().map(|n| {
+    view! {
+        {dismissable(ui.notice, "notice error", "alert", "notice")}
+        {dismissable(ui.info, "notice info", "status", "info")}
+    }
+}
+
+/// A message shown while `text` holds one, with a button that clears it.
+fn dismissable(text: RwSignal<Option<String>>, class: &'static str, role: &'static str, testid: &'static str) -> impl IntoView {
+    move || {
+        text.get().map(|t| {
             view! {
-                <div class="notice error" role="alert" data-testid="notice">
-                    <span>{n}</span>
-                    <button type="button" class="icon" aria-label="Dismiss" on:click=move |_| ui.notice.set(None)>"✕"</button>
+                <div class=class role=role data-testid=testid>
+                    <span>{t}</span>
+                    <button type="button" class="icon" aria-label="Dismiss" on:click=move |_| text.set(None)>"✕"</button>
                 </div>
             }
         })
-    };
-    let news = move || {
-        ui.info.get().map(|n| {
-            view! {
-                <div class="notice info" role="status" data-testid="info">
-                    <span>{n}</span>
-                    <button type="button" class="icon" aria-label="Dismiss" on:click=move |_| ui.info.set(None)>"✕"</button>
-                </div>
-            }
-        })
-    };
-    view! { {problem} {news} }
+    }
 }
 
 /// A new release is installed: offer the reload that switches to it.
