@@ -132,8 +132,8 @@ fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
     let selected = ui.selected.get_untracked();
     match event {
         Event::Catalog { models, offline, error, .. } => {
+            // (`Ui::apply` has set `offline` already.)
             if *offline {
-                ui.offline.set(true);
                 if models.is_empty() {
                     ui.catalog.set(crate::pwa::remembered_catalog());
                 }

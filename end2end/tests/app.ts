@@ -17,3 +17,24 @@ export async function lastReplyIds(page: Page, timeout = 240_000): Promise<numbe
   const ids = (await last.getAttribute('data-token-ids')) ?? '';
   return ids ? ids.split(',').map(Number) : [];
 }
+
+/** The keys in an IndexedDB object store of the page's origin. */
+export function storedKeys(page: Page, db: string, store: string): Promise<string[]> {
+  return page.evaluate(async ([name, storeName]) => {
+    const d: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open(name); r.onsuccess = () => ok(r.result); r.onerror = err; });
+    const keys: IDBValidKey[] = await new Promise((ok, err) => { const r = d.transaction(storeName).objectStore(storeName).getAllKeys(); r.onsuccess = () => ok(r.result); r.onerror = err; });
+    d.close();
+    return keys.map(String);
+  }, [db, store]);
+}
+
+/** Deletes keys from an IndexedDB object store (to play the browser evicting data). */
+export function deleteKeys(page: Page, db: string, store: string, keys: string[]): Promise<void> {
+  return page.evaluate(async ([name, storeName, gone]) => {
+    const d: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open(name as string); r.onsuccess = () => ok(r.result); r.onerror = err; });
+    const tx = d.transaction(storeName as string, 'readwrite');
+    for (const k of gone as string[]) tx.objectStore(storeName as string).delete(k);
+    await new Promise((ok) => (tx.oncomplete = ok));
+    d.close();
+  }, [db, store, keys] as const);
+}

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { paths } from './paths';
 import { accessLines, startServer, stopServer } from './server';
-import { lastReplyIds, send, waitReady } from './app';
+import { lastReplyIds, send, storedKeys, waitReady } from './app';
 
 const reference = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
@@ -78,11 +78,7 @@ test('Stop ends generation mid-reply; a reload keeps the conversation; deleting 
 
   await list.first().getByTestId('delete-conversation').click();
   await expect(page.getByTestId('conversation')).toHaveCount(0);
-  const stored = await page.evaluate(async () => {
-    const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy-chats'); r.onsuccess = () => ok(r.result); r.onerror = err; });
-    return new Promise<number>((ok) => { const r = db.transaction('conversations').objectStore('conversations').count(); r.onsuccess = () => ok(r.result); });
-  });
-  expect(stored).toBe(0);
+  expect(await storedKeys(page, 'eddy-chats', 'conversations')).toHaveLength(0);
 });
 
 test('no request carries prompt or reply text', async ({ page }) => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { paths } from './paths';
 import { accessLines, completedShardRanges, startServer, stopServer } from './server';
-import { lastReplyIds, send, waitReady } from './app';
+import { deleteKeys, lastReplyIds, send, storedKeys, waitReady } from './app';
 
 const reference = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
@@ -75,13 +75,9 @@ test('a shard corrupted on disk is detected by its hash, reported, and not store
     expect(accessLines(s.log).filter((l) => l.range === range && l.status === 206).length).toBe(3);
     const cached = page.getByTestId('cached-model').filter({ hasText: 'tiny-lfm2' });
     await expect(cached).toHaveAttribute('data-complete', 'false');
-    const stored = await page.evaluate(async (sha) => {
-      const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
-      const keys: IDBValidKey[] = await new Promise((ok) => { const r = db.transaction('chunks').objectStore('chunks').getAllKeys(); r.onsuccess = () => ok(r.result); });
-      return { total: keys.length, bad: keys.includes(`tiny-lfm2/${sha}`) };
-    }, bad.sha256);
-    expect(stored.bad).toBe(false);
-    expect(stored.total).toBeGreaterThan(0);
+    const keys = await storedKeys(page, 'eddy', 'chunks');
+    expect(keys).not.toContain(`tiny-lfm2/${bad.sha256}`);
+    expect(keys.length).toBeGreaterThan(0);
   } finally {
     await stopServer(s);
   }
@@ -100,12 +96,7 @@ test('a reload loads the model from IndexedDB with zero shard requests, and an e
     // The browser evicts part of the cache: two chunks disappear.
     const m = manifest(paths.models, 'tiny-lfm2');
     const gone = [m.files[0].chunks[2], m.files[0].chunks[7]];
-    await page.evaluate(async (keys) => {
-      const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
-      const tx = db.transaction('chunks', 'readwrite');
-      for (const k of keys) tx.objectStore('chunks').delete(k);
-      await new Promise((ok) => (tx.oncomplete = ok));
-    }, gone.map((c: any) => `tiny-lfm2/${c.sha256}`));
+    await deleteKeys(page, 'eddy', 'chunks', gone.map((c: any) => `tiny-lfm2/${c.sha256}`));
     const beforeEvicted = accessLines(s.log).length;
     await page.reload();
     await waitReady(page);
@@ -124,11 +115,7 @@ test('storage management lists cached models with sizes and deletes one', async 
   await expect(item).toHaveAttribute('data-complete', 'true');
   await item.getByTestId('delete-model').click();
   await expect(page.getByTestId('cached-model')).toHaveCount(0);
-  const left = await page.evaluate(async () => {
-    const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
-    const count = (store: string) => new Promise<number>((ok) => { const r = db.transaction(store).objectStore(store).count(); r.onsuccess = () => ok(r.result); });
-    return { models: await count('models'), chunks: await count('chunks') };
-  });
+  const left = { models: (await storedKeys(page, 'eddy', 'models')).length, chunks: (await storedKeys(page, 'eddy', 'chunks')).length };
   expect(left).toEqual({ models: 0, chunks: 0 });
 });
 
@@ -179,11 +166,7 @@ test('a vanished shard (404) and a changed manifest are reported, and verified c
     execFileSync(paths.server, ['import', file, '--models-dir', dir, '--id', 'tiny', '--chunk-size', '65536'], { stdio: 'pipe' });
   importAs(gguf);
   const first = manifest(dir, 'tiny');
-  const storedChunks = () =>
-    page.evaluate(async () => {
-      const db: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy'); r.onsuccess = () => ok(r.result); r.onerror = err; });
-      return new Promise<number>((ok) => { const r = db.transaction('chunks').objectStore('chunks').count(); r.onsuccess = () => ok(r.result); });
-    });
+  const storedChunks = async () => (await storedKeys(page, 'eddy', 'chunks')).length;
 
   const port = 3291;
   let s = await startServer({ port, models: dir, throttle: 100_000 });

@@ -293,14 +293,17 @@ fn swiglu_fused_and_unfused() {
             let tokens = 3usize;
             let x = rng.vec(tokens * cols as usize, -1.0, 1.0);
             let xb = h.f32s(&x);
-            let want: Vec<f32> = (0..tokens)
-                .flat_map(|t| {
-                    let xt = &x[t * cols as usize..(t + 1) * cols as usize];
-                    (0..width as usize)
-                        .map(|p| silu(dot(&gw[p * cols as usize..(p + 1) * cols as usize], xt)) * dot(&uw[p * cols as usize..(p + 1) * cols as usize], xt))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            // silu(gate · x) * (up · x) per token and output, on the CPU.
+            let swiglu_ref = |x: &[f32]| -> Vec<f32> {
+                x.chunks(cols as usize)
+                    .flat_map(|xt| {
+                        (0..width as usize)
+                            .map(|p| silu(dot(&gw[p * cols as usize..(p + 1) * cols as usize], xt)) * dot(&uw[p * cols as usize..(p + 1) * cols as usize], xt))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
+            let want = swiglu_ref(&x);
             // Decode: the fused mat-vec, with each tuning.
             for tuning in TUNINGS {
                 h.tuning.set(tuning);
@@ -312,14 +315,7 @@ fn swiglu_fused_and_unfused() {
             // With the RMSNorm fused: x is normed by gain first.
             let gain = rng.vec(cols as usize, 0.5, 1.5);
             let normed: Vec<f32> = x.chunks(cols as usize).flat_map(|xt| rms_ref(xt, &gain, 1e-5)).collect();
-            let want_normed: Vec<f32> = (0..tokens)
-                .flat_map(|t| {
-                    let xt = &normed[t * cols as usize..(t + 1) * cols as usize];
-                    (0..width as usize)
-                        .map(|p| silu(dot(&gw[p * cols as usize..(p + 1) * cols as usize], xt)) * dot(&uw[p * cols as usize..(p + 1) * cols as usize], xt))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let want_normed = swiglu_ref(&normed);
             let a = h.f32s(&vec![0.0; want.len()]);
             h.run(&h.ops().swiglu_matvec(&m, tile, &xb, Some((&h.f32s(&gain), 1e-5)), &a, width), tokens as u32, 0, 0);
             let e = rel_err(&h.read_f32(&a, want.len()), &want_normed);

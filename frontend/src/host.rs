@@ -124,7 +124,7 @@ impl Host {
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
                     a.conversation = None;
                 }
-                self.generate(None, prompt_ids, &params).await;
+                self.generate(false, prompt_ids, &params).await;
             }
             Request::Reset => {
                 let mut st = self.state.borrow_mut();
@@ -206,9 +206,11 @@ impl Host {
             Ok(c) => (c, false, None),
             Err((offline, e)) => (Catalog::default(), offline, Some(e)),
         };
+        // The manifests say what each model needs: fetch them all at once.
+        let manifests = futures::future::join_all(catalog.models.iter().map(|e| download::fetch_manifest(base, &e.id))).await;
         let mut models = Vec::new();
-        for entry in catalog.models {
-            let manifest = download::fetch_manifest(base, &entry.id).await.ok().map(|f| f.manifest);
+        for (entry, fetched) in catalog.models.into_iter().zip(manifests) {
+            let manifest = fetched.ok().map(|f| f.manifest);
             let fits = match (&manifest, limits) {
                 (Some(m), Some((binding, buffer))) => {
                     let limit = binding.min(buffer);
@@ -334,12 +336,14 @@ impl Host {
             active.text.tokenizer.encode_rendered(new_text)
         };
         match ids {
-            Ok(ids) => self.generate(Some(text), ids, &params).await,
+            Ok(ids) => self.generate(true, ids, &params).await,
             Err(e) => self.emit(Event::GenerationFailed { message: e.to_string() }),
         }
     }
 
-    async fn generate(&self, rendered: Option<String>, new_ids: Vec<u32>, params: &GenerationParams) {
+    /// Generates after `new_ids`; with `continue_session`, they extend what the
+    /// session holds (a chat turn), otherwise the session starts empty.
+    async fn generate(&self, continue_session: bool, new_ids: Vec<u32>, params: &GenerationParams) {
         let taken = {
             let mut st = self.state.borrow_mut();
             st.active.as_mut().map(|a| (a.session.take(), a.text.clone(), a.prefill_tokens_per_s))
@@ -347,7 +351,7 @@ impl Host {
         let Some((Some(mut session), text, old_rate)) = taken else {
             return self.emit(Event::GenerationFailed { message: "no model is loaded, or it is busy".into() });
         };
-        if rendered.is_none() {
+        if !continue_session {
             session.reset();
         }
         self.stop.set(false);
@@ -356,10 +360,10 @@ impl Host {
         let mut stream = TextStream::default();
         let emit = self.emit.clone();
         let stop = self.stop.clone();
-        let (tokenizer, stops2) = (&text.tokenizer, stops.clone());
+        let tokenizer = &text.tokenizer;
         let result = session
             .generate(&new_ids, params.max_tokens as usize, &sampling(params), &stops, false, &mut |id| {
-                let piece = if stops2.contains(&id) { String::new() } else { stream.push(tokenizer, id) };
+                let piece = if stops.contains(&id) { String::new() } else { stream.push(tokenizer, id) };
                 emit.as_ref()(Event::Token { id, text: piece });
                 !stop.get()
             })

@@ -54,3 +54,16 @@ fn nibbles_lo(w: u32) -> vec4<f32> {
 fn nibbles_hi(w: u32) -> vec4<f32> {
     return nibbles_lo(w >> 4u);
 }
+
+#if DOT
+// The x values a 32-weight dot unit meets (columns 4*c4 .. 4*c4+31), as eight
+// vec4s, and their sum (for the types whose dequantization adds an offset).
+fn x8(t4: u32, c4: u32) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(xv4(t4, c4), xv4(t4, c4 + 1u), xv4(t4, c4 + 2u), xv4(t4, c4 + 3u),
+                               xv4(t4, c4 + 4u), xv4(t4, c4 + 5u), xv4(t4, c4 + 6u), xv4(t4, c4 + 7u));
+}
+
+fn sum8(x: array<vec4<f32>, 8>) -> f32 {
+    return dot(x[0] + x[1] + x[2] + x[3] + x[4] + x[5] + x[6] + x[7], vec4<f32>(1.0));
+}
+#endif

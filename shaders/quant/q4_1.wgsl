@@ -16,17 +16,10 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let c4 = u * (QU / 4u);
     let w = W[(payload_base(row) + u * 4u) / 4u];
-    let x0 = xv4(t4, c4);
-    let x1 = xv4(t4, c4 + 1u);
-    let x2 = xv4(t4, c4 + 2u);
-    let x3 = xv4(t4, c4 + 3u);
-    let x4_ = xv4(t4, c4 + 4u);
-    let x5 = xv4(t4, c4 + 5u);
-    let x6 = xv4(t4, c4 + 6u);
-    let x7 = xv4(t4, c4 + 7u);
-    let acc = dot(nibbles_lo(w.x), x0) + dot(nibbles_lo(w.y), x1) + dot(nibbles_lo(w.z), x2) + dot(nibbles_lo(w.w), x3)
-        + dot(nibbles_hi(w.x), x4_) + dot(nibbles_hi(w.y), x5) + dot(nibbles_hi(w.z), x6) + dot(nibbles_hi(w.w), x7);
-    let xsum = dot(x0 + x1 + x2 + x3 + x4_ + x5 + x6 + x7, vec4<f32>(1.0));
+    let x = x8(t4, c4);
+    let acc = dot(nibbles_lo(w.x), x[0]) + dot(nibbles_lo(w.y), x[1]) + dot(nibbles_lo(w.z), x[2]) + dot(nibbles_lo(w.w), x[3])
+        + dot(nibbles_hi(w.x), x[4]) + dot(nibbles_hi(w.y), x[5]) + dot(nibbles_hi(w.z), x[6]) + dot(nibbles_hi(w.w), x[7]);
+    let xsum = sum8(x);
     let dm = unpack2x16float(scale_word(row, u));
     return acc * dm.x + xsum * dm.y;
 }

@@ -30,18 +30,11 @@ fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let shift = (j % 2u) * 4u;
     let a = W[q];
     let b = W[q + 1u];
-    let x0 = xv4(t4, c4);
-    let x1 = xv4(t4, c4 + 1u);
-    let x2 = xv4(t4, c4 + 2u);
-    let x3 = xv4(t4, c4 + 3u);
-    let x4_ = xv4(t4, c4 + 4u);
-    let x5 = xv4(t4, c4 + 5u);
-    let x6 = xv4(t4, c4 + 6u);
-    let x7 = xv4(t4, c4 + 7u);
-    let acc = dot(nibbles_lo(a.x >> shift), x0) + dot(nibbles_lo(a.y >> shift), x1) + dot(nibbles_lo(a.z >> shift), x2)
-        + dot(nibbles_lo(a.w >> shift), x3) + dot(nibbles_lo(b.x >> shift), x4_) + dot(nibbles_lo(b.y >> shift), x5)
-        + dot(nibbles_lo(b.z >> shift), x6) + dot(nibbles_lo(b.w >> shift), x7);
-    let xsum = dot(x0 + x1 + x2 + x3 + x4_ + x5 + x6 + x7, vec4<f32>(1.0));
+    let x = x8(t4, c4);
+    let acc = dot(nibbles_lo(a.x >> shift), x[0]) + dot(nibbles_lo(a.y >> shift), x[1]) + dot(nibbles_lo(a.z >> shift), x[2])
+        + dot(nibbles_lo(a.w >> shift), x[3]) + dot(nibbles_lo(b.x >> shift), x[4]) + dot(nibbles_lo(b.y >> shift), x[5])
+        + dot(nibbles_lo(b.z >> shift), x[6]) + dot(nibbles_lo(b.w >> shift), x[7]);
+    let xsum = sum8(x);
     let dd = unpack2x16float(w32(p));
     let sm = k4_scale_min(p, j);
     return dd.x * sm.x * acc - dd.y * sm.y * xsum;

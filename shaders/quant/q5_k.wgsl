@@ -45,17 +45,10 @@ fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let b = W[q + 1u] >> vec4<u32>(shift);
     let ha = W[hq] >> vec4<u32>(j);
     let hb = W[hq + 1u] >> vec4<u32>(j);
-    let x0 = xv4(t4, c4);
-    let x1 = xv4(t4, c4 + 1u);
-    let x2 = xv4(t4, c4 + 2u);
-    let x3 = xv4(t4, c4 + 3u);
-    let x4_ = xv4(t4, c4 + 4u);
-    let x5 = xv4(t4, c4 + 5u);
-    let x6 = xv4(t4, c4 + 6u);
-    let x7 = xv4(t4, c4 + 7u);
-    let acc = dot(q5_vals(a.x, ha.x), x0) + dot(q5_vals(a.y, ha.y), x1) + dot(q5_vals(a.z, ha.z), x2) + dot(q5_vals(a.w, ha.w), x3)
-        + dot(q5_vals(b.x, hb.x), x4_) + dot(q5_vals(b.y, hb.y), x5) + dot(q5_vals(b.z, hb.z), x6) + dot(q5_vals(b.w, hb.w), x7);
-    let xsum = dot(x0 + x1 + x2 + x3 + x4_ + x5 + x6 + x7, vec4<f32>(1.0));
+    let x = x8(t4, c4);
+    let acc = dot(q5_vals(a.x, ha.x), x[0]) + dot(q5_vals(a.y, ha.y), x[1]) + dot(q5_vals(a.z, ha.z), x[2]) + dot(q5_vals(a.w, ha.w), x[3])
+        + dot(q5_vals(b.x, hb.x), x[4]) + dot(q5_vals(b.y, hb.y), x[5]) + dot(q5_vals(b.z, hb.z), x[6]) + dot(q5_vals(b.w, hb.w), x[7]);
+    let xsum = sum8(x);
     let dd = unpack2x16float(w32(p));
     let sm = k4_scale_min(p, j);
     return dd.x * sm.x * acc - dd.y * sm.y * xsum;

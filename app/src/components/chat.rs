@@ -107,13 +107,14 @@ fn ModelPicker() -> impl IntoView {
             .map(|m| {
                 let c = cached.iter().find(|c| c.id == m.entry.id);
                 let complete = c.is_some_and(|c| c.complete());
-                let state = match c {
+                let mut state = match c {
                     Some(c) if c.complete() => "downloaded".to_string(),
-                    Some(c) if offline => format!("{}% downloaded, unavailable offline", c.stored_bytes * 100 / c.total_bytes.max(1)),
                     Some(c) => format!("{}% downloaded", c.stored_bytes * 100 / c.total_bytes.max(1)),
-                    None if offline => "unavailable offline".to_string(),
                     None => "not downloaded".to_string(),
                 };
+                if offline && !complete {
+                    state = if c.is_some() { format!("{state}, unavailable offline") } else { "unavailable offline".to_string() };
+                }
                 let fits = if m.fits.is_ok() { "" } else { ", does not fit this device" };
                 (m.entry.id.clone(), format!("{} · {} · {}{}", m.entry.name, format_bytes(m.entry.total_bytes), state, fits), complete || !offline)
             })
