@@ -1,13 +1,16 @@
-// Decode attention, split over the keys (flash-decoding): workgroup (h, s)
-// handles keys 64s..64s+63 of query head h for the pass's one token, and
-// writes its partial softmax (max m, sum l) and unnormalised output; a second
-// kernel (attention_merge.wgsl) combines the splits. Spreads a long context
-// over many workgroups instead of one per head.
+// Decode attention, split over the keys (flash-decoding): workgroup (c, s)
+// handles keys 64s..64s+63 for chunk c of the query heads (GQA: the chunk's
+// heads share one kv head, so its K and V rows are read once for all of them)
+// and writes, per query head, its partial softmax (max m, sum l) and
+// unnormalised output; attention_merge.wgsl combines the splits. Spreads a
+// long context over many workgroups instead of one per head.
+// Scores: one lane per (head, key); the output: lanes own (head, 4 dims) and
+// a share of the tile's keys, summed in workgroup memory. Every lane's loop is
+// short, so the step's latency is a few memory round trips.
 #if KV_F16
 enable f16;
 #endif
 #include "step.wgsl"
-#include "reduce.wgsl"
 
 struct Params {
     n_heads: u32,
@@ -16,7 +19,7 @@ struct Params {
     capacity: u32,
     scale: f32,
     max_splits: u32,
-    _pad0: u32,
+    heads_per_chunk: u32,   // query heads one workgroup handles (a divisor of the GQA group)
     _pad1: u32,
 }
 
@@ -33,54 +36,102 @@ alias kv4 = vec4<f32>;
 @group(0) @binding(4) var<storage, read> v_cache: array<kv4>;
 @group(0) @binding(5) var<storage, read_write> partial: array<f32>;   // [h][split][m, l, acc[head_dim]]
 
-var<workgroup> qs: array<vec4<f32>, 64>;
-var<workgroup> ps: array<f32, 64>;
+const WG: u32 = 128u;
+const TILE: u32 = 64u;
+// heads_per_chunk * head_dim <= 1024 and heads_per_chunk <= 8 (ops.rs picks the chunk).
+var<workgroup> qs: array<vec4<f32>, 256>;
+var<workgroup> ps: array<f32, 512>;        // [head in chunk][key]
+var<workgroup> hm: array<f32, 8>;          // per head: the tile's max
+var<workgroup> accs: array<vec4<f32>, WG>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let h = wid.x;
+    let hc = P.heads_per_chunk;
+    let chunks_per_kv = (P.n_heads / P.n_kv_heads) / hc;
+    let g = wid.x / chunks_per_kv;
+    let h0 = wid.x * hc;                // first query head of the chunk
     let split = wid.y;
     let hd4 = P.head_dim / 4u;
     let n_keys = S.pos0 + 1u;
-    let g = h / (P.n_heads / P.n_kv_heads);
-    let kv_base = g * P.capacity * hd4;
-    if (lid < hd4) {
-        qs[lid] = q[h * hd4 + lid];
+    let j0 = split * TILE;
+    let n_here = min(TILE, n_keys - min(n_keys, j0));
+    let kv_base = (g * P.capacity + j0) * hd4;
+
+    for (var i = lid; i < hc * hd4; i += WG) {
+        qs[i] = q[h0 * hd4 + i];
     }
     workgroupBarrier();
-    let j = split * 64u + lid;
-    var s = -3.0e38;
-    if (j < n_keys) {
-        var d = 0.0;
-        let kb = kv_base + j * hd4;
-        for (var i = 0u; i < hd4; i++) {
-            d += dot(qs[i], vec4<f32>(k_cache[kb + i]));
+    for (var p = lid; p < hc * TILE; p += WG) {
+        let hh = p / TILE;
+        let j = p % TILE;
+        var s = -3.0e38;
+        if (j < n_here) {
+            var d = vec4<f32>(0.0);
+            let kb = kv_base + j * hd4;
+            for (var i = 0u; i < hd4; i++) {
+                d = fma(qs[hh * hd4 + i], vec4<f32>(k_cache[kb + i]), d);
+            }
+            s = (d.x + d.y + d.z + d.w) * P.scale;
         }
-        s = d * P.scale;
+        ps[p] = s;
     }
-    let m = group_max(s, lid, 64u);
-    var p = 0.0;
-    if (j < n_keys) {
-        p = exp(s - m);
-    }
-    ps[lid] = p;
-    let l = group_sum(p, lid, 64u);
-    let n_here = min(64u, n_keys - min(n_keys, split * 64u));
-    let out = (h * P.max_splits + split) * (P.head_dim + 2u);
-    if (lid == 0u) {
+    workgroupBarrier();
+    // Per head: the tile's max and sum of exponentials (64 values: one lane each).
+    if (lid < hc) {
+        // Four independent chains: the lane's loop is latency-bound.
+        var m4 = vec4<f32>(-3.0e38);
+        for (var j = 0u; j < n_here; j += 4u) {
+            let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
+            let live = vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(n_here);
+            m4 = max(m4, select(vec4<f32>(-3.0e38), v, live));
+        }
+        let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+        var l4 = vec4<f32>(0.0);
+        for (var j = 0u; j < n_here; j += 4u) {
+            let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
+            let live = vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(n_here);
+            l4 += select(vec4<f32>(0.0), exp(v - m), live);
+        }
+        let l = l4.x + l4.y + l4.z + l4.w;
+        hm[lid] = m;
+        let out = ((h0 + lid) * P.max_splits + split) * (P.head_dim + 2u);
         partial[out] = m;
         partial[out + 1u] = l;
     }
-    // Lane i accumulates output dims 4i..4i+3.
-    if (lid < hd4) {
+    workgroupBarrier();
+    for (var p = lid; p < hc * TILE; p += WG) {
+        ps[p] = select(0.0, exp(ps[p] - hm[p / TILE]), p % TILE < n_here);
+    }
+    workgroupBarrier();
+    // Output vec4s (head, dims 4o..4o+3); `share` lanes split each one's keys.
+    let outs = hc * hd4;
+    let share = max(1u, WG / outs);
+    for (var base = 0u; base < outs; base += WG) {
+        let o = base + lid % min(outs, WG);
+        let kp = lid / min(outs, WG);
         var acc = vec4<f32>(0.0);
-        for (var i = 0u; i < n_here; i++) {
-            acc = fma(vec4<f32>(ps[i]), vec4<f32>(v_cache[kv_base + (split * 64u + i) * hd4 + lid]), acc);
+        if (o < outs && kp < share) {
+            let hh = o / hd4;
+            let d4 = o % hd4;
+            for (var j = kp; j < n_here; j += share) {
+                acc = fma(vec4<f32>(ps[hh * TILE + j]), vec4<f32>(v_cache[kv_base + j * hd4 + d4]), acc);
+            }
         }
-        let o = out + 2u + 4u * lid;
-        partial[o] = acc.x;
-        partial[o + 1u] = acc.y;
-        partial[o + 2u] = acc.z;
-        partial[o + 3u] = acc.w;
+        accs[lid] = acc;
+        workgroupBarrier();
+        if (kp == 0u && o < outs) {
+            var total = acc;
+            for (var r = 1u; r < share; r++) {
+                total += accs[lid + r * min(outs, WG)];
+            }
+            let hh = o / hd4;
+            let d4 = o % hd4;
+            let dst = ((h0 + hh) * P.max_splits + split) * (P.head_dim + 2u) + 2u + 4u * d4;
+            partial[dst] = total.x;
+            partial[dst + 1u] = total.y;
+            partial[dst + 2u] = total.z;
+            partial[dst + 3u] = total.w;
+        }
+        workgroupBarrier();
     }
 }

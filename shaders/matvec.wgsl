@@ -59,27 +59,76 @@ struct Params {
 
 fn wg() -> WeightGeom { return P.geom; }
 
+#if SUBGROUPS
+// This lane's subgroup, their count, and its index in the subgroup.
+var<private> sg_id: u32;
+var<private> n_sg: u32;
+var<private> sg_lane: u32;
+#endif
+
 #if XSHARED
 var<workgroup> xs: array<vec4<f32>, XS4>;
 var<workgroup> wsum: array<f32, WG>;
 
+// x is staged transposed by dot unit: vec4 j of unit u sits at xs[j * units + u].
+// A group's lanes read consecutive units at the same time, so they hit
+// consecutive 16-byte slots; in x's own order they were a unit (128 bytes for
+// the 32-weight units) apart, all on the same banks: a 32-way conflict that
+// made the quantized mat-vecs run at a tenth of the memory bandwidth.
+const XV: u32 = QU / 4u;
+
+fn xslot(c4: u32) -> u32 {
+    return (c4 % XV) * (XS4 / XV) + c4 / XV;
+}
+
 fn xv4(t4: u32, c4: u32) -> vec4<f32> {
-    return xs[c4];
+    return xs[xslot(c4)];
 }
 
 // Copies x[t] (times the gains with NORM) into xs; returns Σx² (NORM).
+// Lane i fills slot i (conflict-free stores) from x's vec4 at unit i % units,
+// sub-vector i / units.
 fn stage_x(t: u32, lid: u32) -> f32 {
     var ss = 0.0;
+    let units = XS4 / XV;
     for (var i = lid; i < XS4; i += WG) {
-        let v = X[t * XS4 + i];
+        let c4 = (i % units) * XV + i / units;
+        let v = X[t * XS4 + c4];
 #if NORM
         ss += dot(v, v);
-        xs[i] = v * gain[i];
+        xs[i] = v * gain[c4];
 #else
         xs[i] = v;
 #endif
     }
-    wsum[lid] = ss;
+#if NORM
+    return wg_total(ss, lid);
+#else
+    workgroupBarrier();
+    return 0.0;
+#endif
+}
+
+#if SUBGROUPS
+var<workgroup> sg_part: array<f32, 64>;
+
+// The workgroup's total of v, to every lane: subgroup sums, then one barrier.
+// (Also the barrier after the staging stores.)
+fn wg_total(v: f32, lid: u32) -> f32 {
+    let s = subgroupAdd(v);
+    if (sg_lane == 0u) {
+        sg_part[sg_id] = s;
+    }
+    workgroupBarrier();
+    var t = 0.0;
+    for (var i = 0u; i < n_sg; i++) {
+        t += sg_part[i];
+    }
+    return t;
+}
+#else
+fn wg_total(v: f32, lid: u32) -> f32 {
+    wsum[lid] = v;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s /= 2u) {
         if (lid < s) {
@@ -89,6 +138,7 @@ fn stage_x(t: u32, lid: u32) -> f32 {
     }
     return wsum[0];
 }
+#endif
 #else
 // x of the token whose row starts at vec4 t4, at column vec4 c4; with NORM,
 // scaled by the norm's gains.
@@ -190,7 +240,17 @@ fn silu(g: f32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+        @builtin(local_invocation_index) lid: u32
+#if SUBGROUPS
+        , @builtin(subgroup_id) sgi: u32, @builtin(num_subgroups) nsg: u32,
+          @builtin(subgroup_invocation_id) sgl: u32
+#endif
+        ) {
+#if SUBGROUPS
+    sg_id = sgi;
+    n_sg = nsg;
+    sg_lane = sgl;
+#endif
     let lane = lid % TPR;
     let r = (wid.x + wid.z * nwg.x) * (WG / TPR) + lid / TPR;
     let y = wid.y;

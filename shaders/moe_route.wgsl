@@ -1,7 +1,6 @@
 // LFM2-MoE routing, one workgroup per token: sigmoid scores, top-k of score +
 // bias (the bias only selects), weights = the chosen unbiased scores,
-// renormalised (+1e-6) and scaled. Lanes share the experts; each of the k
-// rounds picks the best remaining expert by a workgroup reduction.
+// renormalised (+1e-6) and scaled. Lanes share the experts.
 #include "step.wgsl"
 
 struct Params {
@@ -19,11 +18,12 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> selw: array<f32>;
 
 var<workgroup> score: array<f32, 256>;    // sigmoid per expert
-var<workgroup> key: array<f32, 256>;      // score + bias; -inf once chosen
-var<workgroup> best_v: array<f32, 64>;
-var<workgroup> best_e: array<u32, 64>;
+var<workgroup> key: array<f32, 256>;      // score + bias
 var<workgroup> chosen: array<u32, 8>;
 
+// Each expert's rank among the keys (ties to the lower id) decides at once
+// whether it is chosen and in which slot: two barriers in all, instead of a
+// reduction per slot.
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = wid.x;
@@ -34,35 +34,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         key[e] = s + bias[e];
     }
     workgroupBarrier();
-    for (var round = 0u; round < P.k; round++) {
-        var bv = -3.0e38;
-        var be = 0u;
-        for (var e = lid; e < e_n; e += 64u) {
-            if (key[e] > bv) {
-                bv = key[e];
-                be = e;
-            }
+    for (var e = lid; e < e_n; e += 64u) {
+        let ke = key[e];
+        var rank = 0u;
+        for (var o = 0u; o < e_n; o++) {
+            let ko = key[o];
+            rank += u32(ko > ke || (ko == ke && o < e));
         }
-        best_v[lid] = bv;
-        best_e[lid] = be;
-        workgroupBarrier();
-        for (var s = 32u; s > 0u; s /= 2u) {
-            if (lid < s) {
-                let ov = best_v[lid + s];
-                let oe = best_e[lid + s];
-                if (ov > best_v[lid] || (ov == best_v[lid] && oe < best_e[lid])) {
-                    best_v[lid] = ov;
-                    best_e[lid] = oe;
-                }
-            }
-            workgroupBarrier();
+        if (rank < P.k) {
+            chosen[rank] = e;
         }
-        if (lid == 0u) {
-            chosen[round] = best_e[0];
-            key[best_e[0]] = -3.0e38;
-        }
-        workgroupBarrier();
     }
+    workgroupBarrier();
     if (lid == 0u) {
         var sum = 0.0;
         for (var s = 0u; s < P.k; s++) {

@@ -22,7 +22,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<uniform> S: Step;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> seen: array<atomic<u32>>;   // bit per token id
+// Bit per token id. Only lane 0 of this one workgroup writes it (mark_seen.wgsl
+// sets bits with atomics in its own dispatch), so plain loads suffice: an
+// atomic load per logit made the penalised sampler several times slower.
+@group(0) @binding(3) var<storage, read_write> seen: array<u32>;
 @group(0) @binding(4) var<storage, read_write> tokens: array<u32>;         // [0]: the next input
 @group(0) @binding(5) var<storage, read_write> out_ids: array<u32>;        // [step]: the choice
 
@@ -35,7 +38,7 @@ var<workgroup> carry: u32;
 
 fn adjusted(i: u32) -> f32 {
     var l = logits[i];
-    if (P.penalty != 1.0 && (atomicLoad(&seen[i / 32u]) & (1u << (i % 32u))) != 0u) {
+    if (P.penalty != 1.0 && (seen[i / 32u] & (1u << (i % 32u))) != 0u) {
         l = select(l * P.penalty, l / P.penalty, l > 0.0);
     }
     return l;
@@ -80,7 +83,7 @@ fn finish(id: u32, lid: u32) {
     if (lid == 0u) {
         tokens[0] = id;
         out_ids[S.step] = id;
-        atomicOr(&seen[id / 32u], 1u << (id % 32u));
+        seen[id / 32u] = seen[id / 32u] | (1u << (id % 32u));
     }
 }
 
@@ -166,15 +169,15 @@ fn top_p_key(floor_key: u32, m: f32, total: f32, lid: u32) -> u32 {
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
     let v = P.vocab;
-    // Each lane owns a contiguous slice, so the final draw can scan in index order.
-    let per = (v + WG - 1u) / WG;
-    let lo = min(lid * per, v);
-    let hi = min(lo + per, v);
+    // Lane l owns the tokens l, l + WG, l + 2 WG, ...: neighbouring lanes read
+    // neighbouring logits (coalesced). The draw walks the candidates in that
+    // order (lane-major), which is a fixed permutation of the vocabulary: the
+    // distribution is the softmax's all the same.
 
     if (P.greedy != 0u) {
         var best = -3.4e38;
         var best_i = 0xFFFFFFFFu;
-        for (var i = lo; i < hi; i++) {
+        for (var i = lid; i < v; i += WG) {
             let l = adjusted(i);
             if (l > best || best_i == 0xFFFFFFFFu) {
                 best = l;
@@ -200,7 +203,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
 
     var local_max = -3.4e38;
-    for (var i = lo; i < hi; i++) {
+    for (var i = lid; i < v; i += WG) {
         local_max = max(local_max, adjusted(i) * P.inv_temperature);
     }
     let m = max_f(local_max, lid);
@@ -211,7 +214,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
     if (P.top_p < 1.0) {
         var local_total = 0.0;
-        for (var i = lo; i < hi; i++) {
+        for (var i = lid; i < v; i += WG) {
             let l = adjusted(i) * P.inv_temperature;
             if (key_of(l) >= floor_key) { local_total += exp(l - m); }
         }
@@ -223,7 +226,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
 
     var mass = 0.0;
-    for (var i = lo; i < hi; i++) {
+    for (var i = lid; i < v; i += WG) {
         let l = adjusted(i) * P.inv_temperature;
         if (key_of(l) >= floor_key) { mass += exp(l - m); }
     }
@@ -251,7 +254,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
     var acc = start;
     var last = 0xFFFFFFFFu;
-    for (var i = lo; i < hi; i++) {
+    for (var i = lid; i < v; i += WG) {
         let l = adjusted(i) * P.inv_temperature;
         if (key_of(l) >= floor_key) {
             acc += exp(l - m);

@@ -72,8 +72,13 @@ struct Harness {
 
 impl Harness {
     fn new(f16: bool) -> Self {
-        let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true })).expect("a Vulkan adapter");
+        Self::with(f16, true)
+    }
+
+    fn with(f16: bool, subgroups: bool) -> Self {
+        let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: subgroups })).expect("a Vulkan adapter");
         assert_eq!(gpu.f16, f16 && gpu.adapter_features.contains(wgpu::Features::SHADER_F16));
+        assert_eq!(gpu.subgroups, subgroups && gpu.adapter_features.contains(wgpu::Features::SUBGROUP));
         let step = uniform(&gpu, "step", &[0; 4]);
         Self { gpu, kernels: Kernels::new(), step, tuning: std::cell::Cell::new(Tuning::default()) }
     }
@@ -132,10 +137,13 @@ impl Harness {
     }
 }
 
+/// Every kernel variant the devices can ask for: with and without
+/// `shader-f16`, with and without subgroups (the browser has neither today).
 fn both_devices(mut f: impl FnMut(&Harness, &str)) {
-    for f16 in [true, false] {
-        let h = Harness::new(f16);
-        f(&h, if f16 { "with shader-f16" } else { "without shader-f16" });
+    for (f16, subgroups) in [(true, true), (false, false), (true, false), (false, true)] {
+        let h = Harness::with(f16, subgroups);
+        let dev = format!("{} shader-f16, {} subgroups", if f16 { "with" } else { "without" }, if subgroups { "with" } else { "without" });
+        f(&h, &dev);
     }
 }
 
@@ -709,7 +717,11 @@ fn sampling_greedy_and_filters() {
                     assert_eq!(pick as usize, best, "greedy case {ci} {dev}");
                     continue;
                 }
-                // The pick is a candidate, and the draw falls in (or at the edge of) its interval.
+                // The pick is a candidate, and the draw falls in (or at the edge of) its
+                // interval, the candidates taken in the sampler's order: lane l of 256
+                // owns tokens l, l + 256, ... (lane-major).
+                let mut cands = cands.clone();
+                cands.sort_by_key(|&(i, _)| (i % 256, i / 256));
                 let pos = cands.iter().position(|x| x.0 == pick as usize).unwrap_or_else(|| panic!("case {ci} seed {seed} {dev}: {pick} is not a candidate"));
                 let u = (pcg(seed ^ pcg(step)) >> 8) as f32 / 16_777_216.0;
                 let lo: f32 = cands[..pos].iter().map(|x| x.1).sum::<f32>() / total;

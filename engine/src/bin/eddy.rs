@@ -111,9 +111,13 @@ struct BenchArgs {
     /// Timed repetitions (the best is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Also print GPU time per kind of kernel (timestamp queries).
+    /// Also print GPU time per dispatch (timestamp queries): every dispatch of
+    /// a prefill and of a decode step, alone and repeated back to back.
     #[arg(long)]
     profile: bool,
+    /// Repetitions of each decode dispatch in the repeated profile.
+    #[arg(long, default_value_t = 32)]
+    profile_reps: usize,
     /// Memory bandwidth for the roofline, in bytes per second.
     #[arg(long, default_value_t = 4.2e12)]
     bandwidth: f64,
@@ -265,16 +269,9 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         best_pp = best_pp.max(g.prefill_tokens_per_s());
         best_tg = best_tg.max(g.decode_tokens_per_s());
     }
-    if args.profile {
-        let (pp, tg, encode_ms) = pollster::block_on(session.profile(&prompt))?;
-        for (name, entries) in [("prefill", &pp), ("decode", &tg)] {
-            let total: f64 = entries.iter().map(|e| e.ms).sum();
-            eprintln!("{name}: {total:.3} ms of GPU time");
-            for e in entries.iter().take(12) {
-                eprintln!("  {:8.3} ms {:5.1}%  {:4}x  {}", e.ms, 100.0 * e.ms / total, e.count, e.label);
-            }
-        }
-        eprintln!("decode step: {encode_ms:.3} ms of CPU to record and submit");
+    let profile = if args.profile { Some(pollster::block_on(session.profile(&prompt, args.profile_reps))?) } else { None };
+    if let Some(p) = &profile {
+        print_profile(p);
     }
     let bpt = bytes_per_token(&tm.model.spec);
     let roofline = args.bandwidth / bpt as f64;
@@ -296,6 +293,10 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "shader_f16": gpu.f16,
         "subgroups": gpu.subgroups,
     });
+    let mut report = report;
+    if let Some(p) = &profile {
+        report["profile"] = json!(p);
+    }
     if args.json {
         println!("{report}");
     } else {
@@ -314,6 +315,24 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         );
     }
     Ok(())
+}
+
+fn print_profile(p: &engine::runtime::session::Profile) {
+    use engine::runtime::session::PassProfile;
+    let show = |name: &str, list: &[engine::runtime::session::DispatchTime], whole: f64| {
+        let total: f64 = list.iter().map(|d| d.ms).sum();
+        eprintln!("{name}: {} dispatches, {total:.3} ms summed, {whole:.3} ms as one pass", list.len());
+        for e in PassProfile::by_label(list) {
+            eprintln!("  {:8.1} us {:5.1}%  {:4}x {:7.1} us each  {}", e.ms * 1e3, 100.0 * e.ms / total, e.count, e.ms * 1e3 / e.count as f64, e.label);
+        }
+    };
+    show("prefill (each dispatch alone)", &p.prefill.dispatches, p.prefill.whole_ms);
+    show("decode (each dispatch alone)", &p.decode.dispatches, p.decode.whole_ms);
+    if !p.decode.repeated.is_empty() {
+        show(&format!("decode (each dispatch repeated {}x, per repetition)", p.decode.reps), &p.decode.repeated, p.decode.whole_ms);
+    }
+    eprintln!("dependent tiny dispatch (mark-seen repeated): {:.2} us", p.dispatch_floor_us);
+    eprintln!("decode step: {:.3} ms of CPU to record and submit", p.encode_ms);
 }
 
 /// Ctrl-C stops generation after the current token; a second one exits.

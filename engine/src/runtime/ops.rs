@@ -129,6 +129,9 @@ impl<'a> Ops<'a> {
         if subgroup_reduce {
             key = key.define("SUBGROUP_REDUCE");
         }
+        if self.gpu.subgroups {
+            key = key.define("SUBGROUPS");
+        }
         // Staging pays while it leaves room for several workgroups per core:
         // up to 16 KiB of x (a 4096-wide hidden state).
         let shared = stage_cols * 4 + u64::from(shape.wg) * 8;
@@ -183,7 +186,7 @@ impl<'a> Ops<'a> {
                 Pass::Prefill => {
                     let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0];
                     let key = KernelKey::new("matmul.wgsl").weight(m.dtype()).define(define);
-                    let groups = [Count::Fixed((part.rows as u32).div_ceil(64)), Count::Tokens { per: 1, div: 64 }];
+                    let groups = [Count::Fixed((part.rows as u32).div_ceil(128)), Count::Tokens { per: 1, div: 64 }];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
             });
@@ -307,12 +310,17 @@ impl<'a> Ops<'a> {
     pub fn attention_decode(&self, shape: HeadShape, q: &wgpu::Buffer, kv: (&wgpu::Buffer, &wgpu::Buffer), partial: &wgpu::Buffer, out: &wgpu::Buffer, kv_f16: bool) -> [Dispatch; 2] {
         let scale = 1.0 / (shape.head_dim as f32).sqrt();
         let max_splits = shape.capacity.div_ceil(64);
-        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.capacity, scale.to_bits(), max_splits, 0, 0];
+        // Query heads per workgroup: the most of one GQA group that fit its
+        // workgroup memory (8 heads, 1024 query values).
+        let group = shape.n_heads / shape.n_kv_heads;
+        let per_chunk = (1..=group.min(8)).rev().find(|c| group % c == 0 && c * shape.head_dim <= 1024).unwrap_or(1);
+        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.capacity, scale.to_bits(), max_splits, per_chunk, 0];
         let mut key = KernelKey::new("attention_split.wgsl");
         if kv_f16 {
             key = key.define("KV_F16");
         }
-        let split = self.dispatch(key, Some(&p), &[q, kv.0, kv.1, partial], [Count::Fixed(shape.n_heads), Count::Keys { div: 64 }], "attention-split");
+        let chunks = shape.n_heads / per_chunk;
+        let split = self.dispatch(key, Some(&p), &[q, kv.0, kv.1, partial], [Count::Fixed(chunks), Count::Keys { div: 64 }], "attention-split");
         let p = [shape.n_heads, shape.head_dim, max_splits, 0];
         let merge = self.dispatch(KernelKey::new("attention_merge.wgsl"), Some(&p), &[partial, out], [Count::Fixed(shape.n_heads), Count::Fixed(1)], "attention-merge");
         [split, merge]
