@@ -76,7 +76,7 @@ impl Harness {
     }
 
     fn with(f16: bool, subgroups: bool) -> Self {
-        let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: subgroups })).expect("a Vulkan adapter");
+        let gpu = pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: subgroups, ..Default::default() })).expect("a Vulkan adapter");
         assert_eq!(gpu.f16, f16 && gpu.adapter_features.contains(wgpu::Features::SHADER_F16));
         assert_eq!(gpu.subgroups, subgroups && gpu.adapter_features.contains(wgpu::Features::SUBGROUP));
         let step = uniform(&gpu, "step", &[0; 4]);
@@ -211,14 +211,48 @@ fn check_linear_strided(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep
     assert!(e < 1e-4, "{pass:?} {ep:?} {dtype} over {tokens} tokens {dev}: relative error {e:.2e}");
 }
 
-/// The mat-vec shapes a device may be tuned to.
-const TUNINGS: [Tuning; 5] = [
+/// The mat-vec shapes a device may be tuned to: x in registers (several
+/// lanes per group, outputs per group, two chunks per lane where lanes are
+/// few) and the reference kernel that stages x.
+const TUNINGS: [Tuning; 7] = [
     Tuning::DEFAULT,
-    Tuning { matvec_wg: 64, matvec_lanes: 64 },
-    Tuning { matvec_wg: 256, matvec_lanes: 16 },
-    Tuning { matvec_wg: 128, matvec_lanes: 4 },
-    Tuning { matvec_wg: 64, matvec_lanes: 1 },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_rows: 3 },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_rows: 1 },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_rows: 8 },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_rows: 4 },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_rows: 4 },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_rows: 4 },
 ];
+
+/// Rows as long as real models' (2048 to 8192 columns), where a group spans
+/// several subgroups and lanes own one or two chunks each.
+#[test]
+fn matvec_long_rows() {
+    both_devices(|h, dev| {
+        let mut rng = Rng(41);
+        for (dtype, cols, tuning) in [
+            (DType::Q4_0, 2048u64, Tuning::DEFAULT),
+            (DType::Q6K, 2048, Tuning::DEFAULT),
+            (DType::F16, 8192, Tuning::DEFAULT),
+            (DType::Q4_1, 4096, Tuning { matvec_lanes: 32, ..Tuning::DEFAULT }),
+            (DType::Q8_0, 2048, Tuning { matvec_wg: 64, ..Tuning::DEFAULT }),
+        ] {
+            h.tuning.set(tuning);
+            let rows = 45u64;
+            let bytes = random_weights(&mut rng, dtype, rows, cols);
+            let m = h.matrix(dtype, rows, cols, &bytes, 1);
+            let w = quant::dequantize(dtype, &bytes);
+            let x = rng.vec(cols as usize, -1.0, 1.0);
+            let gain = rng.vec(cols as usize, 0.5, 1.5);
+            let y = h.f32s(&vec![0.0; rows as usize]);
+            h.run(&h.ops().matvec_norm(&m, &h.f32s(&x), &h.f32s(&gain), 1e-5, &y, rows, 0, Count::tokens()), 1, 0, 0);
+            let n = rms_ref(&x, &gain, 1e-5);
+            let want: Vec<f32> = (0..rows as usize).map(|r| dot(&w[r * cols as usize..(r + 1) * cols as usize], &n)).collect();
+            let e = rel_err(&h.read_f32(&y, want.len()), &want);
+            assert!(e < 1e-4, "matvec+norm {dtype} {rows}x{cols} {dev} {tuning:?}: {e:.2e}");
+        }
+    });
+}
 
 #[test]
 fn matvec_every_type() {

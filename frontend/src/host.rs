@@ -270,7 +270,7 @@ impl Host {
             let context = context.map_or(allowed, |c| (c as usize).clamp(16, allowed));
             let text = Rc::new(loaded.text);
             let tuning = match matvec {
-                Some((matvec_wg, matvec_lanes)) => Tuning { matvec_wg, matvec_lanes },
+                Some((matvec_wg, matvec_lanes)) => Tuning { matvec_wg, matvec_lanes, ..Tuning::for_adapter(&gpu) },
                 None => Tuning::for_adapter(&gpu),
             };
             let session = Session::new(text.model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())?;

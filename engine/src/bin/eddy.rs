@@ -41,19 +41,33 @@ struct DeviceArgs {
     /// Tokens the context holds.
     #[arg(long, default_value_t = 4096)]
     context: usize,
+    /// Compile the kernels without wgpu's bounds checks (to measure their cost).
+    #[arg(long)]
+    no_bounds_checks: bool,
     /// Mat-vec workgroup size (64, 128 or 256).
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_wg)]
     matvec_wg: u32,
     /// Mat-vec lanes sharing an output's columns.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_lanes)]
     matvec_lanes: u32,
+    /// Use the reference mat-vec (x staged in workgroup memory) everywhere.
+    #[arg(long)]
+    matvec_ref: bool,
+    /// Outputs per lane group of the x-in-registers mat-vec.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.xr_rows)]
+    xr_rows: u32,
 }
 
 impl DeviceArgs {
     fn session_options(&self) -> SessionOptions {
         SessionOptions {
             context: self.context,
-            tuning: engine::runtime::ops::Tuning { matvec_wg: self.matvec_wg, matvec_lanes: self.matvec_lanes },
+            tuning: engine::runtime::ops::Tuning {
+                matvec_wg: self.matvec_wg,
+                matvec_lanes: self.matvec_lanes,
+                matvec_xr: !self.matvec_ref,
+                xr_rows: self.xr_rows,
+            },
             ..Default::default()
         }
     }
@@ -118,6 +132,20 @@ struct BenchArgs {
     /// Repetitions of each decode dispatch in the repeated profile.
     #[arg(long, default_value_t = 32)]
     profile_reps: usize,
+    /// Tokens already in the context before each timed run (llama-bench -d).
+    #[arg(long, default_value_t = 0)]
+    depth: usize,
+    /// Sampling for the timed runs (default greedy): temperature, min-p, repetition penalty.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: u32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
     /// Memory bandwidth for the roofline, in bytes per second.
     #[arg(long, default_value_t = 4.2e12)]
     bandwidth: f64,
@@ -142,7 +170,7 @@ fn main() {
 }
 
 fn open_gpu(device: &DeviceArgs) -> Result<Gpu, ModelError> {
-    Ok(pollster::block_on(Gpu::new(GpuOptions { allow_f16: !device.no_f16, allow_subgroups: true }))?)
+    Ok(pollster::block_on(Gpu::new(GpuOptions { allow_f16: !device.no_f16, allow_subgroups: true, bounds_checks: !device.no_bounds_checks }))?)
 }
 
 fn load(path: &std::path::Path, gpu: &Gpu, quiet: bool) -> Result<(TextModel, f64), ModelError> {
@@ -247,29 +275,40 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
     let (tm, load_seconds) = load(&args.model, &gpu, args.json)?;
     let vocab = tm.model.config().vocab as u32;
     let mut seed = 12345u32;
-    let prompt: Vec<u32> = (0..args.prompt_len)
+    let prompt: Vec<u32> = (0..args.depth + args.prompt_len)
         .map(|_| {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) % vocab
         })
         .collect();
     let options = SessionOptions {
-        context: args.device.context.max(args.prompt_len + args.gen_len + 8),
+        context: args.device.context.max(args.depth + args.prompt_len + args.gen_len + 8),
         prefill_chunk: 512,
         ..args.device.session_options()
     };
     let mut session = Session::new(tm.model.clone(), options)?;
-    let sampling = Sampling::default();
+    let sampling = Sampling {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repeat_penalty: args.repeat_penalty,
+        seed: 1,
+    };
+    let (context, prompt) = prompt.split_at(args.depth);
     // Warm up: first submissions page in memory and finish driver compilation.
     pollster::block_on(session.generate(&prompt[..prompt.len().min(16)], 4, &sampling, &[], false, &mut |_| true))?;
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
     for _ in 0..args.repeat.max(1) {
         session.reset();
-        let g = pollster::block_on(session.generate(&prompt, args.gen_len, &sampling, &[], false, &mut |_| true))?;
+        if !context.is_empty() {
+            pollster::block_on(session.generate(context, 0, &sampling, &[], false, &mut |_| true))?;
+        }
+        let g = pollster::block_on(session.generate(prompt, args.gen_len, &sampling, &[], false, &mut |_| true))?;
         best_pp = best_pp.max(g.prefill_tokens_per_s());
         best_tg = best_tg.max(g.decode_tokens_per_s());
     }
-    let profile = if args.profile { Some(pollster::block_on(session.profile(&prompt, args.profile_reps))?) } else { None };
+    let profile = if args.profile { Some(pollster::block_on(session.profile(prompt, args.profile_reps))?) } else { None };
     if let Some(p) = &profile {
         print_profile(p);
     }
@@ -281,6 +320,8 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "parameters": tm.model.config().parameter_count(),
         "prompt_len": args.prompt_len,
         "gen_len": args.gen_len,
+        "depth": args.depth,
+        "sampling": format!("{sampling:?}"),
         "prefill_tokens_per_s": best_pp,
         "decode_tokens_per_s": best_tg,
         "weight_bytes_per_token": bpt,

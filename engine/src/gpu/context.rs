@@ -20,11 +20,14 @@ pub enum GpuError {
 pub struct GpuOptions {
     pub allow_f16: bool,
     pub allow_subgroups: bool,
+    /// Keep wgpu's bounds checks in the kernels (natively; the browser
+    /// compiles WGSL with its own). Off only to measure what they cost.
+    pub bounds_checks: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        Self { allow_f16: true, allow_subgroups: true }
+        Self { allow_f16: true, allow_subgroups: true, bounds_checks: true }
     }
 }
 
@@ -70,6 +73,8 @@ pub struct Gpu {
     /// Features the browser lists for its adapter (empty natively); wgpu's
     /// WebGPU backend does not pass all of them on.
     pub browser_features: Vec<String>,
+    /// See [`GpuOptions::bounds_checks`].
+    pub bounds_checks: bool,
 }
 
 impl Gpu {
@@ -144,6 +149,7 @@ impl Gpu {
             info,
             adapter_features,
             browser_features: Vec::new(),
+            bounds_checks: options.bounds_checks,
             device,
             queue,
         })

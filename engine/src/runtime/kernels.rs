@@ -35,11 +35,18 @@ pub struct KernelKey {
     pub wg: u32,
     pub tpr: u32,
     pub xs4: u32,
+    /// Other pipeline-overridable constants.
+    pub consts: Vec<(&'static str, u32)>,
 }
 
 impl KernelKey {
     pub fn new(file: &'static str) -> Self {
-        Self { file, wtype: None, defines: Vec::new(), wg: 0, tpr: 0, xs4: 0 }
+        Self { file, wtype: None, defines: Vec::new(), wg: 0, tpr: 0, xs4: 0, consts: Vec::new() }
+    }
+
+    pub fn constant(mut self, name: &'static str, value: u32) -> Self {
+        self.consts.push((name, value));
+        self
     }
 
     pub fn weight(mut self, dtype: DType) -> Self {
@@ -77,7 +84,7 @@ fn wtype_file(dtype: DType) -> &'static str {
 fn slots_of(key: &KernelKey) -> Vec<Slot> {
     use Slot::*;
     let has = |d: &str| key.defines.contains(&d);
-    if key.file == "matvec.wgsl" {
+    if key.file == "matvec.wgsl" || key.file == "matvec_xr.wgsl" {
         let mut s = vec![Uniform, Uniform, Read, Read, Write];
         if has("MOE") {
             s.extend([Read, Read]);
@@ -90,7 +97,7 @@ fn slots_of(key: &KernelKey) -> Vec<Slot> {
     let fixed: &[Slot] = match key.file {
         "embed.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "rmsnorm.wgsl" => &[Uniform, Uniform, Read, Read, Write],
-        "matmul.wgsl" => &[Uniform, Uniform, Read, Read, Write],
+        "matmul.wgsl" | "matmul64.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "swiglu.wgsl" => &[Uniform, Uniform, Read, Write],
         "rope.wgsl" => &[Uniform, Uniform, Read, Read, Read, Read, Write, Write, Write],
         "attention.wgsl" | "attention_split.wgsl" => &[Uniform, Uniform, Read, Read, Read, Write],
@@ -133,10 +140,20 @@ impl Kernels {
         let wtype = key.wtype.map(wtype_file).unwrap_or("f32");
         let source = shaders::compile(key.file, &key.defines, &[("WTYPE", wtype)]);
         let label = format!("{}:{}:{}", key.file, wtype, key.defines.join(","));
-        let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(&label), source: wgpu::ShaderSource::Wgsl(source.into()) };
+        // wgpu's default checks bound every loop with a hidden counter (which
+        // stops drivers from unrolling and pipelining the loads of the hot
+        // loops) and guard every integer division. These kernels are ours:
+        // their loops end and their divisors are checked model dimensions.
+        // Buffer bounds checks stay on unless a benchmark turns them off.
+        let checks = wgpu::ShaderRuntimeChecks {
+            bounds_checks: gpu.bounds_checks,
+            force_loop_bounding: false,
+            int_div_checks: false,
+            ..wgpu::ShaderRuntimeChecks::checked()
+        };
+        // SAFETY: see above; the shaders come from this crate, not from a model file.
+        let module = unsafe { gpu.device.create_shader_module_trusted(desc, checks) };
         let slots = slots_of(key);
         let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
             .iter()
@@ -172,12 +189,14 @@ impl Kernels {
         if key.xs4 > 0 {
             constants.push(("XS4", f64::from(key.xs4)));
         }
+        constants.extend(key.consts.iter().map(|&(n, v)| (n, f64::from(v))));
         let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: true },
+            // Every kernel writes its workgroup memory before reading it.
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
             cache: None,
         });
         Kernel { pipeline, layout, slots }

@@ -37,13 +37,18 @@ pub struct Tuning {
     pub matvec_wg: u32,
     /// Lanes sharing one output's columns (at most; fewer for short rows).
     pub matvec_lanes: u32,
+    /// Mat-vecs hold x in registers (matvec_xr.wgsl) where the matrix allows;
+    /// else the reference kernel (matvec.wgsl) stages x in workgroup memory.
+    pub matvec_xr: bool,
+    /// x-in-registers: outputs per lane group (pairs count as two).
+    pub xr_rows: u32,
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 64, matvec_xr: true, xr_rows: 8 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_rows: 4 };
 
     pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
         if gpu.info.device_type == wgpu::DeviceType::Cpu { Self::CPU } else { Self::DEFAULT }
@@ -77,6 +82,39 @@ impl MatvecShape {
 
     fn groups(self, outputs: u64) -> Count {
         Count::Fixed((outputs as u32).div_ceil(self.per_workgroup()))
+    }
+}
+
+/// The x-in-registers mat-vec's layout: groups of `lanes` lanes, each lane
+/// owning up to `chunks_per_lane` 32-column chunks of x, each group making
+/// `rows` outputs.
+#[derive(Clone, Copy, Debug)]
+pub struct XrShape {
+    pub wg: u32,
+    pub lanes: u32,
+    pub rows: u32,
+    pub chunks_per_lane: u32,
+}
+
+impl XrShape {
+    /// None where the reference kernel serves: columns not in whole 32-column
+    /// chunks, x rows not in whole vec4s, or more than 64 columns per lane.
+    pub fn new(cols: u64, x_stride: u64, rows: u32, tuning: Tuning) -> Option<Self> {
+        if !tuning.matvec_xr || cols % 32 != 0 || x_stride % 4 != 0 {
+            return None;
+        }
+        let chunks = cols / 32;
+        let wg = tuning.matvec_wg.clamp(64, 256).next_power_of_two();
+        let mut lanes = (chunks.next_power_of_two() as u32).min(tuning.matvec_lanes.next_power_of_two()).clamp(1, wg);
+        while chunks > 2 * u64::from(lanes) && lanes < wg {
+            lanes *= 2;
+        }
+        let chunks_per_lane = chunks.div_ceil(u64::from(lanes));
+        (chunks_per_lane <= 2).then_some(Self { wg, lanes, rows: rows.clamp(1, 8), chunks_per_lane: chunks_per_lane as u32 })
+    }
+
+    fn groups(self, outputs: u64) -> Count {
+        Count::Fixed((outputs as u32).div_ceil(self.wg / self.lanes * self.rows))
     }
 }
 
@@ -142,6 +180,35 @@ impl<'a> Ops<'a> {
         key.matvec_shape(shape.wg, shape.lanes)
     }
 
+    /// The mat-vec for `outputs` outputs of `m` (pairs of rows with `pairs`):
+    /// x in registers where the matrix allows, else the reference kernel
+    /// (`stage`: x may be staged in workgroup memory). Returns the kernel and
+    /// its workgroup count.
+    fn mv_plan(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str], outputs: u64, pairs: bool, stage: bool) -> (KernelKey, Count) {
+        let rows = if pairs { (self.tuning.xr_rows / 2).max(1) } else { self.tuning.xr_rows };
+        if let Some(xr) = XrShape::new(m.cols(), x_stride, rows, self.tuning) {
+            let mut key = KernelKey::new("matvec_xr.wgsl").weight(m.dtype()).define("DOT");
+            for d in defines {
+                key = key.define(d);
+            }
+            if dot_unit(m.dtype()) == 8 {
+                key = key.define("QU8");
+            }
+            let (sg_min, sg_max) = (self.gpu.subgroup_min_size, self.gpu.info.subgroup_max_size);
+            if self.gpu.subgroups && xr.lanes <= sg_min {
+                key = key.define("SUBGROUP_REDUCE");
+            } else if self.gpu.subgroups && sg_min == sg_max && sg_min >= 8 && xr.lanes % sg_min == 0 && xr.wg / sg_min <= 32 {
+                key = key.define("SUBGROUPS");
+            }
+            key = key.constant("WG", xr.wg).constant("T", xr.lanes).constant("R", xr.rows).constant("XC", xr.chunks_per_lane);
+            return (key, xr.groups(outputs));
+        }
+        let units = m.cols() / dot_unit(m.dtype());
+        let shape = MatvecShape::new(units, self.tuning);
+        let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 });
+        (key, shape.groups(outputs))
+    }
+
     fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
         let label = label.into();
         let kernel = self.kernels.get(self.gpu, &key);
@@ -177,16 +244,16 @@ impl<'a> Ops<'a> {
             out.push(match pass {
                 Pass::Decode => {
                     let units = m.cols() / dot_unit(m.dtype());
-                    let shape = MatvecShape::new(units, self.tuning);
-                    let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
-                    let key = self.matvec_key(m.dtype(), &[define], shape, if x_stride == m.cols() { m.cols() } else { 0 });
-                    let groups = [shape.groups(part.rows), tokens];
+                    let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, m.cols() as u32];
+                    let (key, gx) = self.mv_plan(m, x_stride, &[define], part.rows, false, x_stride == m.cols());
+                    let groups = [gx, tokens];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
                 Pass::Prefill => {
                     let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0];
-                    let key = KernelKey::new("matmul.wgsl").weight(m.dtype()).define(define);
-                    let groups = [Count::Fixed((part.rows as u32).div_ceil(128)), Count::Tokens { per: 1, div: 64 }];
+                    let small = std::env::var("EDDY_MATMUL").is_ok_and(|v| v == "64");
+                    let key = KernelKey::new(if small { "matmul64.wgsl" } else { "matmul.wgsl" }).weight(m.dtype()).define(define);
+                    let groups = [Count::Fixed((part.rows as u32).div_ceil(if small { 64 } else { 128 })), Count::Tokens { per: 1, div: 64 }];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
             });
@@ -198,16 +265,15 @@ impl<'a> Ops<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn matvec_norm(&self, m: &GpuMatrix, x: &wgpu::Buffer, gain: &wgpu::Buffer, eps: f32, y: &wgpu::Buffer, y_stride: u64, out_first: u64, tokens: Count) -> Vec<Dispatch> {
         let units = m.cols() / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, self.tuning);
         m.parts
             .iter()
             .enumerate()
             .map(|(i, part)| {
                 let g = geom(m, i);
                 let first = (out_first + part.first_row) as u32;
-                let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, m.cols() as u32, 0, 0, 0, 0, 0, eps.to_bits(), 0];
-                let key = self.matvec_key(m.dtype(), &["STORE", "NORM"], shape, m.cols());
-                self.dispatch(key, Some(&p), &[&part.buffer, x, y, gain], [shape.groups(part.rows), tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
+                let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, m.cols() as u32, 0, 0, 0, 0, 0, eps.to_bits(), m.cols() as u32];
+                let (key, gx) = self.mv_plan(m, m.cols(), &["STORE", "NORM"], part.rows, false, true);
+                self.dispatch(key, Some(&p), &[&part.buffer, x, y, gain], [gx, tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
@@ -216,7 +282,6 @@ impl<'a> Ops<'a> {
     /// interleaved in tiles of `tile` (decode).
     pub fn swiglu_matvec(&self, m: &GpuMatrix, tile: u64, x: &wgpu::Buffer, norm: Norm<'_>, y: &wgpu::Buffer, width: u64) -> Vec<Dispatch> {
         let units = m.cols() / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, self.tuning);
         let eps = norm.map_or(0.0, |n| n.1);
         m.parts
             .iter()
@@ -224,14 +289,14 @@ impl<'a> Ops<'a> {
             .map(|(i, part)| {
                 let g = geom(m, i);
                 let pairs = part.rows / 2;
-                let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, eps.to_bits(), 0];
-                let mut key = self.matvec_key(m.dtype(), &["SWIGLU"], shape, m.cols());
+                let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, eps.to_bits(), m.cols() as u32];
+                let defines: &[&'static str] = if norm.is_some() { &["SWIGLU", "NORM"] } else { &["SWIGLU"] };
+                let (key, gx) = self.mv_plan(m, m.cols(), defines, pairs, true, true);
                 let mut buffers = vec![&part.buffer, x, y];
                 if let Some((gain, _)) = norm {
-                    key = key.define("NORM");
                     buffers.push(gain);
                 }
-                let groups = [shape.groups(pairs), Count::tokens()];
+                let groups = [gx, Count::tokens()];
                 self.dispatch(key, Some(&p), &buffers, groups, format!("swiglu-matvec{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
             })
             .collect()
@@ -337,7 +402,6 @@ impl<'a> Ops<'a> {
     pub fn moe_gate_up(&self, m: &GpuMatrix, tile: u64, expert_ffn: u64, top_k: u32, x: &wgpu::Buffer, norm: Norm<'_>, act: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
         let (fe, d) = (expert_ffn, m.cols());
         let units = d / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, self.tuning);
         let eps = norm.map_or(0.0, |n| n.1);
         m.parts
             .iter()
@@ -346,14 +410,14 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let e_lo = part.first_row / (2 * fe);
                 let e_hi = e_lo + part.rows / (2 * fe);
-                let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, eps.to_bits(), 0];
-                let mut key = self.matvec_key(m.dtype(), &["MOE", "MOE_GATE_UP"], shape, d);
+                let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, eps.to_bits(), d as u32];
+                let defines: &[&'static str] = if norm.is_some() { &["MOE", "MOE_GATE_UP", "NORM"] } else { &["MOE", "MOE_GATE_UP"] };
+                let (key, gx) = self.mv_plan(m, d, defines, fe, true, true);
                 let mut buffers = vec![&part.buffer, x, act, sel, sel_w];
                 if let Some((gain, _)) = norm {
-                    key = key.define("NORM");
                     buffers.push(gain);
                 }
-                let groups = [shape.groups(fe), Count::Tokens { per: top_k, div: 1 }];
+                let groups = [gx, Count::Tokens { per: top_k, div: 1 }];
                 self.dispatch(key, Some(&p), &buffers, groups, format!("moe-gate-up{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
             })
             .collect()
@@ -364,7 +428,6 @@ impl<'a> Ops<'a> {
     pub fn moe_down(&self, m: &GpuMatrix, hidden: u64, top_k: u32, act: &wgpu::Buffer, x: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
         let fe = m.cols();
         let units = fe / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, self.tuning);
         m.parts
             .iter()
             .enumerate()
@@ -372,9 +435,9 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
-                let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, 0];
-                let key = self.matvec_key(m.dtype(), &["MOE", "MOE_DOWN"], shape, 0);
-                let groups = [shape.groups(hidden), Count::tokens()];
+                let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, fe as u32];
+                let (key, gx) = self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false);
+                let groups = [gx, Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()

@@ -20,7 +20,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 pub fn gpu(f16: bool) -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true }))
+    pollster::block_on(Gpu::new(GpuOptions { allow_f16: f16, allow_subgroups: true, ..Default::default() }))
         .expect("a Vulkan adapter (scripts/setup.sh installs Mesa lavapipe)")
 }
 
