@@ -66,11 +66,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let j = p % TILE;
         var s = -3.0e38;
         if (j < n_here) {
-            var d = vec4<f32>(0.0);
+            // Four loads in flight per step (head_dim is a multiple of 16).
+            var d0 = vec4<f32>(0.0);
+            var d1 = vec4<f32>(0.0);
             let kb = kv_base + j * hd4;
-            for (var i = 0u; i < hd4; i++) {
-                d = fma(qs[hh * hd4 + i], vec4<f32>(k_cache[kb + i]), d);
+            let qb = hh * hd4;
+            for (var i = 0u; i < hd4; i += 4u) {
+                let k0 = vec4<f32>(k_cache[kb + i]);
+                let k1 = vec4<f32>(k_cache[kb + i + 1u]);
+                let k2 = vec4<f32>(k_cache[kb + i + 2u]);
+                let k3 = vec4<f32>(k_cache[kb + i + 3u]);
+                d0 = fma(qs[qb + i], k0, d0);
+                d1 = fma(qs[qb + i + 1u], k1, d1);
+                d0 = fma(qs[qb + i + 2u], k2, d0);
+                d1 = fma(qs[qb + i + 3u], k3, d1);
             }
+            let d = d0 + d1;
             s = (d.x + d.y + d.z + d.w) * P.scale;
         }
         ps[p] = s;
@@ -113,8 +124,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (o < outs && kp < share) {
             let hh = o / hd4;
             let d4 = o % hd4;
-            for (var j = kp; j < n_here; j += share) {
-                acc = fma(vec4<f32>(ps[hh * TILE + j]), vec4<f32>(v_cache[kv_base + j * hd4 + d4]), acc);
+            // The whole tile (probabilities past n_here are 0, their values
+            // masked): a fixed trip count, four loads in flight per step.
+            let vb = kv_base + d4;
+            for (var j = kp; j < TILE; j += 4u * share) {
+                var v4: array<vec4<f32>, 4>;
+                for (var q = 0u; q < 4u; q++) {
+                    let jj = j + q * share;
+                    v4[q] = select(vec4<f32>(0.0), vec4<f32>(v_cache[vb + min(jj, n_here - 1u) * hd4]), jj < n_here);
+                }
+                for (var q = 0u; q < 4u; q++) {
+                    let jj = j + q * share;
+                    acc = fma(vec4<f32>(ps[hh * TILE + min(jj, TILE - 1u)]), v4[q], acc);
+                }
             }
         }
         accs[lid] = acc;

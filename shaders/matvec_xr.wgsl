@@ -81,41 +81,36 @@ fn chunk_dot(row: u32, ch: u32) -> f32 {
 var<private> xr: array<array<vec4<f32>, 8>, 2>;
 
 // Loads this lane's chunks of x row `xbase4` (in vec4s); returns their Σx² (NORM).
+// Chunks past the row read its last chunk and are zeroed, so that the dot
+// products below need no branch: their loads are unconditional and the
+// compiler can issue every row's at once.
 fn load_x(xbase4: u32, lane: u32) -> f32 {
     let chunks = P.cols / 32u;
     var ss = 0.0;
     for (var k = 0u; k < XC; k++) {
         let ch = lane + k * T;
-        if (ch < chunks) {
-            let b = xbase4 + ch * 8u;
-            for (var j = 0u; j < 8u; j++) {
-                let v = X[b + j];
+        let live = ch < chunks;
+        let b = min(ch, chunks - 1u) * 8u;
+        for (var j = 0u; j < 8u; j++) {
+            let v = select(vec4<f32>(0.0), X[xbase4 + b + j], live);
 #if NORM
-                ss += dot(v, v);
-                xr[k][j] = v * gain[ch * 8u + j];
+            ss += dot(v, v);
+            xr[k][j] = v * gain[b + j];
 #else
-                xr[k][j] = v;
+            xr[k][j] = v;
 #endif
-            }
-        } else {
-            for (var j = 0u; j < 8u; j++) {
-                xr[k][j] = vec4<f32>(0.0);
-            }
         }
     }
     return ss;
 }
 
-// Row `row` · this lane's chunks of x.
+// Row `row` · this lane's chunks of x (zero for chunks past the row).
 fn lane_dot(row: u32, lane: u32) -> f32 {
     let chunks = P.cols / 32u;
     var acc = 0.0;
     for (var k = 0u; k < XC; k++) {
-        let ch = lane + k * T;
-        if (ch < chunks) {
-            xcur = xr[k];
-            acc += chunk_dot(row, ch);
-        }
+        xcur = xr[k];
+        acc += chunk_dot(row, min(lane + k * T, chunks - 1u));
     }
     return acc;
 }
@@ -208,12 +203,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 #if STORE || ADD
     let ss = load_x(y * x4, lane);
+    // Rows past the end read the last row; their sums are not stored.
+    let last = P.n_out - 1u;
     for (var i = 0u; i < R; i++) {
-        var a = 0.0;
-        if (out0 + i < P.n_out) {
-            a = lane_dot(out0 + i, lane);
-        }
-        vals[i] = a;
+        vals[i] = lane_dot(min(out0 + i, last), lane);
     }
     vals[R] = ss;
     group_reduce(R + 1u, lid, lane, grp, sg_size, sg_lane);
@@ -241,23 +234,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if MOE_GATE_UP
     let e = sel[y];
     live = e >= P.e_lo && e < P.e_hi;
-    base = (e - min(e, P.e_lo)) * P.rows_per_expert;
+    base = select(0u, e - P.e_lo, live) * P.rows_per_expert;
     let t = y / P.k;
 #else
     let t = y;
 #endif
     let ss = load_x(t * x4, lane);
+    // Outputs past the end (or of an expert outside this part) read valid
+    // rows; their results are not stored.
+    let last = P.n_out - 1u;
     for (var i = 0u; i < R; i++) {
-        let r = out0 + i;
-        var g = 0.0;
-        var u = 0.0;
-        if (live && r < P.n_out) {
-            let gate_row = base + (r / P.tile) * 2u * P.tile + r % P.tile;
-            g = lane_dot(gate_row, lane);
-            u = lane_dot(gate_row + P.tile, lane);
-        }
-        vals[2u * i] = g;
-        vals[2u * i + 1u] = u;
+        let r = min(out0 + i, last);
+        let gate_row = base + (r / P.tile) * 2u * P.tile + r % P.tile;
+        vals[2u * i] = lane_dot(gate_row, lane);
+        vals[2u * i + 1u] = lane_dot(gate_row + P.tile, lane);
     }
     vals[2u * R] = ss;
     group_reduce(2u * R + 1u, lid, lane, grp, sg_size, sg_lane);
@@ -281,14 +271,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var s = 0u; s < P.k; s++) {
         let slot = y * P.k + s;
         let e = sel[slot];
-        if (e >= P.e_lo && e < P.e_hi) {
-            let w = selw[slot];
-            _ = load_x(slot * x4, lane);
-            for (var i = 0u; i < R; i++) {
-                if (out0 + i < P.n_out) {
-                    vals[i] += w * lane_dot((e - P.e_lo) * P.rows_per_expert + out0 + i, lane);
-                }
-            }
+        let live = e >= P.e_lo && e < P.e_hi;
+        let w = select(0.0, selw[slot], live);
+        let base = select(0u, e - P.e_lo, live) * P.rows_per_expert;
+        _ = load_x(slot * x4, lane);
+        let last = P.n_out - 1u;
+        for (var i = 0u; i < R; i++) {
+            vals[i] += w * lane_dot(base + min(out0 + i, last), lane);
         }
     }
     group_reduce(R, lid, lane, grp, sg_size, sg_lane);

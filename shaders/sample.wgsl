@@ -44,6 +44,19 @@ fn adjusted(i: u32) -> f32 {
     return l;
 }
 
+// The adjusted logits of tokens b, b + WG, ..., b + 7 WG (-3.4e38 past the
+// vocabulary): eight independent loads at once, where a loop of one load per
+// step waits for each in turn.
+const NONE: f32 = -3.4e38;
+fn adjusted8(b: u32) -> array<f32, 8> {
+    var l: array<f32, 8>;
+    for (var q = 0u; q < 8u; q++) {
+        let i = b + q * WG;
+        l[q] = select(NONE, adjusted(min(i, P.vocab - 1u)), i < P.vocab);
+    }
+    return l;
+}
+
 fn key_of(f: f32) -> u32 {
     let b = bitcast<u32>(f);
     return select(~b, b | 0x80000000u, (b & 0x80000000u) == 0u);
@@ -177,11 +190,14 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     if (P.greedy != 0u) {
         var best = -3.4e38;
         var best_i = 0xFFFFFFFFu;
-        for (var i = lid; i < v; i += WG) {
-            let l = adjusted(i);
-            if (l > best || best_i == 0xFFFFFFFFu) {
-                best = l;
-                best_i = i;
+        for (var b = lid; b < v; b += 8u * WG) {
+            let l = adjusted8(b);
+            for (var q = 0u; q < 8u; q++) {
+                let i = b + q * WG;
+                if (i < v && (l[q] > best || best_i == 0xFFFFFFFFu)) {
+                    best = l[q];
+                    best_i = i;
+                }
             }
         }
         fred[lid] = best;
@@ -203,8 +219,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
 
     var local_max = -3.4e38;
-    for (var i = lid; i < v; i += WG) {
-        local_max = max(local_max, adjusted(i) * P.inv_temperature);
+    for (var b = lid; b < v; b += 8u * WG) {
+        let l = adjusted8(b);
+        for (var q = 0u; q < 8u; q++) {
+            local_max = max(local_max, l[q] * P.inv_temperature);
+        }
     }
     let m = max_f(local_max, lid);
 
@@ -214,9 +233,12 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
     if (P.top_p < 1.0) {
         var local_total = 0.0;
-        for (var i = lid; i < v; i += WG) {
-            let l = adjusted(i) * P.inv_temperature;
-            if (key_of(l) >= floor_key) { local_total += exp(l - m); }
+        for (var b = lid; b < v; b += 8u * WG) {
+            let l8 = adjusted8(b);
+            for (var q = 0u; q < 8u; q++) {
+                let l = l8[q] * P.inv_temperature;
+                if (b + q * WG < v && key_of(l) >= floor_key) { local_total += exp(l - m); }
+            }
         }
         let total = sum_f(local_total, lid);
         floor_key = max(floor_key, top_p_key(floor_key, m, total, lid));
@@ -226,9 +248,12 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
 
     var mass = 0.0;
-    for (var i = lid; i < v; i += WG) {
-        let l = adjusted(i) * P.inv_temperature;
-        if (key_of(l) >= floor_key) { mass += exp(l - m); }
+    for (var b = lid; b < v; b += 8u * WG) {
+        let l8 = adjusted8(b);
+        for (var q = 0u; q < 8u; q++) {
+            let l = l8[q] * P.inv_temperature;
+            if (b + q * WG < v && key_of(l) >= floor_key) { mass += exp(l - m); }
+        }
     }
     // Exclusive prefix sums of the lanes' masses, in index order.
     fred[lid] = mass;

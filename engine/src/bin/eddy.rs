@@ -53,9 +53,12 @@ struct DeviceArgs {
     /// Use the reference mat-vec (x staged in workgroup memory) everywhere.
     #[arg(long)]
     matvec_ref: bool,
-    /// Outputs per lane group of the x-in-registers mat-vec.
-    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.xr_rows)]
-    xr_rows: u32,
+    /// Use the x-in-registers mat-vec wherever the matrix allows.
+    #[arg(long)]
+    matvec_xr_always: bool,
+    /// Weight bytes each lane of the x-in-registers mat-vec loads at once.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.xr_bytes)]
+    xr_bytes: u32,
 }
 
 impl DeviceArgs {
@@ -66,7 +69,8 @@ impl DeviceArgs {
                 matvec_wg: self.matvec_wg,
                 matvec_lanes: self.matvec_lanes,
                 matvec_xr: !self.matvec_ref,
-                xr_rows: self.xr_rows,
+                xr_always: self.matvec_xr_always,
+                xr_bytes: self.xr_bytes,
             },
             ..Default::default()
         }

@@ -37,18 +37,23 @@ pub struct Tuning {
     pub matvec_wg: u32,
     /// Lanes sharing one output's columns (at most; fewer for short rows).
     pub matvec_lanes: u32,
-    /// Mat-vecs hold x in registers (matvec_xr.wgsl) where the matrix allows;
-    /// else the reference kernel (matvec.wgsl) stages x in workgroup memory.
+    /// Mat-vecs whose x cannot be staged in workgroup memory (long rows, MoE
+    /// down projections) hold x in registers (matvec_xr.wgsl) where the
+    /// matrix allows; the others stage x (matvec.wgsl), which measured faster
+    /// on the H200 where both apply (docs/BENCHMARKS.md).
     pub matvec_xr: bool,
-    /// x-in-registers: outputs per lane group (pairs count as two).
-    pub xr_rows: u32,
+    /// Use the x-in-registers mat-vec wherever the matrix allows (tests, sweeps).
+    pub xr_always: bool,
+    /// x-in-registers: weight bytes each lane loads at once (over a group's
+    /// rows), which sets the rows per group for each weight type.
+    pub xr_bytes: u32,
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 64, matvec_xr: true, xr_rows: 8 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: true, xr_always: false, xr_bytes: 128 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_rows: 4 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, xr_bytes: 128 };
 
     pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
         if gpu.info.device_type == wgpu::DeviceType::Cpu { Self::CPU } else { Self::DEFAULT }
@@ -158,6 +163,11 @@ impl<'a> Ops<'a> {
     /// fits in the device's smallest subgroup.
     /// `stage_cols`: the row length of x when the kernel may stage x in
     /// workgroup memory (each token's x is one contiguous row), or 0.
+    /// Whether the reference mat-vec stages x of `cols` columns in workgroup memory.
+    fn stages_x(&self, cols: u64) -> bool {
+        cols <= 4096 && cols * 4 + u64::from(self.tuning.matvec_wg) * 8 <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size)
+    }
+
     fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape, stage_cols: u64) -> KernelKey {
         let mut key = KernelKey::new("matvec.wgsl").weight(dtype).define("DOT");
         for d in defines {
@@ -185,8 +195,12 @@ impl<'a> Ops<'a> {
     /// (`stage`: x may be staged in workgroup memory). Returns the kernel and
     /// its workgroup count.
     fn mv_plan(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str], outputs: u64, pairs: bool, stage: bool) -> (KernelKey, Count) {
-        let rows = if pairs { (self.tuning.xr_rows / 2).max(1) } else { self.tuning.xr_rows };
-        if let Some(xr) = XrShape::new(m.cols(), x_stride, rows, self.tuning) {
+        let stage = stage && self.stages_x(m.cols());
+        // Bytes of one 32-column chunk of a row, scales included.
+        let chunk_bytes = (32 * m.dtype().block_bytes() / m.dtype().block_elems()).max(1) as u32;
+        let rows = (self.tuning.xr_bytes / chunk_bytes).clamp(1, 8);
+        let rows = if pairs { (rows / 2).max(1) } else { rows };
+        if let Some(xr) = XrShape::new(m.cols(), x_stride, rows, self.tuning).filter(|_| !stage || self.tuning.xr_always) {
             let mut key = KernelKey::new("matvec_xr.wgsl").weight(m.dtype()).define("DOT");
             for d in defines {
                 key = key.define(d);
