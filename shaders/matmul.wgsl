@@ -1,7 +1,10 @@
 // Y[t, out_first + n] (+)= X[t] · row n of W, tiled for prefill: 64 tokens ×
 // 128 rows per workgroup, 32 columns at a time; each of the 256 lanes makes
 // 4 tokens × 8 rows (32 sums, 3 vector loads of workgroup memory per 32 fmas).
-// MODE: STORE or ADD.
+// MODE: STORE or ADD. GROUPED (the batched MoE prefill): workgroup row y is
+// tile y of moe_plan.wgsl's plan: up to 64 (token, slot) pairs routed to one
+// expert, gathered (x row = slot / x_row_div) and scattered (y row = slot);
+// the weights are that expert's rows of the stacked matrix.
 #include "step.wgsl"
 
 const BM: u32 = 64u;    // tokens per tile
@@ -15,9 +18,13 @@ struct Params {
     out_first: u32,
     out_stride: u32,
     x_stride: u32,
+    e_lo: u32,            // GROUPED: this part holds experts e_lo..e_hi,
+    e_hi: u32,
+    rows_per_expert: u32, // n_out rows each
+    x_row_div: u32,
+    order_off: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -25,6 +32,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> X: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+#if GROUPED
+@group(0) @binding(5) var<storage, read> plan: array<u32>;
+var<workgroup> tile_info: vec4<u32>;   // expert, first position, rows, live
+var<workgroup> slots: array<u32, 64>;
+#endif
 
 fn wg() -> WeightGeom { return P.geom; }
 #include "quant/common.wgsl"
@@ -40,9 +52,33 @@ var<workgroup> ws: array<vec4<f32>, 1056>;   // BK × PN / 4
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let t0 = wid.y * BM;
     let n0 = wid.x * BN;
+#if GROUPED
+    if (lid == 0u) {
+        let i = wid.y;
+        var info = vec4<u32>(0u);
+        if (i < plan[0]) {
+            info = vec4<u32>(plan[4u + 4u * i], plan[5u + 4u * i], plan[6u + 4u * i], 1u);
+            info.w = u32(info.x >= P.e_lo && info.x < P.e_hi);
+        }
+        tile_info = info;
+    }
+    let info = workgroupUniformLoad(&tile_info);
+    if (info.w == 0u) {
+        return;
+    }
+    if (lid < BM) {
+        slots[lid] = plan[P.order_off + info.y + min(lid, info.z - 1u)];
+    }
+    workgroupBarrier();
+    let t0 = 0u;
+    let n_tok = info.z;
+    let w_row0 = (info.x - P.e_lo) * P.rows_per_expert;
+#else
+    let t0 = wid.y * BM;
     let n_tok = S.n_tokens;
+    let w_row0 = 0u;
+#endif
     // Outputs: tokens 4ty..4ty+3, rows 4tx..4tx+3 and 64+4tx..64+4tx+3.
     let tx = lid % 16u;
     let ty = lid / 16u;
@@ -59,7 +95,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var xv: array<f32, 8>;
         for (var i = 0u; i < 8u; i++) {
             let t = t0 + xm + i;
-            xv[i] = select(0.0, X[min(t, n_tok - 1u) * P.x_stride + min(col, P.k - 1u)], t < n_tok && col < P.k);
+#if GROUPED
+            let xrow = slots[min(t, n_tok - 1u)] / P.x_row_div;
+#else
+            let xrow = min(t, n_tok - 1u);
+#endif
+            xv[i] = select(0.0, X[xrow * P.x_stride + min(col, P.k - 1u)], t < n_tok && col < P.k);
         }
         xs[(xc * PM + xm) / 4u] = vec4<f32>(xv[0], xv[1], xv[2], xv[3]);
         xs[(xc * PM + xm) / 4u + 1u] = vec4<f32>(xv[4], xv[5], xv[6], xv[7]);
@@ -68,7 +109,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let c = k0 + wh + half * 8u;
             var wv = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
             if (n < P.n_out && c < P.k) {
-                wv = dq8(n, c / 8u);
+                wv = dq8(w_row0 + n, c / 8u);
             }
             let base = (wh + half * 8u) * PN + wn;
             for (var i = 0u; i < 8u; i++) {
@@ -100,7 +141,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             if (n >= P.n_out) { continue; }
             var v: f32;
             if (j < 4u) { v = acc0[i][j]; } else { v = acc1[i][j - 4u]; }
+#if GROUPED
+            let o = slots[t] * P.out_stride + P.out_first + n;
+#else
             let o = t * P.out_stride + P.out_first + n;
+#endif
 #if ADD
             Y[o] = Y[o] + v;
 #else

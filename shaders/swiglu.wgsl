@@ -19,7 +19,12 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = gid.x;
     let t = gid.y;
+#if ROWS
+    // One row per (token, expert slot): the grid has exactly that many rows.
+    if (p >= P.width) {
+#else
     if (p >= P.width || t >= S.n_tokens) {
+#endif
         return;
     }
     let gate = (p / P.tile) * 2u * P.tile + p % P.tile;

@@ -28,6 +28,8 @@ static FILES: &[(&str, &str)] = shader_files!(
     "attention_merge.wgsl",
     "shortconv.wgsl",
     "moe_route.wgsl",
+    "moe_plan.wgsl",
+    "moe_combine.wgsl",
     "sample.wgsl",
     "mark_seen.wgsl",
     "quant/common.wgsl",

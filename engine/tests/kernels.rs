@@ -626,26 +626,80 @@ fn moe_routing_and_experts() {
             let mut ds = h.ops().moe_gate_up(&gu, tile, fe, k as u32, &xb, None, &act, &sel, &sel_w);
             ds.extend(h.ops().moe_down(&dn, cols, k as u32, &act, &yb, &sel, &sel_w));
             h.run(&ds, t_n as u32, 0, 0);
-            let (c, f) = (cols as usize, fe as usize);
-            let mut want = resid.clone();
-            for t in 0..t_n {
-                let xt = &x[t * c..(t + 1) * c];
-                for s in 0..k {
-                    let ex = want_ids[t * k + s] as usize;
-                    let a: Vec<f32> = (0..f)
-                        .map(|p| {
-                            let r = ex * f + p;
-                            silu(dot(&gw[r * c..(r + 1) * c], xt)) * dot(&uw[r * c..(r + 1) * c], xt)
-                        })
-                        .collect();
-                    for r in 0..c {
-                        let row = ex * c + r;
-                        want[t * c + r] += want_w[t * k + s] * dot(&dw[row * f..(row + 1) * f], &a);
-                    }
-                }
-            }
+            let want = moe_ref(&x, &resid, (&want_ids, &want_w), (&gw, &uw, &dw), k, cols as usize, fe as usize);
             let e_ = rel_err(&h.read_f32(&yb, want.len()), &want);
             assert!(e_ < 1e-4, "moe experts {dtype} {dev}: {e_:.2e}");
+        }
+    });
+}
+
+/// resid + Σ_s w_s * down_e(SwiGLU_e(x)) per token, on the CPU.
+fn moe_ref(x: &[f32], resid: &[f32], routes: (&[u32], &[f32]), w: (&[f32], &[f32], &[f32]), k: usize, c: usize, f: usize) -> Vec<f32> {
+    let (ids, ws) = routes;
+    let (gw, uw, dw) = w;
+    let mut want = resid.to_vec();
+    for t in 0..x.len() / c {
+        let xt = &x[t * c..(t + 1) * c];
+        for s in 0..k {
+            let ex = ids[t * k + s] as usize;
+            let a: Vec<f32> = (0..f)
+                .map(|p| {
+                    let r = ex * f + p;
+                    silu(dot(&gw[r * c..(r + 1) * c], xt)) * dot(&uw[r * c..(r + 1) * c], xt)
+                })
+                .collect();
+            for r in 0..c {
+                let row = ex * c + r;
+                want[t * c + r] += ws[t * k + s] * dot(&dw[row * f..(row + 1) * f], &a);
+            }
+        }
+    }
+    want
+}
+
+/// The batched MoE prefill: (token, slot) pairs grouped by expert, several
+/// 64-row tiles per expert, expert stacks split across bindings.
+#[test]
+fn moe_batched_prefill() {
+    both_devices(|h, dev| {
+        let mut rng = Rng(19);
+        let (e, k, cols, fe, tile, t_n) = (4usize, 2usize, 64u64, 32u64, 8u64, 150usize);
+        let logits = rng.vec(t_n * e, -2.0, 2.0);
+        let bias = rng.vec(e, -0.3, 0.3);
+        let (sel, sel_w) = (h.u32s(&vec![0; t_n * k]), h.f32s(&vec![0.0; t_n * k]));
+        let routing = Routing { n_experts: e as u32, top_k: k as u32, norm_topk: true, scale: 1.0 };
+        let (ids, ws) = route_ref(&logits, &bias, e, k);
+        for dtype in [DType::F32, DType::Q4_0] {
+            let row_bytes = (cols / dtype.block_elems() * dtype.block_bytes()) as usize;
+            let gate = random_weights(&mut rng, dtype, e as u64 * fe, cols);
+            let up = random_weights(&mut rng, dtype, e as u64 * fe, cols);
+            let gu = h.matrix(dtype, 2 * fe * e as u64, cols, &interleave(&gate, &up, row_bytes, e * fe as usize, tile as usize), 2 * fe);
+            let down = random_weights(&mut rng, dtype, e as u64 * cols, fe);
+            let dn = h.matrix(dtype, e as u64 * cols, fe, &down, cols);
+            assert!(gu.parts.len() > 1 && dn.parts.len() > 1);
+            let (gw, uw, dw) = (quant::dequantize(dtype, &gate), quant::dequantize(dtype, &up), quant::dequantize(dtype, &down));
+            let x = rng.vec(t_n * cols as usize, -1.0, 1.0);
+            let resid = rng.vec(t_n * cols as usize, -1.0, 1.0);
+            let slots = t_n * k;
+            let tiles = Count::TokensPlus { per: k as u32, div: 64, plus: e as u32 };
+            let order = (4 + 4 * (slots.div_ceil(64) + e)) as u32;
+            let plan = h.u32s(&vec![0; order as usize + slots]);
+            let (z, act, y) = (h.f32s(&vec![0.0; slots * 2 * fe as usize]), h.f32s(&vec![0.0; slots * fe as usize]), h.f32s(&vec![0.0; slots * cols as usize]));
+            let (xb, xr) = (h.f32s(&x), h.f32s(&resid));
+            let o = h.ops();
+            let mut ds = vec![o.moe_route(routing, &h.f32s(&logits), &h.f32s(&bias), &sel, &sel_w), o.moe_plan(e as u32, k as u32, &sel, &plan, order)];
+            ds.extend(o.moe_grouped(&gu, 2 * fe, &xb, cols, k as u32, &z, &plan, order, tiles));
+            ds.push(o.swiglu_rows(&z, &act, fe, tile, Count::Tokens { per: k as u32, div: 1 }));
+            ds.extend(o.moe_grouped(&dn, cols, &act, fe, 1, &y, &plan, order, tiles));
+            ds.push(o.moe_combine(&y, &sel_w, &xr, cols, k as u32));
+            h.run(&ds, t_n as u32, 0, 0);
+            let counts: Vec<usize> = (0..e).map(|ex| ids.iter().filter(|&&i| i as usize == ex).count()).collect();
+            assert!(counts.iter().any(|&c| c > 64), "some expert gets several tiles: {counts:?}");
+            let n_tiles = h.read_u32(&plan, 1)[0] as usize;
+            assert_eq!(n_tiles, counts.iter().map(|c| c.div_ceil(64)).sum::<usize>(), "tiles {dev}");
+            let want = moe_ref(&x, &resid, (&ids, &ws), (&gw, &uw, &dw), k, cols as usize, fe as usize);
+            let e_ = rel_err(&h.read_f32(&xr, want.len()), &want);
+            assert!(e_ < 1e-4, "batched moe {dtype} {dev}: {e_:.2e}");
         }
     });
 }

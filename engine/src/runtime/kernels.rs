@@ -94,6 +94,9 @@ fn slots_of(key: &KernelKey) -> Vec<Slot> {
         }
         return s;
     }
+    if key.file == "matmul.wgsl" && has("GROUPED") {
+        return vec![Uniform, Uniform, Read, Read, Write, Read];
+    }
     let fixed: &[Slot] = match key.file {
         "embed.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "rmsnorm.wgsl" => &[Uniform, Uniform, Read, Read, Write],
@@ -106,6 +109,8 @@ fn slots_of(key: &KernelKey) -> Vec<Slot> {
         "moe_route.wgsl" => &[Uniform, Uniform, Read, Read, Write, Write],
         "sample.wgsl" => &[Uniform, Uniform, Read, Write, Write, Write],
         "mark_seen.wgsl" => &[Uniform, Read, Write],
+        "moe_plan.wgsl" => &[Uniform, Uniform, Read, Write],
+        "moe_combine.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         other => panic!("no binding signature for {other}"),
     };
     fixed.to_vec()
@@ -211,6 +216,8 @@ pub enum Count {
     Tokens { per: u32, div: u32 },
     /// ceil((pos0 + n_tokens) / div): tiles of the keys the pass attends to.
     Keys { div: u32 },
+    /// ceil(n_tokens * per / div) + plus: the most tiles a grouping can make.
+    TokensPlus { per: u32, div: u32, plus: u32 },
 }
 
 impl Count {
@@ -223,6 +230,7 @@ impl Count {
             Count::Fixed(n) => n,
             Count::Tokens { per, div } => (n_tokens * per).div_ceil(div),
             Count::Keys { div } => (pos0 + n_tokens).div_ceil(div),
+            Count::TokensPlus { per, div, plus } => (n_tokens * per).div_ceil(div) + plus,
         }
     }
 }

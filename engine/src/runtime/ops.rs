@@ -264,7 +264,7 @@ impl<'a> Ops<'a> {
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
                 Pass::Prefill => {
-                    let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0];
+                    let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
                     let small = std::env::var("EDDY_MATMUL").is_ok_and(|v| v == "64");
                     let key = KernelKey::new(if small { "matmul64.wgsl" } else { "matmul.wgsl" }).weight(m.dtype()).define(define);
                     let groups = [Count::Fixed((part.rows as u32).div_ceil(if small { 64 } else { 128 })), Count::Tokens { per: 1, div: 64 }];
@@ -321,6 +321,46 @@ impl<'a> Ops<'a> {
         let p = [width as u32, tile as u32, (2 * width) as u32, 0];
         let groups = [Count::Fixed((width as u32).div_ceil(64)), Count::tokens()];
         self.dispatch(KernelKey::new("swiglu.wgsl"), Some(&p), &[z, a], groups, "swiglu")
+    }
+
+    /// The rows of a pass's token slots through SwiGLU: a[r, p] for
+    /// `rows` rows (the batched MoE prefill: one row per (token, slot)).
+    pub fn swiglu_rows(&self, z: &wgpu::Buffer, a: &wgpu::Buffer, width: u64, tile: u64, rows: Count) -> Dispatch {
+        let p = [width as u32, tile as u32, (2 * width) as u32, 0];
+        let groups = [Count::Fixed((width as u32).div_ceil(64)), rows];
+        let key = KernelKey::new("swiglu.wgsl").define("ROWS");
+        self.dispatch(key, Some(&p), &[z, a], groups, "swiglu")
+    }
+
+    /// Sorts the pass's (token, slot) pairs by expert into `plan` (moe_plan.wgsl).
+    pub fn moe_plan(&self, n_experts: u32, top_k: u32, sel: &wgpu::Buffer, plan: &wgpu::Buffer, order_off: u32) -> Dispatch {
+        let p = [n_experts, top_k, order_off, 0];
+        self.dispatch(KernelKey::new("moe_plan.wgsl"), Some(&p), &[sel, plan], [Count::Fixed(1), Count::Fixed(1)], "moe-plan")
+    }
+
+    /// y[slot] = expert(slot) · x[slot / x_row_div] for every planned slot, as
+    /// tiled mat-mats over each expert's slots (the batched MoE prefill).
+    #[allow(clippy::too_many_arguments)]
+    pub fn moe_grouped(&self, m: &GpuMatrix, rows_per_expert: u64, x: &wgpu::Buffer, x_stride: u64, x_row_div: u32, y: &wgpu::Buffer, plan: &wgpu::Buffer, order_off: u32, tiles: Count) -> Vec<Dispatch> {
+        m.parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let g = geom(m, i);
+                let e_lo = part.first_row / rows_per_expert;
+                let e_hi = e_lo + part.rows / rows_per_expert;
+                let p = [g[0], g[1], g[2], g[3], m.cols() as u32, rows_per_expert as u32, 0, rows_per_expert as u32, x_stride as u32, e_lo as u32, e_hi as u32, rows_per_expert as u32, x_row_div, order_off, 0, 0];
+                let key = KernelKey::new("matmul.wgsl").weight(m.dtype()).define("STORE").define("GROUPED");
+                let groups = [Count::Fixed((rows_per_expert as u32).div_ceil(128)), tiles];
+                self.dispatch(key, Some(&p), &[&part.buffer, x, y, plan], groups, format!("moe-matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
+            })
+            .collect()
+    }
+
+    /// x[t] += Σ_s weight[t, s] * y[t * k + s] (the batched MoE prefill's outputs).
+    pub fn moe_combine(&self, y: &wgpu::Buffer, sel_w: &wgpu::Buffer, x: &wgpu::Buffer, dim: u64, top_k: u32) -> Dispatch {
+        let p = [dim as u32, top_k, 0, 0];
+        self.dispatch(KernelKey::new("moe_combine.wgsl"), Some(&p), &[y, sel_w, x], [Count::Fixed((dim as u32).div_ceil(256)), Count::tokens()], "moe-combine")
     }
 
     /// x[t] = row tokens[t] of `m`.

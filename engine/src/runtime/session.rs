@@ -101,6 +101,11 @@ struct Buffers {
     sel: wgpu::Buffer,
     sel_w: wgpu::Buffer,
     moe_act: wgpu::Buffer,
+    /// Batched MoE prefill: gate|up rows per (token, slot), expert outputs
+    /// per (token, slot), and the grouping plan (moe_plan.wgsl).
+    moe_z: wgpu::Buffer,
+    moe_y: wgpu::Buffer,
+    moe_plan: wgpu::Buffer,
     logits_last: wgpu::Buffer,
     logits_all: Option<wgpu::Buffer>,
     rope: wgpu::Buffer,
@@ -125,10 +130,18 @@ fn rope_table(theta: f32, head_dim: usize, capacity: usize) -> Vec<f32> {
     t
 }
 
+/// Where the slot order starts in the MoE plan buffer (after the tile count
+/// and the most tiles a pass of `n` tokens can make).
+fn moe_order_offset(n: u64, k: u64, experts: u64) -> u64 {
+    4 + 4 * ((n * k).div_ceil(64) + experts)
+}
+
 /// Records the passes of one session from the kernel ops.
 struct Builder<'a> {
     model: &'a Model,
     bufs: &'a Buffers,
+    /// Tokens per prefill pass (the buffers' rows).
+    chunk: usize,
     kv_f16: bool,
     tuning: Tuning,
     out: Vec<Dispatch>,
@@ -260,7 +273,9 @@ impl<'a> Builder<'a> {
             Ffn::Moe { router, bias, gate_up, tile, down } => {
                 let m = c.moe.as_ref().expect("MoE config");
                 let routing = Routing { n_experts: m.n_experts as u32, top_k: m.top_k as u32, norm_topk: m.norm_topk, scale: m.routed_scale };
-                // Experts run per token in both passes: routing and expert products are mat-vecs.
+                // Routing is per token in both passes. Decode runs the chosen
+                // experts as mat-vecs; prefill groups the pass's (token, slot)
+                // pairs by expert and runs each expert once as a mat-mat over its tokens.
                 let (input, norm) = match pass {
                     Pass::Decode => (&b.x, Some((gain, eps))),
                     Pass::Prefill => (&b.h, None),
@@ -271,6 +286,17 @@ impl<'a> Builder<'a> {
                     None => self.out.extend(ops.linear(Pass::Decode, self.matrix(router), input, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok)),
                 }
                 self.out.push(ops.moe_route(routing, &b.router_logits, self.vector(bias), &b.sel, &b.sel_w));
+                if pass == Pass::Prefill {
+                    let (k, e, fe) = (routing.top_k, routing.n_experts, m.expert_ffn as u64);
+                    let order = moe_order_offset(self.chunk as u64, u64::from(k), u64::from(e)) as u32;
+                    let tiles = Count::TokensPlus { per: k, div: 64, plus: e };
+                    self.out.push(ops.moe_plan(e, k, &b.sel, &b.moe_plan, order));
+                    self.out.extend(ops.moe_grouped(self.matrix(gate_up), 2 * fe, &b.h, d, k, &b.moe_z, &b.moe_plan, order, tiles));
+                    self.out.push(ops.swiglu_rows(&b.moe_z, &b.moe_act, fe, *tile, Count::Tokens { per: k, div: 1 }));
+                    self.out.extend(ops.moe_grouped(self.matrix(down), d, &b.moe_act, fe, 1, &b.moe_y, &b.moe_plan, order, tiles));
+                    self.out.push(ops.moe_combine(&b.moe_y, &b.sel_w, &b.x, d, k));
+                    return;
+                }
                 self.out.extend(ops.moe_gate_up(self.matrix(gate_up), *tile, m.expert_ffn as u64, routing.top_k, input, norm, &b.moe_act, &b.sel, &b.sel_w));
                 self.out.extend(ops.moe_down(self.matrix(down), d, routing.top_k, &b.moe_act, &b.x, &b.sel, &b.sel_w));
             }
@@ -376,6 +402,11 @@ impl Session {
             // Keep the all-logits buffer within a binding.
             chunk = chunk.min((super::loader::binding_limit(&gpu) / (4 * c.vocab as u64)).max(1) as usize);
         }
+        if let Some(m) = &c.moe {
+            // The batched MoE prefill keeps gate|up rows per (token, slot) in one binding.
+            let per_token = 4 * (m.top_k * 2 * m.expert_ffn) as u64;
+            chunk = chunk.min((super::loader::binding_limit(&gpu) / per_token.max(1)).max(1) as usize);
+        }
         let kv_f16 = options.kv_f16 && gpu.f16;
         let (d, hd) = (c.hidden as u64, c.head_dim as u64);
         let (nq, nkv) = (c.n_heads as u64 * hd, c.n_kv_heads as u64 * hd);
@@ -409,6 +440,9 @@ impl Session {
             sel: storage(&gpu, "experts", 4 * n * k),
             sel_w: storage(&gpu, "expert-weights", 4 * n * k),
             moe_act: storage(&gpu, "moe-act", 4 * n * k * fe),
+            moe_z: storage(&gpu, "moe-z", if c.moe.is_some() { 4 * n * k * 2 * fe } else { 16 }),
+            moe_y: storage(&gpu, "moe-y", if c.moe.is_some() { 4 * n * k * d } else { 16 }),
+            moe_plan: storage(&gpu, "moe-plan", 4 * (moe_order_offset(n, k, e) + n * k)),
             logits_last: storage(&gpu, "logits", 4 * c.vocab as u64),
             logits_all: options.all_logits.then(|| storage(&gpu, "all-logits", 4 * n * c.vocab as u64)),
             rope: rope_buf,
@@ -416,7 +450,7 @@ impl Session {
             out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
             layers,
         };
-        let builder = || Builder { model: &model, bufs: &bufs, kv_f16, tuning: options.tuning, out: Vec::new() };
+        let builder = || Builder { model: &model, bufs: &bufs, chunk, kv_f16, tuning: options.tuning, out: Vec::new() };
         let prefill = builder().body(Pass::Prefill);
         let decode = builder().body(Pass::Decode);
         let head = builder().head();
