@@ -20,19 +20,21 @@ struct Params {
 
 #if KV_F16
 alias kv_t = f16;
+alias kv4 = vec4<f16>;
 #else
 alias kv_t = f32;
+alias kv4 = vec4<f32>;
 #endif
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<uniform> S: Step;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k_cache: array<kv_t>;
+@group(0) @binding(3) var<storage, read> k_cache: array<kv4>;
 @group(0) @binding(4) var<storage, read> v_cache: array<kv_t>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 const TILE: u32 = 64u;
-var<workgroup> qs: array<f32, 256>;
+var<workgroup> qs: array<vec4<f32>, 64>;
 var<workgroup> ps: array<f32, 64>;
 
 @compute @workgroup_size(64)
@@ -44,8 +46,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n_keys = select(0u, S.pos0 + t + 1u, live);
     let g = h / (P.n_heads / P.n_kv_heads);
     let kv_base = g * P.capacity * hd;
-    for (var i = lid; i < hd; i += 64u) {
-        qs[i] = select(0.0, q[(t * P.n_heads + h) * hd + i], live);
+    let hd4 = hd / 4u;
+    for (var i = lid; i < hd4; i += 64u) {
+        let b = (t * P.n_heads + h) * hd + 4u * i;
+        qs[i] = select(vec4<f32>(0.0), vec4<f32>(q[b], q[b + 1u], q[b + 2u], q[b + 3u]), live);
     }
     workgroupBarrier();
 
@@ -58,12 +62,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let j = tile * TILE + lid;
         var s = -3.0e38;
         if (j < n_keys) {
-            var d = 0.0;
-            let kb = kv_base + j * hd;
-            for (var i = 0u; i < hd; i++) {
-                d = fma(qs[i], f32(k_cache[kb + i]), d);
+            // Four vector loads in flight per step (head_dim is a multiple of 16).
+            var d0 = vec4<f32>(0.0);
+            var d1 = vec4<f32>(0.0);
+            let kb = (kv_base + j * hd) / 4u;
+            for (var i = 0u; i < hd4; i += 4u) {
+                let k0 = vec4<f32>(k_cache[kb + i]);
+                let k1 = vec4<f32>(k_cache[kb + i + 1u]);
+                let k2 = vec4<f32>(k_cache[kb + i + 2u]);
+                let k3 = vec4<f32>(k_cache[kb + i + 3u]);
+                d0 = fma(qs[i], k0, d0);
+                d1 = fma(qs[i + 1u], k1, d1);
+                d0 = fma(qs[i + 2u], k2, d0);
+                d1 = fma(qs[i + 3u], k3, d1);
             }
-            s = d * P.scale;
+            let d = d0 + d1;
+            s = (d.x + d.y + d.z + d.w) * P.scale;
         }
         let m_tile = group_max(s, lid, 64u);
         let m_new = max(m, m_tile);
@@ -76,13 +90,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let c = exp(m - m_new);
         l = l * c + p_sum;
         m = m_new;
+        // The whole tile, eight loads in flight per step: probabilities past
+        // the keys are 0 and their values masked.
         let n_here = min(TILE, n_keys - min(n_keys, tile * TILE));
+        let last = max(n_here, 1u) - 1u;
         for (var r = 0u; r < 4u; r++) {
             let dim = lid + r * 64u;
             if (dim < hd) {
                 var a = acc[r] * c;
-                for (var i = 0u; i < n_here; i++) {
-                    a = fma(ps[i], f32(v_cache[kv_base + (tile * TILE + i) * hd + dim]), a);
+                let vb = kv_base + tile * TILE * hd + dim;
+                for (var i = 0u; i < TILE; i += 8u) {
+                    var v8: array<f32, 8>;
+                    for (var q = 0u; q < 8u; q++) {
+                        v8[q] = select(0.0, f32(v_cache[vb + min(i + q, last) * hd]), i + q < n_here);
+                    }
+                    for (var q = 0u; q < 8u; q++) {
+                        a = fma(ps[i + q], v8[q], a);
+                    }
                 }
                 acc[r] = a;
             }
