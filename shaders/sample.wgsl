@@ -35,6 +35,29 @@ var<workgroup> fred: array<f32, 256>;
 var<workgroup> ured: array<u32, 256>;
 var<workgroup> chosen_digit: u32;
 var<workgroup> carry: u32;
+var<workgroup> total_mass: f32;
+var<workgroup> pick: atomic<u32>;
+var<workgroup> last_j: atomic<u32>;
+var<workgroup> scan: array<f32, 256>;
+var<workgroup> scan_total: f32;
+
+// Inclusive prefix sum of v over the workgroup's lanes (Hillis-Steele);
+// scan_total gets the sum of all. Call from uniform control flow.
+fn scan_sum(v: f32, lid: u32) -> f32 {
+    scan[lid] = v;
+    workgroupBarrier();
+    for (var d = 1u; d < WG; d *= 2u) {
+        var x = scan[lid];
+        if (lid >= d) { x += scan[lid - d]; }
+        workgroupBarrier();
+        scan[lid] = x;
+        workgroupBarrier();
+    }
+    if (lid == WG - 1u) { scan_total = scan[lid]; }
+    let r = scan[lid];
+    workgroupBarrier();
+    return r;
+}
 
 fn adjusted(i: u32) -> f32 {
     var l = logits[i];
@@ -255,57 +278,58 @@ fn main(@builtin(local_invocation_index) lid: u32) {
             if (b + q * WG < v && key_of(l) >= floor_key) { mass += exp(l - m); }
         }
     }
-    // Exclusive prefix sums of the lanes' masses, in index order.
+    // Exclusive prefix sums of the lanes' masses, in lane order (the masses kept in ured).
     fred[lid] = mass;
     workgroupBarrier();
     if (lid == 0u) {
         var acc = 0.0;
         for (var i = 0u; i < WG; i++) {
             let x = fred[i];
+            ured[i] = bitcast<u32>(x);
             fred[i] = acc;
             acc += x;
         }
-        ured[0] = bitcast<u32>(acc);
+        total_mass = acc;
     }
     workgroupBarrier();
-    let total = bitcast<f32>(ured[0]);
     let r = f32(pcg(P.seed ^ pcg(S.step)) >> 8u) / 16777216.0;
-    let u = r * total;
-    let start = fred[lid];
-    workgroupBarrier();
-    // The lane whose range holds u finds the token; if rounding leaves u past
-    // the end, the last candidate wins.
-    ured[lid] = 0xFFFFFFFFu;
-    workgroupBarrier();
-    var acc = start;
-    var last = 0xFFFFFFFFu;
-    for (var i = lid; i < v; i += WG) {
-        let l = adjusted(i) * P.inv_temperature;
-        if (key_of(l) >= floor_key) {
-            acc += exp(l - m);
-            last = i;
-            if (acc > u && start <= u) {
-                ured[lid] = i;
-                break;
-            }
+    let u = r * total_mass;
+    // The lane whose range holds u: the last lane with candidates starting at or before u.
+    if (lid == 0u) {
+        var lane = 0u;
+        for (var i = 0u; i < WG; i++) {
+            if (bitcast<f32>(ured[i]) > 0.0 && fred[i] <= u) { lane = i; }
         }
+        chosen_digit = lane;
+        atomicStore(&pick, 0xFFFFFFFFu);
+        atomicStore(&last_j, 0u);
+    }
+    let lane = workgroupUniformLoad(&chosen_digit);
+    // All lanes walk that lane's tokens lane + WG j together, WG at a time: a
+    // prefix sum of their weights finds the interval holding u (if rounding
+    // leaves u past the end, the lane's last candidate wins).
+    var before = fred[lane];
+    let per = (v - lane + WG - 1u) / WG;
+    for (var j0 = 0u; j0 < per; j0 += WG) {
+        let j = j0 + lid;
+        let i = lane + WG * j;
+        var w = 0.0;
+        if (j < per) {
+            let l = adjusted(i) * P.inv_temperature;
+            if (key_of(l) >= floor_key) { w = exp(l - m); }
+        }
+        let incl = before + scan_sum(w, lid);
+        if (w > 0.0) {
+            if (incl - w <= u && u < incl) { atomicMin(&pick, j); }
+            atomicMax(&last_j, j);
+        }
+        before = workgroupUniformLoad(&scan_total) + before;
     }
     workgroupBarrier();
     if (lid == 0u) {
-        var pick = 0xFFFFFFFFu;
-        for (var i = 0u; i < WG; i++) {
-            if (ured[i] != 0xFFFFFFFFu) { pick = ured[i]; break; }
-        }
-        carry = pick;
-    }
-    // Remember each lane's last candidate for the rounding fallback.
-    fred[lid] = bitcast<f32>(last);
-    workgroupBarrier();
-    if (lid == 0u && carry == 0xFFFFFFFFu) {
-        for (var i = WG; i > 0u; i--) {
-            let c = bitcast<u32>(fred[i - 1u]);
-            if (c != 0xFFFFFFFFu) { carry = c; break; }
-        }
+        var j = atomicLoad(&pick);
+        if (j == 0xFFFFFFFFu) { j = atomicLoad(&last_j); }
+        carry = lane + WG * j;
     }
     workgroupBarrier();
     finish(carry, lid);

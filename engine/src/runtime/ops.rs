@@ -194,13 +194,16 @@ impl<'a> Ops<'a> {
     /// x in registers where the matrix allows, else the reference kernel
     /// (`stage`: x may be staged in workgroup memory). Returns the kernel and
     /// its workgroup count.
-    fn mv_plan(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str], outputs: u64, pairs: bool, stage: bool) -> (KernelKey, Count) {
+    /// `xr`: the x-in-registers kernel may serve where x is not staged (it
+    /// measured slower for the MoE down projections' short rows).
+    #[allow(clippy::too_many_arguments)]
+    fn mv_plan(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str], outputs: u64, pairs: bool, stage: bool, xr: bool) -> (KernelKey, Count) {
         let stage = stage && self.stages_x(m.cols());
         // Bytes of one 32-column chunk of a row, scales included.
         let chunk_bytes = (32 * m.dtype().block_bytes() / m.dtype().block_elems()).max(1) as u32;
         let rows = (self.tuning.xr_bytes / chunk_bytes).clamp(1, 8);
         let rows = if pairs { (rows / 2).max(1) } else { rows };
-        if let Some(xr) = XrShape::new(m.cols(), x_stride, rows, self.tuning).filter(|_| !stage || self.tuning.xr_always) {
+        if let Some(xr) = XrShape::new(m.cols(), x_stride, rows, self.tuning).filter(|_| (xr && !stage) || self.tuning.xr_always) {
             let mut key = KernelKey::new("matvec_xr.wgsl").weight(m.dtype()).define("DOT");
             for d in defines {
                 key = key.define(d);
@@ -259,7 +262,7 @@ impl<'a> Ops<'a> {
                 Pass::Decode => {
                     let units = m.cols() / dot_unit(m.dtype());
                     let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, m.cols() as u32];
-                    let (key, gx) = self.mv_plan(m, x_stride, &[define], part.rows, false, x_stride == m.cols());
+                    let (key, gx) = self.mv_plan(m, x_stride, &[define], part.rows, false, x_stride == m.cols(), true);
                     let groups = [gx, tokens];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
@@ -286,7 +289,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let first = (out_first + part.first_row) as u32;
                 let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, m.cols() as u32, 0, 0, 0, 0, 0, eps.to_bits(), m.cols() as u32];
-                let (key, gx) = self.mv_plan(m, m.cols(), &["STORE", "NORM"], part.rows, false, true);
+                let (key, gx) = self.mv_plan(m, m.cols(), &["STORE", "NORM"], part.rows, false, true, true);
                 self.dispatch(key, Some(&p), &[&part.buffer, x, y, gain], [gx, tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
@@ -305,7 +308,7 @@ impl<'a> Ops<'a> {
                 let pairs = part.rows / 2;
                 let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, eps.to_bits(), m.cols() as u32];
                 let defines: &[&'static str] = if norm.is_some() { &["SWIGLU", "NORM"] } else { &["SWIGLU"] };
-                let (key, gx) = self.mv_plan(m, m.cols(), defines, pairs, true, true);
+                let (key, gx) = self.mv_plan(m, m.cols(), defines, pairs, true, true, true);
                 let mut buffers = vec![&part.buffer, x, y];
                 if let Some((gain, _)) = norm {
                     buffers.push(gain);
@@ -466,7 +469,7 @@ impl<'a> Ops<'a> {
                 let e_hi = e_lo + part.rows / (2 * fe);
                 let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, eps.to_bits(), d as u32];
                 let defines: &[&'static str] = if norm.is_some() { &["MOE", "MOE_GATE_UP", "NORM"] } else { &["MOE", "MOE_GATE_UP"] };
-                let (key, gx) = self.mv_plan(m, d, defines, fe, true, true);
+                let (key, gx) = self.mv_plan(m, d, defines, fe, true, true, true);
                 let mut buffers = vec![&part.buffer, x, act, sel, sel_w];
                 if let Some((gain, _)) = norm {
                     buffers.push(gain);
@@ -490,7 +493,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, fe as u32];
-                let (key, gx) = self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false);
+                let (key, gx) = self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false, false);
                 let groups = [gx, Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
