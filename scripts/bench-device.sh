@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Benchmarks on a lent NVIDIA machine (not CI): random-weight GGUFs with real LFM2 shapes,
-# generated there with ../shared/bench/make_random_gguf.py, then `eddy bench` on each.
-# Carried: .gl (Vulkan loader debs), .whl (the gguf wheel), .bench/eddy (a release build) and
-# .bench/make_random_gguf.py. Results: $OUT/bench.jsonl.
-#   scripts/bench-device.sh [MODEL:TYPE ...]     default: the four of the engine issue
+# Eddy and llama.cpp (CUDA) side by side on a lent NVIDIA machine (not CI), in one run:
+#  1. builds llama.cpp's llama-bench with CUDA there (in the background, from the source tarball),
+#  2. generates random-weight GGUFs with the real LFM2 shapes there (make_random_gguf.py),
+#  3. runs `eddy bench` (pp512, tg128, tg128 at depth 4096, tg128 with LFM2's recommended sampling,
+#     and a per-dispatch profile) and `llama-bench -p 512 -n 128 -fa 1 -r 5` plus
+#     `-p 0 -n 128 -d 4096` on the very same files,
+#  4. prints one table (Eddy ÷ llama.cpp), also written to $OUT/table.txt.
+# Prepare here (git-ignored, carried with the call: carry .gl .whl .bench):
+#   .gl/*.deb                   the Vulkan loader (see the device README)
+#   .whl/gguf-*.whl             the gguf package (python3 -m pip download gguf -d .whl)
+#   .bench/eddy                 a release build: cargo build --release -p engine --bin eddy
+#   .bench/make_random_gguf.py, .bench/build-llama-cpp.sh   from ../shared/bench/
+#   .bench/llama.cpp.tar.xz     ../shared/bench/fetch-llama-cpp.sh .bench/llama.cpp.tar.xz
+# Usage: scripts/bench-device.sh [MODEL:TYPE ...]   (default: the six models of the speed issue)
+#   EDDY_ONLY=1 skips llama.cpp; EDDY_BENCH_ARGS adds flags to every eddy run.
 set -u
 cd "$(dirname "$0")/.."
 for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -13,25 +23,73 @@ python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && 
 out="${OUT:-/tmp/out}"
 mkdir -p "$out" /tmp/models
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(lfm2-350m:q4_0 lfm2-1.2b:q4_0 lfm2-1.2b:f16 lfm2-8b-a1b:q4_0)
-nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv,noheader | tee "$out/gpu.txt"
-# Generate all models in parallel (numpy, one core each), then benchmark one at a time.
+[ ${#models[@]} -gt 0 ] || models=(lfm2-350m:q4_0 lfm2-1.2b:q4_0 lfm2-1.2b:f16 lfm2-2.6b:q4_0 lfm2-8b-a1b:q4_0 lfm2-24b-a2b:q4_0)
+nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+LLAMA=/tmp/llama/llama.cpp/build/bin/llama-bench
+if [ -z "${EDDY_ONLY:-}" ] && [ ! -x "$LLAMA" ]; then
+  (bash .bench/build-llama-cpp.sh .bench/llama.cpp.tar.xz /tmp/llama > "$out/build.log" 2>&1) &
+  build_pid=$!
+fi
+# Generate the models in parallel (numpy, one core each).
+gen=()
 for m in "${models[@]}"; do
-  name="${m%%:*}"; type="${m##*:}"
-  python3 .bench/make_random_gguf.py "$name" "$type" "/tmp/models/$name-$type.gguf" > "/tmp/models/$name-$type.log" 2>&1 &
+  name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
+  [ -f "$f" ] || { python3 .bench/make_random_gguf.py "$name" "$type" "$f" > "$f.log" 2>&1 & gen+=($!); }
 done
-wait
+[ ${#gen[@]} -gt 0 ] && wait "${gen[@]}"
+: > "$out/eddy.jsonl"; : > "$out/profiles.txt"
 for m in "${models[@]}"; do
-  name="${m%%:*}"; type="${m##*:}"
-  f="/tmp/models/$name-$type.gguf"
-  [ -f "$f" ] || { echo "generation failed: $(tail -3 /tmp/models/$name-$type.log)"; continue; }
-  .bench/eddy bench --model "$f" --prompt-len 512 --gen-len 128 --json ${EDDY_BENCH_ARGS:-} 2>"$out/$name-$type.err" | tee -a "$out/bench.jsonl"
-  tail -2 "$out/$name-$type.err"
+  name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
+  [ -f "$f" ] || { echo "generation failed: $(tail -3 "$f.log")"; continue; }
+  e=".bench/eddy bench --model $f --json ${EDDY_BENCH_ARGS:-}"
+  echo "== $name-$type" >> "$out/profiles.txt"
+  $e --prompt-len 512 --gen-len 128 --repeat 3 --profile 2>> "$out/profiles.txt" | sed 's/^{/{"run":"main",/' >> "$out/eddy.jsonl"
+  $e --prompt-len 512 --gen-len 128 --repeat 1 --depth 4096 2>/dev/null | sed 's/^{/{"run":"depth",/' >> "$out/eddy.jsonl"
+  $e --prompt-len 512 --gen-len 128 --repeat 2 --temperature 0.3 --min-p 0.15 --repeat-penalty 1.05 2>/dev/null | sed 's/^{/{"run":"sampled",/' >> "$out/eddy.jsonl"
 done
-python3 - "$out/bench.jsonl" <<'PY'
-import json, sys
-print(f"{'model':42} {'pp512 tok/s':>12} {'tg128 tok/s':>12} {'roofline':>9} {'%':>6}")
-for line in open(sys.argv[1]):
+: > "$out/llama.jsonl"
+if [ -z "${EDDY_ONLY:-}" ]; then
+  [ -n "${build_pid:-}" ] && wait "$build_pid"
+  if [ -x "$LLAMA" ]; then
+    for m in "${models[@]}"; do
+      name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
+      [ -f "$f" ] || continue
+      "$LLAMA" -m "$f" -p 512 -n 128 -fa 1 -r 5 -ngl 99 -o jsonl 2>/dev/null | sed "s|^{|{\"file\":\"$f\",|" >> "$out/llama.jsonl"
+      "$LLAMA" -m "$f" -p 0 -n 128 -d 4096 -fa 1 -r 3 -ngl 99 -o jsonl 2>/dev/null | sed "s|^{|{\"file\":\"$f\",|" >> "$out/llama.jsonl"
+    done
+  else
+    echo "llama-bench did not build: $(tail -5 "$out/build.log")"
+  fi
+fi
+python3 - "$out" <<'PY' | tee "$out/table.txt"
+import json, sys, os
+out = sys.argv[1]
+eddy = {}
+for line in open(os.path.join(out, "eddy.jsonl")):
+    line = line.strip()
+    if not line:
+        continue
     r = json.loads(line)
-    print(f"{r['model'].split('/')[-1]:42} {r['prefill_tokens_per_s']:12.1f} {r['decode_tokens_per_s']:12.1f} {r['roofline_tokens_per_s']:9.0f} {100*r['fraction_of_roofline']:6.1f}")
+    eddy.setdefault(os.path.basename(r["model"]), {})[r["run"]] = r
+llama = {}
+for line in open(os.path.join(out, "llama.jsonl")):
+    line = line.strip()
+    if not line:
+        continue
+    r = json.loads(line)
+    key = ("pp" if r["n_prompt"] else "tg") + ("@d%d" % r["n_depth"] if r.get("n_depth") else "")
+    llama.setdefault(os.path.basename(r["file"]), {})[key] = r["avg_ts"]
+def ratio(a, b):
+    return f"{a / b:5.2f}" if a and b else "    -"
+head = f"{'model':24} {'pp512 eddy':>11} {'llama':>9} {'÷':>5} {'tg128 eddy':>11} {'llama':>8} {'÷':>5} {'tg@4096 eddy':>13} {'llama':>8} {'÷':>5} {'tg sampled':>11} {'roofline%':>9}"
+print(head)
+for name, runs in eddy.items():
+    m, d, s = runs.get("main", {}), runs.get("depth", {}), runs.get("sampled", {})
+    l = llama.get(name, {})
+    pp, tg = m.get("prefill_tokens_per_s_mean", 0), m.get("decode_tokens_per_s_mean", 0)
+    tgd, tgs = d.get("decode_tokens_per_s_mean", 0), s.get("decode_tokens_per_s_mean", 0)
+    lpp, ltg, ltgd = l.get("pp", 0), l.get("tg", 0), l.get("tg@d4096", 0)
+    roof = 100 * tg / m["roofline_tokens_per_s"] if m.get("roofline_tokens_per_s") else 0
+    print(f"{name.replace('.gguf',''):24} {pp:11.0f} {lpp:9.0f} {ratio(pp, lpp)} {tg:11.1f} {ltg:8.1f} {ratio(tg, ltg)} {tgd:13.1f} {ltgd:8.1f} {ratio(tgd, ltgd)} {tgs:11.1f} {roof:8.1f}%")
+print("eddy: mean of 3 runs (depth: 1, sampled: 2; temperature 0.3, min_p 0.15, repetition penalty 1.05); llama-bench: avg_ts of -r 5 (depth: -r 3), -fa 1, -ngl 99")
 PY

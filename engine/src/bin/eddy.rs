@@ -126,7 +126,7 @@ struct BenchArgs {
     prompt_len: usize,
     #[arg(long, default_value_t = 128)]
     gen_len: usize,
-    /// Timed repetitions (the best is reported).
+    /// Timed repetitions (the best and the mean are reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Also print GPU time per dispatch (timestamp queries): every dispatch of
@@ -303,6 +303,7 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
     // Warm up: first submissions page in memory and finish driver compilation.
     pollster::block_on(session.generate(&prompt[..prompt.len().min(16)], 4, &sampling, &[], false, &mut |_| true))?;
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
+    let (mut sum_pp, mut sum_tg) = (0f64, 0f64);
     for _ in 0..args.repeat.max(1) {
         session.reset();
         if !context.is_empty() {
@@ -311,6 +312,8 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         let g = pollster::block_on(session.generate(prompt, args.gen_len, &sampling, &[], false, &mut |_| true))?;
         best_pp = best_pp.max(g.prefill_tokens_per_s());
         best_tg = best_tg.max(g.decode_tokens_per_s());
+        sum_pp += g.prefill_tokens_per_s();
+        sum_tg += g.decode_tokens_per_s();
     }
     let profile = if args.profile { Some(pollster::block_on(session.profile(prompt, args.profile_reps))?) } else { None };
     if let Some(p) = &profile {
@@ -328,6 +331,9 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "sampling": format!("{sampling:?}"),
         "prefill_tokens_per_s": best_pp,
         "decode_tokens_per_s": best_tg,
+        "repeat": args.repeat.max(1),
+        "prefill_tokens_per_s_mean": sum_pp / args.repeat.max(1) as f64,
+        "decode_tokens_per_s_mean": sum_tg / args.repeat.max(1) as f64,
         "weight_bytes_per_token": bpt,
         "roofline_tokens_per_s": roofline,
         "fraction_of_roofline": best_tg / roofline,
