@@ -23,6 +23,13 @@ override WG: u32 = 128u;
 override TPR: u32 = 32u;
 // XSHARED: the columns / 4 (x as vec4s in workgroup memory).
 override XS4: u32 = 4u;
+// MOE_DOWN: experts per token, as a constant so the slot loop unrolls and the
+// slots' weight loads are in flight together.
+override KS: u32 = 1u;
+// Units per lane when every lane has the same number (at most 8), else 0: a
+// constant trip count lets the loop unroll, so all of a lane's weight loads
+// (both rows' with SWIGLU) are issued before any is used.
+override UL: u32 = 0u;
 
 struct Params {
     geom: WeightGeom,
@@ -158,6 +165,12 @@ fn xv4(t4: u32, c4: u32) -> vec4<f32> {
 fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
     let t4 = xb / 4u;
     var acc = 0.0;
+    if (UL > 0u) {
+        for (var j = 0u; j < UL; j++) {
+            acc += dq_dot(row, lane + j * TPR, t4);
+        }
+        return acc;
+    }
     var u = lane;
     for (; u + 3u * TPR < P.units; u += 4u * TPR) {
         let a = dq_dot(row, u, t4);
@@ -174,6 +187,20 @@ fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
         acc += dq_dot(row, u, t4);
     }
     return acc;
+}
+
+// Both rows of a gate/up pair at once (their loads in flight together).
+fn row_dot2(row_a: u32, row_b: u32, xb: u32, lane: u32) -> vec2<f32> {
+    if (UL > 0u) {
+        let t4 = xb / 4u;
+        var acc = vec2<f32>(0.0);
+        for (var j = 0u; j < UL; j++) {
+            let u = lane + j * TPR;
+            acc += vec2<f32>(dq_dot(row_a, u, t4), dq_dot(row_b, u, t4));
+        }
+        return acc;
+    }
+    return vec2<f32>(row_dot(row_a, xb, lane), row_dot(row_b, xb, lane));
 }
 
 #if SUBGROUP_REDUCE
@@ -295,8 +322,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var u = 0.0;
     if (live) {
         let gate_row = base + (r / P.tile) * 2u * P.tile + r % P.tile;
-        g = row_dot(gate_row, t * P.x_stride, lane);
-        u = row_dot(gate_row + P.tile, t * P.x_stride, lane);
+        let gu = row_dot2(gate_row, gate_row + P.tile, t * P.x_stride, lane);
+        g = gu.x;
+        u = gu.y;
     }
     let scale = inv_rms(t, lane, lid, staged);
     let gs = lane_sum(g, lid) * scale;
@@ -309,12 +337,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if MOE_DOWN
     var acc = 0.0;
     if (valid) {
-        for (var s = 0u; s < P.k; s++) {
-            let slot = y * P.k + s;
+        for (var s = 0u; s < KS; s++) {
+            let slot = y * KS + s;
             let e = sel[slot];
-            if (e >= P.e_lo && e < P.e_hi) {
-                acc += selw[slot] * row_dot((e - P.e_lo) * P.rows_per_expert + r, slot * P.x_stride, lane);
-            }
+            let live = e >= P.e_lo && e < P.e_hi;
+            // Experts outside this part read row r of its first; their weight is 0.
+            let w = select(0.0, selw[slot], live);
+            acc += w * row_dot(select(0u, e - P.e_lo, live) * P.rows_per_expert + r, slot * P.x_stride, lane);
         }
     }
     let total = lane_sum(acc, lid);

@@ -21,6 +21,7 @@ override WG: u32 = 256u;
 override T: u32 = 64u;     // lanes per group (a power of two)
 override R: u32 = 4u;      // outputs per group
 override XC: u32 = 1u;     // 32-column chunks per lane (1 or 2)
+override KS: u32 = 1u;     // MOE_DOWN: experts per token (a constant: the slot loop unrolls)
 
 struct Params {
     geom: WeightGeom,
@@ -268,8 +269,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var i = 0u; i < R; i++) {
         vals[i] = 0.0;
     }
-    for (var s = 0u; s < P.k; s++) {
-        let slot = y * P.k + s;
+    for (var s = 0u; s < KS; s++) {
+        let slot = y * KS + s;
         let e = sel[slot];
         let live = e >= P.e_lo && e < P.e_hi;
         let w = select(0.0, selw[slot], live);

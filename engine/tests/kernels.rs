@@ -608,8 +608,10 @@ fn moe_routing_and_experts() {
         let (want_ids, want_w) = route_ref(&logits, &bias, e, k);
         assert_eq!(h.read_u32(&sel, t_n * k), want_ids, "routing {dev}");
         assert!(rel_err(&h.read_f32(&sel_w, t_n * k), &want_w) < 1e-5, "routing weights {dev}");
-        // Experts, with the expert stacks split across bindings at expert boundaries.
-        for dtype in [DType::F32, DType::Q8_0, DType::Q4K] {
+        // Experts, with the expert stacks split across bindings at expert boundaries,
+        // through both mat-vec kernels.
+        for (dtype, tuning) in [DType::F32, DType::Q8_0, DType::Q4K].into_iter().flat_map(|d| [(d, Tuning::DEFAULT), (d, Tuning { xr_always: true, ..Tuning::DEFAULT })]) {
+            h.tuning.set(tuning);
             let cols = if dtype.block_elems() == 256 { 256 } else { d };
             let row_bytes = (cols / dtype.block_elems() * dtype.block_bytes()) as usize;
             let gate = random_weights(&mut rng, dtype, e as u64 * fe, cols);
@@ -628,7 +630,7 @@ fn moe_routing_and_experts() {
             h.run(&ds, t_n as u32, 0, 0);
             let want = moe_ref(&x, &resid, (&want_ids, &want_w), (&gw, &uw, &dw), k, cols as usize, fe as usize);
             let e_ = rel_err(&h.read_f32(&yb, want.len()), &want);
-            assert!(e_ < 1e-4, "moe experts {dtype} {dev}: {e_:.2e}");
+            assert!(e_ < 1e-4, "moe experts {dtype} {dev} {tuning:?}: {e_:.2e}");
         }
     });
 }

@@ -123,6 +123,15 @@ impl XrShape {
     }
 }
 
+/// The units each lane of the reference mat-vec takes, where all lanes take
+/// the same number (at most 8).
+fn m_units(dtype: DType, cols: u64, shape: MatvecShape) -> Option<u32> {
+    let units = cols / dot_unit(dtype);
+    let lanes = u64::from(shape.lanes);
+    let off = std::env::var("EDDY_NO_UL").is_ok();
+    (!off && units % lanes == 0 && units / lanes <= 8).then_some((units / lanes) as u32)
+}
+
 fn geom(m: &GpuMatrix, part: usize) -> [u32; 4] {
     let p = &m.parts[part];
     [m.layout.payload_words as u32, m.layout.scale_words as u32, p.scale_offset_words as u32, p.rows as u32]
@@ -168,7 +177,7 @@ impl<'a> Ops<'a> {
         cols <= 4096 && cols * 4 + u64::from(self.tuning.matvec_wg) * 8 <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size)
     }
 
-    fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape, stage_cols: u64) -> KernelKey {
+    fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape, stage_cols: u64, cols: u64) -> KernelKey {
         let mut key = KernelKey::new("matvec.wgsl").weight(dtype).define("DOT");
         for d in defines {
             key = key.define(d);
@@ -187,7 +196,12 @@ impl<'a> Ops<'a> {
             key = key.define("XSHARED");
             key.xs4 = (stage_cols / 4) as u32;
         }
-        key.matvec_shape(shape.wg, shape.lanes)
+        let units = m_units(dtype, cols, shape);
+        let key = key.matvec_shape(shape.wg, shape.lanes);
+        match units {
+            Some(ul) => key.constant("UL", ul),
+            None => key,
+        }
     }
 
     /// The mat-vec for `outputs` outputs of `m` (pairs of rows with `pairs`):
@@ -222,7 +236,7 @@ impl<'a> Ops<'a> {
         }
         let units = m.cols() / dot_unit(m.dtype());
         let shape = MatvecShape::new(units, self.tuning);
-        let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 });
+        let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 }, m.cols());
         (key, shape.groups(outputs))
     }
 
@@ -494,6 +508,7 @@ impl<'a> Ops<'a> {
                 let e_hi = e_lo + part.rows / hidden;
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, fe as u32];
                 let (key, gx) = self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false, false);
+                let key = key.constant("KS", top_k);
                 let groups = [gx, Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
