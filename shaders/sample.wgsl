@@ -35,8 +35,8 @@ var<workgroup> fred: array<f32, 256>;
 var<workgroup> ured: array<u32, 256>;
 var<workgroup> chosen_digit: u32;
 var<workgroup> carry: u32;
-var<workgroup> total_mass: f32;
 var<workgroup> pick: atomic<u32>;
+var<workgroup> lane_at: atomic<u32>;
 var<workgroup> last_j: atomic<u32>;
 var<workgroup> scan: array<f32, 256>;
 var<workgroup> scan_total: f32;
@@ -59,12 +59,14 @@ fn scan_sum(v: f32, lid: u32) -> f32 {
     return r;
 }
 
+// The logit of token i after the repetition penalty. Branch-free: a load
+// under a condition cannot be issued ahead of it, and these loops need many
+// loads in flight.
 fn adjusted(i: u32) -> f32 {
-    var l = logits[i];
-    if (P.penalty != 1.0 && (seen[i / 32u] & (1u << (i % 32u))) != 0u) {
-        l = select(l * P.penalty, l / P.penalty, l > 0.0);
-    }
-    return l;
+    let l = logits[i];
+    let seen_bit = (seen[i / 32u] >> (i % 32u)) & 1u;
+    let penalised = select(l * P.penalty, l / P.penalty, l > 0.0);
+    return select(l, penalised, (P.penalty != 1.0) & (seen_bit != 0u));
 }
 
 // The adjusted logits of tokens b, b + WG, ..., b + 7 WG (-3.4e38 past the
@@ -278,31 +280,25 @@ fn main(@builtin(local_invocation_index) lid: u32) {
             if (b + q * WG < v && key_of(l) >= floor_key) { mass += exp(l - m); }
         }
     }
-    // Exclusive prefix sums of the lanes' masses, in lane order (the masses kept in ured).
-    fred[lid] = mass;
-    workgroupBarrier();
-    if (lid == 0u) {
-        var acc = 0.0;
-        for (var i = 0u; i < WG; i++) {
-            let x = fred[i];
-            ured[i] = bitcast<u32>(x);
-            fred[i] = acc;
-            acc += x;
-        }
-        total_mass = acc;
-    }
-    workgroupBarrier();
+    // Exclusive prefix sums of the lanes' masses, in lane order.
+    let start = scan_sum(mass, lid) - mass;
+    let total = workgroupUniformLoad(&scan_total);
+    fred[lid] = start;
     let r = f32(pcg(P.seed ^ pcg(S.step)) >> 8u) / 16777216.0;
-    let u = r * total_mass;
+    let u = r * total;
     // The lane whose range holds u: the last lane with candidates starting at or before u.
     if (lid == 0u) {
-        var lane = 0u;
-        for (var i = 0u; i < WG; i++) {
-            if (bitcast<f32>(ured[i]) > 0.0 && fred[i] <= u) { lane = i; }
-        }
-        chosen_digit = lane;
         atomicStore(&pick, 0xFFFFFFFFu);
         atomicStore(&last_j, 0u);
+        atomicStore(&lane_at, 0u);
+    }
+    workgroupBarrier();
+    if (mass > 0.0 && start <= u) {
+        atomicMax(&lane_at, lid);
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        chosen_digit = atomicLoad(&lane_at);
     }
     let lane = workgroupUniformLoad(&chosen_digit);
     // All lanes walk that lane's tokens lane + WG j together, WG at a time: a

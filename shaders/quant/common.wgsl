@@ -34,25 +34,39 @@ fn sbyte_of(w: u32, i: u32) -> i32 { return bitcast<i32>(w << (24u - 8u * i)) >>
 const MAGIC: u32 = 0x4B000000u;
 const MAGIC_F: f32 = 8388608.0;
 
-// The four bytes of w as floats (0..255).
-fn ubytes(w: u32) -> vec4<f32> {
-    let b = vec4<u32>(w & 0xFFu, (w >> 8u) & 0xFFu, (w >> 16u) & 0xFFu, w >> 24u);
-    return bitcast<vec4<f32>>(b | vec4<u32>(MAGIC)) - MAGIC_F;
+// The four bytes of w, each in the mantissa of 2^23 (as bits). Whole bytes
+// (shift, mask 0xFF) so that compilers can use a byte-permute instruction.
+fn byte_bits(w: u32) -> vec4<u32> {
+    return vec4<u32>(w & 0xFFu, (w >> 8u) & 0xFFu, (w >> 16u) & 0xFFu, w >> 24u) | vec4<u32>(MAGIC);
 }
 
-// The four bytes of w as signed floats (-128..127): flip the sign bit, then offset.
+// The four bytes of w as floats (0..255).
+fn ubytes(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(byte_bits(w)) - MAGIC_F;
+}
+
+// The four bytes of w as signed floats (-128..127): flip the sign bit, then
+// one subtraction removes both offsets (exact: 2^23 + 128 is a float).
 fn sbytes(w: u32) -> vec4<f32> {
-    return ubytes(w ^ 0x80808080u) - 128.0;
+    return bitcast<vec4<f32>>(byte_bits(w ^ 0x80808080u)) - (MAGIC_F + 128.0);
 }
 
 // The low nibbles of the four bytes of w as floats (0..15).
 fn nibbles_lo(w: u32) -> vec4<f32> {
-    let b = vec4<u32>(w & 15u, (w >> 8u) & 15u, (w >> 16u) & 15u, (w >> 24u) & 15u);
-    return bitcast<vec4<f32>>(b | vec4<u32>(MAGIC)) - MAGIC_F;
+    return bitcast<vec4<f32>>(byte_bits(w & 0x0F0F0F0Fu)) - MAGIC_F;
 }
 
 fn nibbles_hi(w: u32) -> vec4<f32> {
     return nibbles_lo(w >> 4u);
+}
+
+// The low nibbles minus `off` (Q4_0's 8), in the same one subtraction.
+fn nibbles_lo_off(w: u32, off: f32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(byte_bits(w & 0x0F0F0F0Fu)) - (MAGIC_F + off);
+}
+
+fn nibbles_hi_off(w: u32, off: f32) -> vec4<f32> {
+    return nibbles_lo_off(w >> 4u, off);
 }
 
 #if DOT
