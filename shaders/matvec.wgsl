@@ -73,6 +73,102 @@ var<private> n_sg: u32;
 var<private> sg_lane: u32;
 #endif
 
+#if I8X
+// x staged as two int8 levels per 32-column unit u: x ≈ d1·q1 + d2·q2, q1 the
+// rounding of x / d1 (d1 = max |x| / 127) and q2 that of the remainder in
+// steps of d1 / 254, so about 16 bits of each value survive (a single int8
+// level, as llama.cpp's activations, keeps 8 and visibly moves small models'
+// outputs). The dot units then multiply 4 bytes at a time (dot4I8Packed, one
+// instruction where the GPU has packed dot products) instead of converting
+// every weight to a float. Transposed by unit like the float staging:
+// xq[k * units + u] holds q1 words 0-3 (k 0), 4-7 (k 1), then q2's (k 2, 3);
+// xd[u] = (d1, d2, Σ x, Σ of the first 16 x).
+var<workgroup> xq: array<vec4<u32>, XS4 / 2u>;
+var<workgroup> xd: array<vec4<f32>, XS4 / 8u>;
+var<workgroup> wsum: array<f32, WG>;
+
+fn pack4(v: vec4<f32>) -> u32 {
+    let q = vec4<i32>(round(v));
+    return (u32(q.x) & 0xFFu) | ((u32(q.y) & 0xFFu) << 8u) | ((u32(q.z) & 0xFFu) << 16u) | (u32(q.w) << 24u);
+}
+
+// Quantizes x[t] (times the gains with NORM) into xq/xd, one unit per lane
+// at a time; returns Σx² (NORM).
+fn stage_x(t: u32, lid: u32) -> f32 {
+    var ss = 0.0;
+    let units = XS4 / 8u;
+    for (var u = lid; u < units; u += WG) {
+        var v: array<vec4<f32>, 8>;
+        var m = vec4<f32>(0.0);
+        var s = vec4<f32>(0.0);
+        var s16 = vec4<f32>(0.0);
+        for (var j = 0u; j < 8u; j++) {
+            let r = X[t * XS4 + u * 8u + j];
+#if NORM
+            ss += dot(r, r);
+            v[j] = r * gain[u * 8u + j];
+#else
+            v[j] = r;
+#endif
+            m = max(m, abs(v[j]));
+            s += v[j];
+            if (j == 3u) { s16 = s; }
+        }
+        let d1 = max(max(m.x, m.y), max(m.z, m.w)) / 127.0;
+        let d2 = d1 / 254.0;
+        let i1 = select(0.0, 1.0 / d1, d1 > 0.0);
+        let i2 = select(0.0, 1.0 / d2, d2 > 0.0);
+        var a: array<u32, 8>;
+        var b: array<u32, 8>;
+        for (var j = 0u; j < 8u; j++) {
+            let q1 = clamp(round(v[j] * i1), vec4<f32>(-127.0), vec4<f32>(127.0));
+            a[j] = pack4(q1);
+            b[j] = pack4(clamp((v[j] - q1 * d1) * i2, vec4<f32>(-127.0), vec4<f32>(127.0)));
+        }
+        xq[u] = vec4<u32>(a[0], a[1], a[2], a[3]);
+        xq[units + u] = vec4<u32>(a[4], a[5], a[6], a[7]);
+        xq[2u * units + u] = vec4<u32>(b[0], b[1], b[2], b[3]);
+        xq[3u * units + u] = vec4<u32>(b[4], b[5], b[6], b[7]);
+        xd[u] = vec4<f32>(d1, d2, dot(s, vec4<f32>(1.0)), dot(s16, vec4<f32>(1.0)));
+    }
+#if NORM
+    return wg_total(ss, lid);
+#else
+    workgroupBarrier();
+    return 0.0;
+#endif
+}
+
+// The int8 x of unit u: (q1 words 0-3, 4-7, q2 words 0-3, 4-7) and its scales.
+struct XQ {
+    a0: vec4<u32>,
+    a1: vec4<u32>,
+    b0: vec4<u32>,
+    b1: vec4<u32>,
+    d: vec4<f32>,
+}
+
+fn xq_unit(u: u32) -> XQ {
+    let units = XS4 / 8u;
+    return XQ(xq[u], xq[units + u], xq[2u * units + u], xq[3u * units + u], xd[u]);
+}
+
+// Σ w·x over 16 bytes of weights against 16 of x, both levels.
+fn dot16(w: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> vec2<i32> {
+    let i1 = (dot4I8Packed(w.x, a.x) + dot4I8Packed(w.y, a.y)) + (dot4I8Packed(w.z, a.z) + dot4I8Packed(w.w, a.w));
+    let i2 = (dot4I8Packed(w.x, b.x) + dot4I8Packed(w.y, b.y)) + (dot4I8Packed(w.z, b.z) + dot4I8Packed(w.w, b.w));
+    return vec2<i32>(i1, i2);
+}
+
+// The float value of integer sums (i1, i2) with the unit's scales.
+fn dq2(i: vec2<i32>, d: vec4<f32>) -> f32 {
+    return d.x * f32(i.x) + d.y * f32(i.y);
+}
+
+fn xv4(t4: u32, c4: u32) -> vec4<f32> {
+    return vec4<f32>(0.0);
+}
+#else
 #if XSHARED
 var<workgroup> xs: array<vec4<f32>, XS4>;
 var<workgroup> wsum: array<f32, WG>;
@@ -116,6 +212,20 @@ fn stage_x(t: u32, lid: u32) -> f32 {
 #endif
 }
 
+#else
+// x of the token whose row starts at vec4 t4, at column vec4 c4; with NORM,
+// scaled by the norm's gains.
+fn xv4(t4: u32, c4: u32) -> vec4<f32> {
+#if NORM
+    return X[t4 + c4] * gain[c4];
+#else
+    return X[t4 + c4];
+#endif
+}
+#endif
+#endif
+
+#if XSHARED || I8X
 #if SUBGROUPS
 var<workgroup> sg_part: array<f32, 64>;
 
@@ -146,16 +256,6 @@ fn wg_total(v: f32, lid: u32) -> f32 {
     return wsum[0];
 }
 #endif
-#else
-// x of the token whose row starts at vec4 t4, at column vec4 c4; with NORM,
-// scaled by the norm's gains.
-fn xv4(t4: u32, c4: u32) -> vec4<f32> {
-#if NORM
-    return X[t4 + c4] * gain[c4];
-#else
-    return X[t4 + c4];
-#endif
-}
 #endif
 
 #include "quant/common.wgsl"
@@ -236,7 +336,7 @@ fn lane_sum(v: f32, lid: u32) -> f32 {
 // otherwise the group's lanes sum it, four loads in flight per lane.
 fn inv_rms(t: u32, lane: u32, lid: u32, staged: f32) -> f32 {
 #if NORM
-#if XSHARED
+#if XSHARED || I8X
     return inverseSqrt(staged / f32(P.x_stride) + P.norm_eps);
 #else
     let n4 = P.x_stride / 4u;
@@ -283,7 +383,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let y = wid.y;
     let valid = r < P.n_out;
     var staged = 0.0;
-#if XSHARED
+#if XSHARED || I8X
 #if MOE_GATE_UP
     staged = stage_x(y / P.k, lid);
 #else

@@ -214,15 +214,16 @@ fn check_linear_strided(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep
 /// The mat-vec shapes a device may be tuned to: x in registers (several
 /// lanes per group, outputs per group, two chunks per lane where lanes are
 /// few) and the reference kernel that stages x.
-const TUNINGS: [Tuning; 8] = [
+const TUNINGS: [Tuning; 9] = [
     Tuning::DEFAULT,
     Tuning { matvec_xr: true, xr_always: true, ..Tuning::DEFAULT },
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, xr_bytes: 60 },
-    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, xr_bytes: 16 },
-    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, xr_bytes: 256 },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, xr_bytes: 128 },
-    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, xr_bytes: 128 },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, xr_bytes: 128 },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8: false, xr_bytes: 60 },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8: false, xr_bytes: 16 },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8: false, xr_bytes: 256 },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 },
+    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8: true, xr_bytes: 128 },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 },
 ];
 
 /// Rows as long as real models' (2048 to 8192 columns), where a group spans
@@ -238,6 +239,11 @@ fn matvec_long_rows() {
             (DType::F16, 8192, Tuning::DEFAULT),
             (DType::Q4_1, 4096, Tuning { xr_always: true, matvec_lanes: 32, ..Tuning::DEFAULT }),
             (DType::Q8_0, 2048, Tuning { xr_always: true, matvec_wg: 64, ..Tuning::DEFAULT }),
+            (DType::Q6K, 2048, Tuning::DEFAULT),
+            (DType::Q8_0, 2048, Tuning::DEFAULT),
+            (DType::Q4_1, 4096, Tuning::DEFAULT),
+            (DType::Q6K, 2048, Tuning { int8: false, ..Tuning::DEFAULT }),
+            (DType::Q4_1, 4096, Tuning { int8: false, ..Tuning::DEFAULT }),
         ] {
             h.tuning.set(tuning);
             let rows = 45u64;

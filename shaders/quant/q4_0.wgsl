@@ -13,6 +13,18 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
+#if I8X
+// Low nibbles are elements 0-15 (x words 0-3), high nibbles 16-31 (words 4-7):
+// Σ (n - 8) x = Σ n x - 8 Σ x.
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let w = W[(payload_base(row) + u * 4u) / 4u];
+    let x = xq_unit(u);
+    let lo = w & vec4<u32>(0x0F0F0F0Fu);
+    let hi = (w >> vec4<u32>(4u)) & vec4<u32>(0x0F0F0F0Fu);
+    let i = dot16(lo, x.a0, x.b0) + dot16(hi, x.a1, x.b1);
+    return (dq2(i, x.d) - 8.0 * x.d.z) * scale_f16(row, u);
+}
+#else
 #if DOT
 fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let c4 = u * (QU / 4u);
@@ -23,4 +35,5 @@ fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
         + dot(nibbles_hi_off(w.z, 8.0), xv4(t4, c4 + 6u)) + dot(nibbles_hi_off(w.w, 8.0), xv4(t4, c4 + 7u));
     return acc * scale_f16(row, u);
 }
+#endif
 #endif

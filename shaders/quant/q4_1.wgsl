@@ -12,6 +12,18 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
+#if I8X
+// value = d·n + m: Σ = d Σ n x + m Σ x.
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let w = W[(payload_base(row) + u * 4u) / 4u];
+    let x = xq_unit(u);
+    let lo = w & vec4<u32>(0x0F0F0F0Fu);
+    let hi = (w >> vec4<u32>(4u)) & vec4<u32>(0x0F0F0F0Fu);
+    let i = dot16(lo, x.a0, x.b0) + dot16(hi, x.a1, x.b1);
+    let dm = unpack2x16float(scale_word(row, u));
+    return dq2(i, x.d) * dm.x + x.d.z * dm.y;
+}
+#else
 #if DOT
 fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let c4 = u * (QU / 4u);
@@ -23,4 +35,5 @@ fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let dm = unpack2x16float(scale_word(row, u));
     return acc * dm.x + xsum * dm.y;
 }
+#endif
 #endif

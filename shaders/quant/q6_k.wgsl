@@ -28,6 +28,35 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     return r;
 }
 
+#if I8X
+// The 6-bit values (0..63) of 16 elements as bytes, from shifted low and high words.
+fn q6_bytes(l: vec4<u32>, h: vec4<u32>) -> vec4<u32> {
+    return (l & vec4<u32>(0x0F0F0F0Fu)) | ((h & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
+}
+
+// Two groups of 16 with their own scales: Σ (q - 32) x = Σ q x - 32 Σ x per group.
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let blk = u / 8u;
+    let s = u % 8u;
+    let h = s / 4u;
+    let c = s % 4u;
+    let p = payload_base(row) + blk * K_WORDS;
+    let qlw = (p + (64u * h + 32u * (c & 1u)) / 4u) / 4u;
+    let qhw = (p + 32u + (32u * h) / 4u) / 4u;
+    let ls = vec4<u32>(4u * (c / 2u));
+    let hs = vec4<u32>(2u * c);
+    let x = xq_unit(u);
+    let i0 = dot16(q6_bytes(W[qlw] >> ls, W[qhw] >> hs), x.a0, x.b0);
+    let i1 = dot16(q6_bytes(W[qlw + 1u] >> ls, W[qhw + 1u] >> hs), x.a1, x.b1);
+    let si = 8u * h + 2u * c;
+    let scw = w32(p + 48u + si / 4u);
+    let sc0 = f32(sbyte_of(scw, si % 4u));
+    let sc1 = f32(sbyte_of(scw, (si + 1u) % 4u));
+    let acc0 = dq2(i0, x.d) - 32.0 * x.d.w;
+    let acc1 = dq2(i1, x.d) - 32.0 * (x.d.z - x.d.w);
+    return scale_f16(row, blk) * (sc0 * acc0 + sc1 * acc1);
+}
+#else
 #if DOT
 fn q6_vals(lw: u32, hw: u32) -> vec4<f32> {
     let q = vec4<u32>((lw & 15u) | ((hw & 3u) << 4u), ((lw >> 8u) & 15u) | (((hw >> 8u) & 3u) << 4u),
@@ -58,4 +87,5 @@ fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let sc1 = f32(sbyte_of(scw, (si + 1u) % 4u));
     return scale_f16(row, blk) * (sc0 * acc0 + sc1 * acc1);
 }
+#endif
 #endif

@@ -10,6 +10,14 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
     return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
+#if I8X
+fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
+    let p = (payload_base(row) + u * 8u) / 4u;
+    let x = xq_unit(u);
+    let i = dot16(W[p], x.a0, x.b0) + dot16(W[p + 1u], x.a1, x.b1);
+    return dq2(i, x.d) * scale_f16(row, u);
+}
+#else
 #if DOT
 fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
     let c4 = u * (QU / 4u);
@@ -21,4 +29,5 @@ fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
         + dot(sbytes(b.z), xv4(t4, c4 + 6u)) + dot(sbytes(b.w), xv4(t4, c4 + 7u));
     return acc * scale_f16(row, u);
 }
+#endif
 #endif

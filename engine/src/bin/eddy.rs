@@ -56,6 +56,9 @@ struct DeviceArgs {
     /// Use the x-in-registers mat-vec wherever the matrix allows.
     #[arg(long)]
     matvec_xr_always: bool,
+    /// Keep x in float32 in every mat-vec (no two-level int8 products).
+    #[arg(long)]
+    no_int8: bool,
     /// Weight bytes each lane of the x-in-registers mat-vec loads at once.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.xr_bytes)]
     xr_bytes: u32,
@@ -70,6 +73,7 @@ impl DeviceArgs {
                 matvec_lanes: self.matvec_lanes,
                 matvec_xr: !self.matvec_ref,
                 xr_always: self.matvec_xr_always,
+                int8: !self.no_int8,
                 xr_bytes: self.xr_bytes,
             },
             ..Default::default()

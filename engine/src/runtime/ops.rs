@@ -44,16 +44,19 @@ pub struct Tuning {
     pub matvec_xr: bool,
     /// Use the x-in-registers mat-vec wherever the matrix allows (tests, sweeps).
     pub xr_always: bool,
+    /// Staged mat-vecs of Q4_0, Q4_1, Q8_0 and Q6_K weights take x as two int8
+    /// levels (about 16 bits) and multiply with packed int8 dot products.
+    pub int8: bool,
     /// x-in-registers: weight bytes each lane loads at once (over a group's
     /// rows), which sets the rows per group for each weight type.
     pub xr_bytes: u32,
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: true, xr_always: false, xr_bytes: 128 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: true, xr_always: false, int8: true, xr_bytes: 128 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, xr_bytes: 128 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 };
 
     pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
         if gpu.info.device_type == wgpu::DeviceType::Cpu { Self::CPU } else { Self::DEFAULT }
@@ -193,7 +196,8 @@ impl<'a> Ops<'a> {
         // up to 16 KiB of x (a 4096-wide hidden state).
         let shared = stage_cols * 4 + u64::from(shape.wg) * 8;
         if stage_cols > 0 && stage_cols <= 4096 && shared <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size) {
-            key = key.define("XSHARED");
+            let int8 = self.tuning.int8 && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0 | DType::Q6K);
+            key = key.define(if int8 { "I8X" } else { "XSHARED" });
             key.xs4 = (stage_cols / 4) as u32;
         }
         let units = m_units(dtype, cols, shape);
