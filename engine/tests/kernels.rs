@@ -217,13 +217,13 @@ fn check_linear_strided(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep
 const TUNINGS: [Tuning; 9] = [
     Tuning::DEFAULT,
     Tuning { matvec_xr: true, xr_always: true, ..Tuning::DEFAULT },
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8: false, xr_bytes: 60 },
-    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8: false, xr_bytes: 16 },
-    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8: false, xr_bytes: 256 },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 },
-    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8: true, xr_bytes: 128 },
-    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, xr_bytes: 60 },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, xr_bytes: 16 },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, xr_bytes: 256 },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128 },
+    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, xr_bytes: 128 },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128 },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128 },
 ];
 
 /// Rows as long as real models' (2048 to 8192 columns), where a group spans
@@ -233,17 +233,18 @@ fn matvec_long_rows() {
     both_devices(|h, dev| {
         let mut rng = Rng(41);
         for (dtype, cols, tuning) in [
+            (DType::Q4_0, 2048u64, Tuning { int8_min_weights: 0, ..Tuning::DEFAULT }),
             (DType::Q4_0, 2048u64, Tuning::DEFAULT),
             (DType::Q4_0, 2048u64, Tuning { xr_always: true, matvec_lanes: 64, ..Tuning::DEFAULT }),
             (DType::Q6K, 2048, Tuning { xr_always: true, ..Tuning::DEFAULT }),
             (DType::F16, 8192, Tuning::DEFAULT),
             (DType::Q4_1, 4096, Tuning { xr_always: true, matvec_lanes: 32, ..Tuning::DEFAULT }),
             (DType::Q8_0, 2048, Tuning { xr_always: true, matvec_wg: 64, ..Tuning::DEFAULT }),
-            (DType::Q6K, 2048, Tuning::DEFAULT),
-            (DType::Q8_0, 2048, Tuning::DEFAULT),
-            (DType::Q4_1, 4096, Tuning::DEFAULT),
-            (DType::Q6K, 2048, Tuning { int8: false, ..Tuning::DEFAULT }),
-            (DType::Q4_1, 4096, Tuning { int8: false, ..Tuning::DEFAULT }),
+            (DType::Q6K, 2048, Tuning { int8_min_weights: 0, ..Tuning::DEFAULT }),
+            (DType::Q8_0, 2048, Tuning { int8_min_weights: 0, ..Tuning::DEFAULT }),
+            (DType::Q4_1, 4096, Tuning { int8_min_weights: 0, ..Tuning::DEFAULT }),
+            (DType::Q6K, 2048, Tuning { int8_min_weights: u64::MAX, ..Tuning::DEFAULT }),
+            (DType::Q4_1, 4096, Tuning { int8_min_weights: u64::MAX, ..Tuning::DEFAULT }),
         ] {
             h.tuning.set(tuning);
             let rows = 45u64;

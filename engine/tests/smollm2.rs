@@ -67,6 +67,27 @@ fn smollm2_matches_llama_cpp_tokens_and_f32_logits_and_answers() {
     order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
     assert_eq!(order[..5], top[..5], "top-5 tokens");
 
+    // x taken as two int8 levels in every quantized mat-vec (on large matrices by
+    // default): the same bound, the same answer.
+    let int8 = engine::runtime::ops::Tuning { int8_min_weights: 0, ..Default::default() };
+    let mut s8 = engine::runtime::session::Session::new(
+        tm.model.clone(),
+        engine::runtime::session::SessionOptions { context: 512, prefill_chunk: 64, tuning: int8, ..Default::default() },
+    )
+    .unwrap();
+    let out8 = pollster::block_on(s8.generate(&prompt, 32, &Sampling::default(), &tm.stop_ids(), true, &mut |_| true)).unwrap();
+    let logits8 = out8.last_logits.unwrap();
+    let mut worst8 = 0f32;
+    for key in ["top100", "sampled"] {
+        let (want_ids, want) = (ids(&f32_ref[format!("{key}_ids")]), floats(&f32_ref[format!("{key}_logits")]));
+        for (&id, &w) in want_ids.iter().zip(&want) {
+            worst8 = worst8.max((logits8[id as usize] - w).abs() / scale);
+        }
+    }
+    eprintln!("SmolLM2 logits with int8 x: max relative difference {worst8:.2e}");
+    assert!(worst8 < 1e-3, "int8 x: logits differ from the float32 reference by {worst8:.2e} (relative)");
+    assert_eq!(out8.tokens, out.tokens, "int8 x: the same greedy tokens");
+
     let greedy = &f32_ref["greedy"];
     let eos_at = greedy["first_eos_index"].as_u64().unwrap() as usize;
     assert_eq!(out.tokens, ids(&greedy["ids"])[..=eos_at], "greedy tokens up to and including EOS");

@@ -59,6 +59,9 @@ struct DeviceArgs {
     /// Keep x in float32 in every mat-vec (no two-level int8 products).
     #[arg(long)]
     no_int8: bool,
+    /// Matrices of at least this many weights take x as two int8 levels.
+    #[arg(long, default_value_t = engine::runtime::ops::INT8_MIN_WEIGHTS)]
+    int8_min_weights: u64,
     /// Weight bytes each lane of the x-in-registers mat-vec loads at once.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.xr_bytes)]
     xr_bytes: u32,
@@ -73,7 +76,7 @@ impl DeviceArgs {
                 matvec_lanes: self.matvec_lanes,
                 matvec_xr: !self.matvec_ref,
                 xr_always: self.matvec_xr_always,
-                int8: !self.no_int8,
+                int8_min_weights: if self.no_int8 { u64::MAX } else { self.int8_min_weights },
                 xr_bytes: self.xr_bytes,
             },
             ..Default::default()

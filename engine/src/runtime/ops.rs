@@ -44,19 +44,20 @@ pub struct Tuning {
     pub matvec_xr: bool,
     /// Use the x-in-registers mat-vec wherever the matrix allows (tests, sweeps).
     pub xr_always: bool,
-    /// Staged mat-vecs of Q4_0, Q4_1, Q8_0 and Q6_K weights take x as two int8
-    /// levels (about 16 bits) and multiply with packed int8 dot products.
-    pub int8: bool,
+    /// Staged mat-vecs of Q4_0, Q4_1, Q8_0 and Q6_K matrices of at least this
+    /// many weights take x as two int8 levels (about 16 bits) and multiply with
+    /// packed int8 dot products (u64::MAX: never).
+    pub int8_min_weights: u64,
     /// x-in-registers: weight bytes each lane loads at once (over a group's
     /// rows), which sets the rows per group for each weight type.
     pub xr_bytes: u32,
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: true, xr_always: false, int8: true, xr_bytes: 128 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 128 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8: false, xr_bytes: 128 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128 };
 
     pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
         if gpu.info.device_type == wgpu::DeviceType::Cpu { Self::CPU } else { Self::DEFAULT }
@@ -126,6 +127,9 @@ impl XrShape {
     }
 }
 
+/// Weights from which a staged mat-vec takes x as int8 (see `Tuning::int8_min_weights`).
+pub const INT8_MIN_WEIGHTS: u64 = 32 << 20;
+
 /// The units each lane of the reference mat-vec takes, where all lanes take
 /// the same number (at most 8).
 fn m_units(dtype: DType, cols: u64, shape: MatvecShape) -> Option<u32> {
@@ -180,7 +184,7 @@ impl<'a> Ops<'a> {
         cols <= 4096 && cols * 4 + u64::from(self.tuning.matvec_wg) * 8 <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size)
     }
 
-    fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape, stage_cols: u64, cols: u64) -> KernelKey {
+    fn matvec_key(&self, dtype: DType, defines: &[&'static str], shape: MatvecShape, stage_cols: u64, cols: u64, rows: u64) -> KernelKey {
         let mut key = KernelKey::new("matvec.wgsl").weight(dtype).define("DOT");
         for d in defines {
             key = key.define(d);
@@ -196,7 +200,10 @@ impl<'a> Ops<'a> {
         // up to 16 KiB of x (a 4096-wide hidden state).
         let shared = stage_cols * 4 + u64::from(shape.wg) * 8;
         if stage_cols > 0 && stage_cols <= 4096 && shared <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size) {
-            let int8 = self.tuning.int8 && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0 | DType::Q6K);
+            // Quantizing x costs each workgroup a pass over it: it pays where the
+            // matrix is large enough for the dequantization to dominate (measured on
+            // the H200: 16384x2048 and 65536x2048 faster, 6144x2048 and smaller slower).
+            let int8 = rows.saturating_mul(stage_cols) >= self.tuning.int8_min_weights && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0 | DType::Q6K);
             key = key.define(if int8 { "I8X" } else { "XSHARED" });
             key.xs4 = (stage_cols / 4) as u32;
         }
@@ -240,7 +247,7 @@ impl<'a> Ops<'a> {
         }
         let units = m.cols() / dot_unit(m.dtype());
         let shape = MatvecShape::new(units, self.tuning);
-        let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 }, m.cols());
+        let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 }, m.cols(), m.rows);
         (key, shape.groups(outputs))
     }
 
