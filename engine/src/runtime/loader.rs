@@ -97,6 +97,9 @@ pub struct Loader<'g> {
     fed: u64,
     since_submit: u64,
     scratch: (Vec<u8>, Vec<u8>),
+    /// Bytes held in open runs now, and the most ever held (the loader's memory).
+    staged: u64,
+    peak_staged: u64,
 }
 
 /// The largest single buffer binding kernels may use on this device.
@@ -186,12 +189,18 @@ impl<'g> Loader<'g> {
         for f in &mut files {
             f.routes.sort_by_key(|r| r.start);
         }
-        Ok(Self { gpu, files, matrices, vectors, total, fed: 0, since_submit: 0, scratch: (Vec::new(), Vec::new()) })
+        Ok(Self { gpu, files, matrices, vectors, total, fed: 0, since_submit: 0, scratch: (Vec::new(), Vec::new()), staged: 0, peak_staged: 0 })
     }
 
     /// Bytes of tensor data the model needs, and how many have arrived.
     pub fn progress(&self) -> (u64, u64) {
         (self.fed, self.total)
+    }
+
+    /// The most bytes of rows the loader held at once (besides the caller's
+    /// chunk): at most one staged run, whatever the model's size.
+    pub fn peak_staged_bytes(&self) -> u64 {
+        self.peak_staged
     }
 
     /// Byte ranges of `file` that hold needed tensor data, in order.
@@ -245,6 +254,13 @@ impl<'g> Loader<'g> {
                 if !f.carry.is_empty() {
                     return Err(ModelError::Invalid(format!("{} ends inside a row", f.routes[f.next_route].weight)));
                 }
+                // The piece is complete: write its matrix's staged rows now rather
+                // than at the end of the load, so that the loader holds one run,
+                // not one per matrix (which grew with the model).
+                if let Target::Matrix { matrix, .. } = f.routes[f.next_route].target {
+                    self.flush_matrix(matrix);
+                }
+                let f = &mut self.files[file];
                 f.next_route += 1;
             }
         }
@@ -304,20 +320,34 @@ impl<'g> Loader<'g> {
             r.part == part && r.first_local_row + r.rows == local && r.payload.len() + r.scales.len() < STAGE_BYTES
         });
         if !contiguous {
-            if let Some(run) = m.run.take() {
-                Self::flush_run(self.gpu, &m.matrix, run);
-            }
+            self.flush_matrix(matrix);
             let (payload, scales) = std::mem::take(&mut self.scratch);
-            m.run = Some(Run { part, first_local_row: local, rows: 0, payload, scales });
+            self.matrices[matrix].run = Some(Run { part, first_local_row: local, rows: 0, payload, scales });
         }
+        let m = &mut self.matrices[matrix];
         let run = m.run.as_mut().expect("a run is open");
+        let before = run.payload.len() + run.scales.len();
         m.matrix.layout.repack_row(src, &mut run.payload, &mut run.scales);
         run.rows += 1;
         m.rows_written += 1;
+        self.staged += (run.payload.len() + run.scales.len() - before) as u64;
+        self.peak_staged = self.peak_staged.max(self.staged);
         Ok(())
     }
 
-    fn flush_run(gpu: &Gpu, matrix: &GpuMatrix, run: Run) {
+    /// Writes the open run of `matrix`, if any, and keeps its buffers for the next run.
+    fn flush_matrix(&mut self, matrix: usize) {
+        let m = &mut self.matrices[matrix];
+        if let Some(mut run) = m.run.take() {
+            Self::flush_run(self.gpu, &m.matrix, &run);
+            self.staged -= (run.payload.len() + run.scales.len()) as u64;
+            run.payload.clear();
+            run.scales.clear();
+            self.scratch = (run.payload, run.scales);
+        }
+    }
+
+    fn flush_run(gpu: &Gpu, matrix: &GpuMatrix, run: &Run) {
         let part = &matrix.parts[run.part];
         let layout = &matrix.layout;
         gpu.queue.write_buffer(&part.buffer, run.first_local_row * layout.payload_words * 4, &run.payload);
@@ -349,11 +379,11 @@ impl<'g> Loader<'g> {
                 )));
             }
         }
+        for i in 0..self.matrices.len() {
+            self.flush_matrix(i);
+        }
         let mut matrices = HashMap::new();
-        for mut m in self.matrices.drain(..) {
-            if let Some(run) = m.run.take() {
-                Self::flush_run(self.gpu, &m.matrix, run);
-            }
+        for m in self.matrices.drain(..) {
             if m.rows_written != m.matrix.rows {
                 return Err(ModelError::Incomplete(format!("{}: {} of {} rows", m.matrix.name, m.rows_written, m.matrix.rows)));
             }

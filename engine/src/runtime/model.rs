@@ -199,6 +199,8 @@ pub struct Model {
     pub graph: Graph,
     pub weights: Weights,
     pub kernels: Kernels,
+    /// The most bytes of rows the streaming loader held at once while loading.
+    pub peak_loader_bytes: u64,
 }
 
 impl Model {
@@ -232,8 +234,9 @@ impl ModelLoad<'_> {
     }
 
     pub fn finish(self) -> Result<Model, ModelError> {
+        let peak_loader_bytes = self.loader.peak_staged_bytes();
         let weights = self.loader.finish()?;
-        Ok(Model { gpu: self.gpu.clone(), spec: self.spec, graph: self.graph, weights, kernels: Kernels::new() })
+        Ok(Model { gpu: self.gpu.clone(), spec: self.spec, graph: self.graph, weights, kernels: Kernels::new(), peak_loader_bytes })
     }
 }
 
