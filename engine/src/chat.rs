@@ -19,6 +19,11 @@ impl ChatMessage {
     }
 }
 
+/// Instructions a template may run per rendering: a long conversation through
+/// LFM2's or SmolLM2's template takes a few thousand; a hostile template that
+/// loops forever stops here with an error instead of hanging the worker.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
 pub struct ChatTemplate {
     env: Environment<'static>,
     bos: String,
@@ -35,6 +40,7 @@ impl ChatTemplate {
         // transformers renders with trim_blocks and lstrip_blocks.
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", |_format: String| -> String { String::new() });

@@ -104,6 +104,13 @@ fn open_hf(dir: &Path) -> Result<LocalModel, ModelError> {
                 .unwrap_or_default();
             names.sort();
             names.dedup();
+            // The index names files of this folder: never a path out of it.
+            for n in &names {
+                let p = Path::new(n);
+                if p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                    return Err(io_err(&dir.join("model.safetensors.index.json"), format!("it names {n}, outside the model folder")));
+                }
+            }
             names.into_iter().map(|n| dir.join(n)).collect()
         }
         None => std::fs::read_dir(dir)

@@ -160,3 +160,124 @@ fn prompt_longer_than_the_context() {
     assert_eq!(out.stop, engine::runtime::session::StopReason::ContextFull);
     assert_eq!(s.history().len(), 16);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile files: sizes meant to exhaust memory, duplicates meant to swap weights,
+// templates meant to hang. Each gets a named error, quickly.
+
+#[test]
+fn hostile_gguf_headers() {
+    let bytes = tiny_gguf();
+    // A layer count that would size vectors of 2^40 entries.
+    let huge = gguf_writer::rewrite(&bytes, |h| {
+        h.metadata.insert("lfm2.block_count".into(), Value::U64(1 << 40));
+    });
+    let e = open_err("layers.gguf", &huge);
+    assert!(e.contains("block_count") && e.contains("layers"), "{e}");
+    // A head size the attention kernels cannot take.
+    let hd = gguf_writer::rewrite(&bytes, |h| {
+        h.metadata.insert("lfm2.attention.key_length".into(), Value::U32(24));
+    });
+    let e = open_err("head.gguf", &hd);
+    assert!(e.contains("head size 24"), "{e}");
+    // A vocabulary far past any model.
+    let vocab = gguf_writer::rewrite(&bytes, |h| {
+        h.metadata.insert("lfm2.vocab_size".into(), Value::U64(1 << 40));
+    });
+    let e = open_err("vocab.gguf", &vocab);
+    assert!(e.contains("vocabulary"), "{e}");
+    // The same tensor twice (the second would silently win).
+    let twice = gguf_writer::rewrite(&bytes, |h| {
+        let t = h.tensors[4].clone();
+        h.tensors[5].name = t.name;
+    });
+    let e = open_err("twice.gguf", &twice);
+    assert!(e.contains("appears twice"), "{e}");
+    // An array claiming 2^31 values, and a string of 2^40 bytes: refused before any allocation.
+    let mut arr = bytes.clone();
+    let header = engine::formats::gguf::parse(&bytes).unwrap();
+    let at = find(&arr, b"tokenizer.ggml.tokens").unwrap() + b"tokenizer.ggml.tokens".len() + 8; // type u32, then elem type u32, then count u64
+    arr[at..at + 8].copy_from_slice(&(1u64 << 31).to_le_bytes());
+    let e = engine::formats::gguf::parse(&arr).unwrap_err().to_string();
+    assert!(e.contains("array of 2147483648 values"), "{e}");
+    let mut s = bytes.clone();
+    let at = find(&s, b"general.architecture").unwrap() + b"general.architecture".len() + 4;
+    s[at..at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let e = engine::formats::gguf::parse(&s).unwrap_err().to_string();
+    assert!(e.contains("a string of 1099511627776 bytes"), "{e}");
+    assert!(header.tensors.len() > 5);
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn a_hostile_chat_template_stops() {
+    // 10^10 loop steps: without a fuel limit this renders for hours.
+    let t = engine::chat::ChatTemplate::new("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "<s>", "</s>").unwrap();
+    let t0 = std::time::Instant::now();
+    let e = t.render(&[engine::chat::ChatMessage::new("user", "hi")], true).unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("fuel"), "{e}");
+    assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
+}
+
+/// A copy of tiny-lfm2-moe whose safetensors header `edit` changed (the data is unchanged).
+fn moe_folder_with(tag: &str, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> PathBuf {
+    let src = models_dir().join("tiny-lfm2-moe");
+    let dir = std::env::temp_dir().join(format!("eddy-bad-moe-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut header);
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(&json);
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(dir.join("model.safetensors"), out).unwrap();
+    dir
+}
+
+#[test]
+fn hostile_safetensors_experts_and_ranges() {
+    // experts.2 renamed experts.01: expert 1 twice, expert 2 missing. Both add up to the
+    // right byte count, so a check of the total alone loaded expert 1's weights twice.
+    let dir = moe_folder_with("dup", |h| {
+        let v = h.remove("model.layers.1.feed_forward.experts.2.w1.weight").unwrap();
+        h.insert("model.layers.1.feed_forward.experts.01.w1.weight".into(), v);
+    });
+    let e = engine::source::open(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("repeats expert 1"), "{e}");
+    // An expert with more dimensions than the first (a slice past the end).
+    let dir = moe_folder_with("dims", |h| {
+        h.get_mut("model.layers.1.feed_forward.experts.3.w1.weight").unwrap()["shape"] = serde_json::json!([8, 2, 2, 64]);
+    });
+    let e = engine::source::open(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("shape"), "{e}");
+    // A byte range whose absolute offset overflows.
+    let dir = moe_folder_with("range", |h| {
+        h.insert("model.extra".into(), serde_json::json!({"dtype": "F32", "shape": [2], "data_offsets": [u64::MAX - 8, u64::MAX]}));
+    });
+    let e = engine::source::open(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("overflows"), "{e}");
+}
+
+#[test]
+fn an_index_cannot_point_outside_the_folder() {
+    let src = models_dir().join("tiny-lfm2");
+    let dir = std::env::temp_dir().join(format!("eddy-bad-index-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    for target in ["../model.safetensors", "/etc/passwd", "sub/../../x.safetensors"] {
+        std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({"weight_map": {"a": target}}).to_string()).unwrap();
+        let e = engine::source::open(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("outside the model folder"), "{target}: {e}");
+    }
+}

@@ -87,8 +87,12 @@ impl DType {
     }
 
     /// Bytes of `elems` values; `None` when `elems` is not a whole number of blocks.
+    /// Also `None` when the byte count overflows (a hostile shape).
     pub fn bytes_for(self, elems: u64) -> Option<u64> {
-        (elems % self.block_elems() == 0).then(|| elems / self.block_elems() * self.block_bytes())
+        if elems % self.block_elems() != 0 {
+            return None;
+        }
+        (elems / self.block_elems()).checked_mul(self.block_bytes())
     }
 
     pub fn name(self) -> &'static str {

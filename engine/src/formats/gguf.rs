@@ -10,10 +10,17 @@ use super::DType;
 
 const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
-/// Sanity bounds that keep a corrupt header from asking for absurd allocations.
-const MAX_TENSORS: u64 = 1 << 20;
-const MAX_KV: u64 = 1 << 20;
-const MAX_ARRAY: u64 = 1 << 28;
+/// Bounds that keep a corrupt or hostile header from asking for absurd
+/// allocations. Real models stay far below them: LFM2 has ~300 tensors and a
+/// 65536-token vocabulary (with its merges, ~200k strings); Gemma 3's
+/// vocabulary is 262144.
+const MAX_TENSORS: u64 = 1 << 16;
+const MAX_KV: u64 = 1 << 14;
+/// Values in one array, and in all of the header's arrays together.
+const MAX_ARRAY: u64 = 1 << 22;
+const MAX_VALUES: u64 = 1 << 23;
+/// Bytes of one string (a chat template, a tensor name, a token).
+const MAX_STRING: u64 = 1 << 22;
 const MAX_DIMS: u32 = 4;
 
 #[derive(Debug, Error, PartialEq)]
@@ -118,8 +125,9 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Values in the tensor (parse checked that the product does not overflow).
     pub fn elems(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX)
     }
 }
 
@@ -171,7 +179,7 @@ impl GgufFile {
                     )))
                 }
             }
-            spans.push((t.offset, t.offset + bytes, &t.name));
+            spans.push((t.offset, t.offset.saturating_add(bytes), &t.name));
         }
         spans.sort();
         for pair in spans.windows(2) {
@@ -186,6 +194,8 @@ impl GgufFile {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Array values read so far (see MAX_VALUES).
+    values: u64,
 }
 
 impl<'a> Reader<'a> {
@@ -214,6 +224,9 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self) -> Result<String, GgufError> {
         let len = self.u64()?;
+        if len > MAX_STRING {
+            return Err(GgufError::Corrupt(format!("a string of {len} bytes")));
+        }
         let bytes = self.take(len)?;
         // Token lists of real models contain invalid UTF-8 pieces only as byte tokens,
         // which GGUF stores as "<0xNN>" text; anything else is replaced, not fatal.
@@ -241,8 +254,9 @@ impl<'a> Reader<'a> {
                 }
                 let elem_ty = self.u32()?;
                 let n = self.u64()?;
-                if n > MAX_ARRAY {
-                    return Err(GgufError::Corrupt(format!("array of {n} values")));
+                self.values = self.values.saturating_add(n);
+                if n > MAX_ARRAY || self.values > MAX_VALUES {
+                    return Err(GgufError::Corrupt(format!("an array of {n} values ({} in all)", self.values)));
                 }
                 let mut items = Vec::with_capacity(n.min(1 << 16) as usize);
                 for _ in 0..n {
@@ -261,7 +275,7 @@ impl<'a> Reader<'a> {
 /// Parses the header from the first bytes of a GGUF file. Returns
 /// [`GgufError::Truncated`] when `bytes` ends inside the header.
 pub fn parse(bytes: &[u8]) -> Result<GgufFile, GgufError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader { bytes, pos: 0, values: 0 };
     let magic: [u8; 4] = r.array()?;
     if &magic != MAGIC {
         return Err(GgufError::BadMagic(magic));
@@ -280,9 +294,12 @@ pub fn parse(bytes: &[u8]) -> Result<GgufFile, GgufError> {
         let key = r.string()?;
         let ty = r.u32()?;
         let value = r.value(ty, 0)?;
-        metadata.insert(key, value);
+        if metadata.insert(key.clone(), value).is_some() {
+            return Err(GgufError::Corrupt(format!("metadata key {key} appears twice")));
+        }
     }
-    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    // Capacity grows with what actually parses, not with what the header claims.
+    let mut tensors = Vec::with_capacity(n_tensors.min(1024) as usize);
     for _ in 0..n_tensors {
         let name = r.string()?;
         let n_dims = r.u32()?;
@@ -297,6 +314,11 @@ pub fn parse(bytes: &[u8]) -> Result<GgufFile, GgufError> {
         let offset = r.u64()?;
         tensors.push(TensorInfo { name, dims, ggml_type, offset });
     }
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|p| p[0] == p[1]) {
+        return Err(GgufError::Corrupt(format!("tensor {} appears twice", pair[0])));
+    }
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
         Some(v) => match v.as_u64() {
@@ -304,6 +326,6 @@ pub fn parse(bytes: &[u8]) -> Result<GgufFile, GgufError> {
             _ => return Err(GgufError::Corrupt(format!("general.alignment is {v:?}"))),
         },
     };
-    let data_offset = (r.pos as u64).div_ceil(alignment) * alignment;
+    let data_offset = (r.pos as u64).div_ceil(alignment).saturating_mul(alignment);
     Ok(GgufFile { version, metadata, tensors, alignment, data_offset })
 }

@@ -9,6 +9,8 @@ use thiserror::Error;
 use super::DType;
 
 const MAX_HEADER: u64 = 100 << 20;
+const MAX_TENSORS: usize = 1 << 16;
+const MAX_DIMS: usize = 8;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum SafetensorsError {
@@ -62,6 +64,9 @@ pub fn parse(bytes: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
     let json: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n as usize])
         .map_err(|e| SafetensorsError::Corrupt(format!("the header is not a JSON object: {e}")))?;
     let data_offset = 8 + n;
+    if json.len() > MAX_TENSORS {
+        return Err(SafetensorsError::Corrupt(format!("{} entries", json.len())));
+    }
     let mut metadata = BTreeMap::new();
     let mut tensors = Vec::new();
     for (name, value) in json {
@@ -77,6 +82,9 @@ pub fn parse(bytes: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
             .map_err(|e| SafetensorsError::Corrupt(format!("entry {name}: {e}")))?;
         let dtype = DType::from_safetensors(&raw.dtype)
             .ok_or_else(|| SafetensorsError::UnsupportedDType { name: name.clone(), dtype: raw.dtype.clone() })?;
+        if raw.shape.len() > MAX_DIMS {
+            return Err(SafetensorsError::Corrupt(format!("tensor {name} has {} dimensions", raw.shape.len())));
+        }
         let [begin, end] = raw.data_offsets;
         let elems = raw.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         let expected = elems.and_then(|e| e.checked_mul(dtype.block_bytes()));
@@ -86,7 +94,10 @@ pub fn parse(bytes: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
                 raw.shape
             )));
         }
-        tensors.push(SafeTensorInfo { name, dtype, shape: raw.shape, start: data_offset + begin, end: data_offset + end });
+        let (Some(start), Some(end)) = (data_offset.checked_add(begin), data_offset.checked_add(end)) else {
+            return Err(SafetensorsError::Corrupt(format!("tensor {name}: byte range {begin}..{end} overflows")));
+        };
+        tensors.push(SafeTensorInfo { name, dtype, shape: raw.shape, start, end });
     }
     tensors.sort_by_key(|t| t.start);
     Ok(SafetensorsFile { tensors, metadata, data_offset })

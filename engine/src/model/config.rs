@@ -90,6 +90,21 @@ impl ModelConfig {
     /// Checks what the kernels rely on, so a bad file fails here with a reason.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::InvalidConfig(m));
+        // Upper bounds before anything is sized from these numbers (a hostile
+        // file could otherwise ask for absurd buffers): far above real models.
+        for (name, v, max) in [
+            ("hidden size", self.hidden, MAX_HIDDEN),
+            ("layer count", self.n_layers, MAX_LAYERS),
+            ("head count", self.n_heads, MAX_HEADS),
+            ("vocabulary", self.vocab, MAX_VOCAB),
+            ("FFN width", self.ffn, MAX_FFN),
+            ("expert FFN width", self.moe.as_ref().map_or(0, |m| m.expert_ffn), MAX_FFN),
+            ("dense layer count", self.moe.as_ref().map_or(0, |m| m.n_dense_layers), self.n_layers),
+        ] {
+            if v > max {
+                return bad(format!("{name} {v} (at most {max})"));
+            }
+        }
         if self.hidden == 0 || self.n_layers == 0 || self.n_heads == 0 || self.vocab == 0 {
             return bad(format!("hidden {}, layers {}, heads {}, vocab {}", self.hidden, self.n_layers, self.n_heads, self.vocab));
         }
@@ -99,8 +114,8 @@ impl ModelConfig {
         if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
             return bad(format!("{} heads cannot share {} kv heads", self.n_heads, self.n_kv_heads));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 || self.head_dim > 256 {
-            return bad(format!("head size {} (must be even and at most 256)", self.head_dim));
+        if self.head_dim == 0 || self.head_dim % 16 != 0 || self.head_dim > 256 {
+            return bad(format!("head size {} (the attention kernels take multiples of 16 up to 256)", self.head_dim));
         }
         if self.layers.contains(&LayerKind::Conv) && self.conv_kernel != 3 {
             return bad(format!("conv kernel width {} (Eddy's kernels use 3)", self.conv_kernel));
@@ -149,6 +164,28 @@ impl ModelConfig {
     }
 }
 
+/// Bounds on a configuration (see `validate`).
+pub const MAX_HIDDEN: usize = 1 << 16;
+pub const MAX_LAYERS: usize = 512;
+pub const MAX_HEADS: usize = 1024;
+pub const MAX_VOCAB: usize = 1 << 22;
+pub const MAX_FFN: usize = 1 << 18;
+/// Context lengths above this are taken as this (sessions hold fewer tokens anyway).
+pub const MAX_CONTEXT: usize = 1 << 24;
+
+/// A count from a file as usize: on wasm32 usize has 32 bits, and a silent
+/// truncation would turn a huge hostile value into a plausible one.
+fn count(v: u64, key: &str) -> Result<usize, ModelError> {
+    usize::try_from(v).map_err(|_| ModelError::InvalidConfig(format!("{key} is {v}")))
+}
+
+fn layer_count(n: usize, key: &str) -> Result<usize, ModelError> {
+    if n == 0 || n > MAX_LAYERS {
+        return Err(ModelError::InvalidConfig(format!("{key} is {n} (1 to {MAX_LAYERS} layers)")));
+    }
+    Ok(n)
+}
+
 // ---------------------------------------------------------------------------------------------
 // From GGUF metadata
 
@@ -157,10 +194,16 @@ fn meta<'a>(file: &'a GgufFile, key: &str) -> Result<&'a Value, ModelError> {
 }
 
 fn meta_usize(file: &GgufFile, key: &str) -> Result<usize, ModelError> {
-    meta(file, key)?
-        .as_u64()
-        .map(|v| v as usize)
-        .ok_or_else(|| ModelError::InvalidConfig(format!("{key} is not a non-negative integer")))
+    let v = meta(file, key)?.as_u64().ok_or_else(|| ModelError::InvalidConfig(format!("{key} is not a non-negative integer")))?;
+    count(v, key)
+}
+
+/// An optional count (`default` when absent; an error when present but not a count).
+fn meta_count_or(file: &GgufFile, key: &str, default: usize) -> Result<usize, ModelError> {
+    match file.get(key) {
+        None => Ok(default),
+        Some(v) => count(v.as_u64().ok_or_else(|| ModelError::InvalidConfig(format!("{key} is not a non-negative integer")))?, key),
+    }
 }
 
 fn meta_f32(file: &GgufFile, key: &str, default: f32) -> Result<f32, ModelError> {
@@ -183,14 +226,15 @@ impl ModelConfig {
         };
         let a = arch_name;
         let hidden = meta_usize(file, &format!("{a}.embedding_length"))?;
-        let n_layers = meta_usize(file, &format!("{a}.block_count"))?;
+        let n_layers = layer_count(meta_usize(file, &format!("{a}.block_count"))?, "block_count")?;
         let n_heads = meta_usize(file, &format!("{a}.attention.head_count"))?;
         // head_count_kv is one number, or (LFM2) one per layer with 0 marking conv layers.
         let kv_key = format!("{a}.attention.head_count_kv");
+        let kv_count = |v: &Value| v.as_u64().ok_or_else(|| ModelError::InvalidConfig(format!("{kv_key} holds {v:?}"))).and_then(|v| count(v, &kv_key));
         let kv_per_layer: Vec<usize> = match file.get(&kv_key) {
             None => vec![n_heads; n_layers],
-            Some(Value::Array(items)) => items.iter().map(|v| v.as_u64().unwrap_or(0) as usize).collect(),
-            Some(v) => vec![v.as_u64().unwrap_or(0) as usize; n_layers],
+            Some(Value::Array(items)) => items.iter().map(kv_count).collect::<Result<_, _>>()?,
+            Some(v) => vec![kv_count(v)?; n_layers],
         };
         if kv_per_layer.len() != n_layers {
             return Err(ModelError::InvalidConfig(format!("{kv_key} has {} entries for {n_layers} layers", kv_per_layer.len())));
@@ -203,13 +247,9 @@ impl ModelConfig {
         if kv_per_layer.iter().any(|&g| g != 0 && g != n_kv_heads) {
             return Err(ModelError::InvalidConfig(format!("{kv_key} varies between attention layers: {kv_per_layer:?}")));
         }
-        let head_dim = match file.get(&format!("{a}.attention.key_length")) {
-            Some(v) => v.as_u64().unwrap_or(0) as usize,
-            None if n_heads > 0 => hidden / n_heads,
-            None => 0,
-        };
+        let head_dim = meta_count_or(file, &format!("{a}.attention.key_length"), if n_heads > 0 { hidden / n_heads } else { 0 })?;
         let vocab = match file.get(&format!("{a}.vocab_size")).and_then(Value::as_u64) {
-            Some(v) => v as usize,
+            Some(v) => count(v, "vocab_size")?,
             None => meta(file, "tokenizer.ggml.tokens")?.as_array().map_or(0, <[Value]>::len),
         };
         let moe = if arch == Arch::Lfm2Moe {
@@ -238,12 +278,12 @@ impl ModelConfig {
             head_dim,
             ffn: meta_usize(file, &format!("{a}.feed_forward_length"))?,
             vocab,
-            context_length: file.get(&format!("{a}.context_length")).and_then(Value::as_u64).unwrap_or(4096) as usize,
+            context_length: file.get(&format!("{a}.context_length")).and_then(Value::as_u64).unwrap_or(4096).min(MAX_CONTEXT as u64) as usize,
             rope_theta: meta_f32(file, &format!("{a}.rope.freq_base"), 10_000.0)?,
             rope_style: if arch == Arch::Llama { RopeStyle::Normal } else { RopeStyle::Neox },
             norm_eps: meta_f32(file, &format!("{a}.attention.layer_norm_rms_epsilon"), 1e-5)?,
             layers,
-            conv_kernel: file.get(&format!("{a}.shortconv.l_cache")).and_then(Value::as_u64).unwrap_or(3) as usize,
+            conv_kernel: meta_count_or(file, &format!("{a}.shortconv.l_cache"), 3)?,
             moe,
             tied_embeddings: !file.tensors.iter().any(|t| t.name == "output.weight"),
         };
@@ -265,8 +305,10 @@ impl ModelConfig {
 // ---------------------------------------------------------------------------------------------
 // From a Hugging Face config.json
 
+/// A count from config.json; values too large for usize read as usize::MAX,
+/// which `validate` (or `layer_count`) then refuses.
 fn j_usize(c: &Json, key: &str) -> Option<usize> {
-    c.get(key).and_then(Json::as_u64).map(|v| v as usize)
+    c.get(key).and_then(Json::as_u64).map(|v| usize::try_from(v).unwrap_or(usize::MAX))
 }
 
 fn j_req(c: &Json, key: &str) -> Result<usize, ModelError> {
@@ -282,12 +324,12 @@ fn j_f32(c: &Json, key: &str) -> Option<f32> {
 pub fn lfm2_effective_ffn(ff: usize, auto_adjust: bool, multiplier: Option<f32>, multiple_of: usize) -> usize {
     let mut f = ff;
     if auto_adjust {
-        f = 2 * f / 3;
+        f = f.saturating_mul(2) / 3;
         if let Some(m) = multiplier {
             f = (m * f as f32) as usize;
         }
         let m = multiple_of.max(1);
-        f = f.div_ceil(m) * m;
+        f = f.div_ceil(m).saturating_mul(m);
     }
     f
 }
@@ -302,7 +344,7 @@ impl ModelConfig {
             other => return Err(ModelError::UnsupportedArchitecture(other.to_string())),
         };
         let hidden = j_req(c, "hidden_size")?;
-        let n_layers = j_req(c, "num_hidden_layers")?;
+        let n_layers = layer_count(j_req(c, "num_hidden_layers")?, "num_hidden_layers")?;
         let n_heads = j_req(c, "num_attention_heads")?;
         let n_kv_heads = j_usize(c, "num_key_value_heads").unwrap_or(n_heads);
         let rope_theta = j_f32(c, "rope_theta")
@@ -369,7 +411,7 @@ impl ModelConfig {
             head_dim: j_usize(c, "head_dim").unwrap_or(if n_heads > 0 { hidden / n_heads } else { 0 }),
             ffn,
             vocab: j_req(c, "vocab_size")?,
-            context_length: j_usize(c, "max_position_embeddings").unwrap_or(4096),
+            context_length: j_usize(c, "max_position_embeddings").unwrap_or(4096).min(MAX_CONTEXT),
             rope_theta,
             rope_style: RopeStyle::Neox,
             norm_eps: j_f32(c, "norm_eps").or_else(|| j_f32(c, "rms_norm_eps")).unwrap_or(1e-5),

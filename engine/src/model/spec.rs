@@ -30,8 +30,10 @@ pub struct WeightSpec {
 }
 
 impl WeightSpec {
+    /// Values in the weight (u64::MAX if the shape overflows; such a weight
+    /// fails the shape check against the configuration).
     pub fn elems(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX)
     }
 
     pub fn bytes(&self) -> u64 {
@@ -189,7 +191,7 @@ impl ModelSpec {
         for t in &file.tensors {
             let dtype = DType::from_ggml(t.ggml_type)
                 .map_err(|dtype| ModelError::UnsupportedTensorType { name: t.name.clone(), dtype })?;
-            let len = dtype.bytes_for(t.elems()).expect("validated");
+            let len = dtype.bytes_for(t.elems()).ok_or_else(|| ModelError::InvalidConfig(format!("tensor {} has an impossible size", t.name)))?;
             let piece = Piece { file: 0, start: file.data_offset + t.offset, len, first_elem: 0 };
             weights.insert(t.name.clone(), WeightSpec { name: t.name.clone(), dtype, dims: t.dims.clone(), pieces: vec![piece] });
         }
@@ -205,7 +207,7 @@ impl ModelSpec {
             merges: string_array(file, "tokenizer.ggml.merges").unwrap_or_default(),
             model,
         };
-        let id = |key: &str| file.get(key).and_then(Value::as_u64).map(|v| v as u32);
+        let id = |key: &str| file.get(key).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
         let name = file
             .get("general.name")
             .and_then(Value::as_str)
@@ -299,8 +301,8 @@ fn parse_json(text: &str, what: &str) -> Result<Json, ModelError> {
 /// A token id given as a number, a list of numbers (the first is taken), or absent.
 fn json_ids(v: Option<&Json>) -> Vec<u32> {
     match v {
-        Some(Json::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-        Some(Json::Array(a)) => a.iter().filter_map(Json::as_u64).map(|v| v as u32).collect(),
+        Some(Json::Number(n)) => n.as_u64().and_then(|v| u32::try_from(v).ok()).map(|v| vec![v]).unwrap_or_default(),
+        Some(Json::Array(a)) => a.iter().filter_map(Json::as_u64).filter_map(|v| u32::try_from(v).ok()).collect(),
         _ => Vec::new(),
     }
 }
@@ -323,10 +325,13 @@ impl ModelSpec {
                 if dims.is_empty() {
                     dims.push(1);
                 }
-                let elems: u64 = dims.iter().product();
+                let elems = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
                 let piece = Piece { file: file_idx, start: t.start, len: t.end - t.start, first_elem: 0 };
                 match expert {
                     None => {
+                        if weights.contains_key(&name) {
+                            return Err(ModelError::InvalidConfig(format!("{} maps to {name}, which another tensor already gave", t.name)));
+                        }
                         weights.insert(name.clone(), WeightSpec { name, dtype: t.dtype, dims, pieces: vec![piece] });
                     }
                     Some(e) => {
@@ -340,21 +345,33 @@ impl ModelSpec {
                             dims: dims.iter().copied().chain([n_experts]).collect(),
                             pieces: Vec::new(),
                         });
-                        if entry.dtype != t.dtype || entry.dims[..dims.len()] != dims[..] {
-                            return Err(ModelError::ShapeMismatch {
-                                name: t.name.clone(),
-                                expected: entry.dims[..entry.dims.len() - 1].to_vec(),
-                                found: dims,
-                            });
+                        let per_expert = &entry.dims[..entry.dims.len() - 1];
+                        if entry.dtype != t.dtype || per_expert != &dims[..] {
+                            return Err(ModelError::ShapeMismatch { name: t.name.clone(), expected: per_expert.to_vec(), found: dims });
                         }
-                        entry.pieces.push(Piece { first_elem: e * elems, ..piece });
+                        let first_elem = e.checked_mul(elems).ok_or_else(|| ModelError::InvalidConfig(format!("{} is too large", t.name)))?;
+                        if entry.pieces.iter().any(|p| p.first_elem == first_elem) {
+                            // e.g. experts.0 and experts.00
+                            return Err(ModelError::InvalidConfig(format!("{} repeats expert {e} of {name}", t.name)));
+                        }
+                        entry.pieces.push(Piece { first_elem, ..piece });
                     }
                 }
             }
         }
         for w in weights.values_mut() {
             w.pieces.sort_by_key(|p| p.first_elem);
-            let covered: u64 = w.pieces.iter().map(|p| p.len).sum();
+            // The pieces must tile the weight: each starts where the previous ended.
+            let block = w.dtype.block_elems();
+            let mut next = 0u64;
+            for p in &w.pieces {
+                let elems = p.len / w.dtype.block_bytes() * block;
+                if p.first_elem != next {
+                    return Err(ModelError::MissingTensor(format!("{} (values {next}..{} are missing: an expert?)", w.name, p.first_elem)));
+                }
+                next = next.saturating_add(elems);
+            }
+            let covered: u64 = w.pieces.iter().map(|p| p.len).fold(0u64, u64::saturating_add);
             if covered != w.bytes() {
                 return Err(ModelError::MissingTensor(format!("{} (only {covered} of {} bytes: experts missing?)", w.name, w.bytes())));
             }
