@@ -1,3 +1,14 @@
+// A link's parameters (?system=..., ?model=...) move into the URL fragment at
+// once: the fragment is never sent in a request, and this runs before the
+// page's other scripts ask for anything (the server's Referrer-Policy keeps the
+// query out of the requests the HTML itself makes). The app reads both forms.
+if (location.search.length > 1) {
+  const params = new URLSearchParams(location.search);
+  const hash = new URLSearchParams(location.hash.slice(1));
+  for (const [k, v] of params) if (!hash.has(k)) hash.set(k, v);
+  history.replaceState(history.state, '', location.pathname + '#' + hash.toString());
+}
+
 // Installs Eddy's service worker and follows it and the browser's install offer.
 // This runs before the wasm app hydrates (the browser's `beforeinstallprompt`
 // can fire early), keeps what it learned on `window.eddyPwa`, and announces

@@ -33,14 +33,23 @@ fn new_id() -> String {
     format!("c{:x}{:04x}", now_ms() as u64, (js_sys::Math::random() * 65536.0) as u32)
 }
 
-/// The models' base URL: `?models=URL`, or this site.
+/// The models' base URL: always this site. (A `?models=URL` link once sent
+/// the app to any server, which could replace the weights a user had.)
 fn base_url() -> String {
-    param("models").unwrap_or_else(|| web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default())
+    web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default()
 }
 
+/// A link's parameter: from the URL fragment (`/#system=...`, which the
+/// browser never sends anywhere), else from the query of an older link
+/// (public/pwa.js moves those into the fragment before anything else loads).
 pub fn param(name: &str) -> Option<String> {
-    let search = web_sys::window()?.location().search().ok()?;
-    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+    let location = web_sys::window()?.location();
+    let hash = location.hash().ok().unwrap_or_default();
+    let from_hash = web_sys::UrlSearchParams::new_with_str(hash.trim_start_matches('#')).ok().and_then(|p| p.get(name));
+    from_hash.or_else(|| {
+        let search = location.search().ok()?;
+        web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+    })
 }
 
 /// `?matvec=WG,LANES`: a kernel shape for benchmarking.

@@ -32,6 +32,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
+                // Scripts: this site's files, and the inline hydration script carrying this
+                // response's nonce (the server also sends a header policy; see server/src/site.rs).
+                {leptos::nonce::use_nonce().map(|n| view! {
+                    <meta http-equiv="Content-Security-Policy" content=format!("script-src 'self' 'nonce-{n}' 'wasm-unsafe-eval'")/>
+                })}
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="theme-color" content="#0f766e"/>
                 <link rel="manifest" href="/manifest.webmanifest"/>

@@ -5,6 +5,13 @@ use serde::{Deserialize, Serialize};
 
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// A model id as it may appear in URLs and storage keys: 1 to 128 ASCII
+/// letters, digits, '-', '_' and '.', not starting with '.'. The server's
+/// import makes only such ids, and the browser refuses any other.
+pub fn valid_model_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && !id.starts_with('.') && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// `models/index.json`: the models a server offers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Catalog {

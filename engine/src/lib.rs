@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod clock;
 pub mod formats;
+pub mod fuzz;
 pub mod gpu;
 pub mod model;
 pub mod runtime;

@@ -202,10 +202,12 @@ impl Host {
             serde_json::from_str::<Catalog>(&text).map_err(|e| (false, e.to_string()))
         }
         .await;
-        let (catalog, offline, error) = match fetched {
+        let (mut catalog, offline, error) = match fetched {
             Ok(c) => (c, false, None),
             Err((offline, e)) => (Catalog::default(), offline, Some(e)),
         };
+        // Ids name storage keys and URL paths: only well-formed ones.
+        catalog.models.retain(|m| app::manifest::valid_model_id(&m.id));
         // The manifests say what each model needs: fetch them all at once.
         let manifests = futures::future::join_all(catalog.models.iter().map(|e| download::fetch_manifest(base, &e.id))).await;
         let mut models = Vec::new();
@@ -234,6 +236,9 @@ impl Host {
     }
 
     async fn download(&self, base: String, id: String) {
+        if !app::manifest::valid_model_id(&id) {
+            return self.emit(Event::DownloadFailed { id, message: "this is not a model id".into() });
+        }
         let store = match self.store().await {
             Ok(s) => s,
             Err(message) => return self.emit(Event::DownloadFailed { id, message }),

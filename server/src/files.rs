@@ -27,6 +27,10 @@ pub enum Caching {
 
 /// Files smaller than this get an ETag from their content's sha256.
 const HASH_LIMIT: u64 = 64 << 20;
+/// A Range header longer than this, or with more ranges, is refused before it
+/// is parsed (validating n ranges against each other takes n² steps).
+const MAX_RANGE_HEADER: usize = 256;
+const MAX_RANGES: usize = 8;
 
 pub fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
@@ -42,6 +46,10 @@ pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
             continue;
         }
         if segment.starts_with('.') || segment.contains('\\') || segment.contains('\0') || segment.contains(':') {
+            return None;
+        }
+        // An import's unfinished copies are never served.
+        if segment.ends_with(".partial") || segment.ends_with(".tmp") {
             return None;
         }
         path.push(segment);
@@ -67,19 +75,45 @@ fn mime_for(path: &Path) -> HeaderValue {
     HeaderValue::from_str(&mime).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
+/// Content hashes already computed, by path, for the file's size and
+/// modification time: each file is hashed once, not on every request.
+static ETAGS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, std::time::SystemTime, String)>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// How many times `path` was hashed for its ETag (tests: once per version).
+#[cfg(test)]
+pub fn times_hashed(path: &Path) -> u32 {
+    HASHES.lock().map(|m| m.get(&path.canonicalize().unwrap_or_default()).copied().unwrap_or(0)).unwrap_or(0)
+}
+
+#[cfg(test)]
+static HASHES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, u32>>> = std::sync::LazyLock::new(Default::default);
+
 /// A strong ETag: the sha256 in a content-addressed name, else the content's hash.
-async fn etag_for(path: &Path, len: u64, caching: Caching) -> Option<String> {
+async fn etag_for(path: &Path, meta: &std::fs::Metadata, caching: Caching) -> Option<String> {
     if caching == Caching::Immutable {
         let stem = path.file_stem()?.to_str()?;
         if stem.len() == 64 && stem.chars().all(|c| c.is_ascii_hexdigit()) {
             return Some(format!("\"{stem}\""));
         }
     }
-    if len <= HASH_LIMIT {
-        let bytes = tokio::fs::read(path).await.ok()?;
-        return Some(format!("\"{}\"", hex::encode(Sha256::digest(&bytes))));
+    let (len, modified) = (meta.len(), meta.modified().ok()?);
+    if len > HASH_LIMIT {
+        return None;
     }
-    None
+    if let Some((l, m, tag)) = ETAGS.lock().ok()?.get(path) {
+        if *l == len && *m == modified {
+            return Some(tag.clone());
+        }
+    }
+    let bytes = tokio::fs::read(path).await.ok()?;
+    #[cfg(test)]
+    if let Ok(mut m) = HASHES.lock() {
+        *m.entry(path.to_path_buf()).or_default() += 1;
+    }
+    let tag = format!("\"{}\"", hex::encode(Sha256::digest(&bytes)));
+    ETAGS.lock().ok()?.insert(path.to_path_buf(), (len, modified, tag.clone()));
+    Some(tag)
 }
 
 fn etag_matches(header_value: Option<&HeaderValue>, etag: &str) -> bool {
@@ -104,7 +138,7 @@ pub async fn serve(path: &Path, method: &Method, headers: &HeaderMap, caching: C
     let Ok(mut file) = tokio::fs::File::open(path).await else { return not_found() };
     let Ok(meta) = file.metadata().await else { return not_found() };
     let len = meta.len();
-    let etag = etag_for(path, len, caching).await;
+    let etag = etag_for(path, &meta, caching).await;
     let mut base = HeaderMap::new();
     base.insert(header::CONTENT_TYPE, mime_for(path));
     base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -127,6 +161,12 @@ pub async fn serve(path: &Path, method: &Method, headers: &HeaderMap, caching: C
         Some(v) => etag.as_deref().is_some_and(|tag| v.to_str().ok() == Some(tag)),
     };
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| range_ok);
+    if let Some(spec) = range {
+        if spec.len() > MAX_RANGE_HEADER || spec.matches(',').count() >= MAX_RANGES {
+            base.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"));
+            return (StatusCode::RANGE_NOT_SATISFIABLE, base, "too many ranges").into_response();
+        }
+    }
     let (status, start, count) = match range {
         None => (StatusCode::OK, 0, len),
         Some(spec) => match http_range_header::parse_range_header(spec).and_then(|r| r.validate(len)) {

@@ -43,7 +43,7 @@ pub fn sanitize_id(raw: &str) -> String {
 }
 
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && !id.starts_with('.') && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    app::manifest::valid_model_id(id)
 }
 
 /// The sampling the model's makers recommend (model cards), or generation_config.json's.
@@ -100,16 +100,17 @@ fn hash_chunks(path: &Path, chunk_size: u64) -> Result<(String, Vec<Chunk>, u64)
     Ok((hex::encode(whole.finalize()), chunks, offset))
 }
 
-/// Places `src` at `dst` (a hard link when possible, else a copy), atomically.
+/// Places a copy of `src` at `dst`, atomically. A copy, never a hard link: the
+/// shard's name is its hash, and a link would change with the user's file if
+/// they overwrote it later. (`std::fs::copy` uses copy_file_range, which
+/// reflinks where the file system can.)
 fn place(src: &Path, dst: &Path) -> Result<(), ImportError> {
     if dst.exists() {
         return Ok(()); // content-addressed: the same name holds the same bytes
     }
     let tmp = dst.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
-    if std::fs::hard_link(src, &tmp).is_err() {
-        std::fs::copy(src, &tmp).map_err(io(src))?;
-    }
+    std::fs::copy(src, &tmp).map_err(io(src))?;
     std::fs::rename(&tmp, dst).map_err(io(dst))
 }
 
@@ -225,6 +226,10 @@ fn remove_stale_shards(dir: &Path, manifest: &Manifest) -> Result<(), ImportErro
 
 fn update_catalog(models_dir: &Path, manifest: &Manifest, manifest_sha256: &str) -> Result<(), ImportError> {
     let path = models_dir.join("index.json");
+    // Imports running at once each read, change and write the catalog: one at a time.
+    let lock_path = models_dir.join(".index.lock");
+    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
     let mut catalog: Catalog = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     catalog.models.retain(|m| m.id != manifest.id);
     catalog.models.push(CatalogEntry {
