@@ -103,6 +103,47 @@ test('no request carries prompt or reply text', async ({ page }) => {
   }
 });
 
+test('a system prompt given in a link travels in no request (fragment and query forms)', async ({ page }) => {
+  const s = await startServer();
+  const sent: string[] = [];
+  page.on('request', async (r) => {
+    const headers = Object.entries(await r.allHeaders()).map(([k, v]) => `${k}: ${v}`).join(' ');
+    sent.push(`${r.method()} ${r.url()} ${headers} ${r.postData() ?? ''}`);
+  });
+  try {
+    // The fragment form: never sent; the app still applies it.
+    const secret = 'walrus ember 5512 private';
+    await page.goto(`${s.url}/?model=tiny-lfm2&temperature=0&max_tokens=4#system=${encodeURIComponent(secret)}`);
+    await waitReady(page);
+    await page.getByTestId('settings-toggle').click();
+    await expect(page.getByTestId('system-prompt')).toHaveValue(secret);
+    await page.getByTestId('settings-close').click();
+    await send(page, 'hello');
+    await lastReplyIds(page);
+    // An old link with the query form: only the navigation itself carries it; the
+    // page moves it into the fragment before anything else is requested.
+    const old = 'otter cinder 9034 private';
+    const navigation = sent.length;
+    await page.goto(`${s.url}/?model=tiny-lfm2&temperature=0&max_tokens=4&system=${encodeURIComponent(old)}`);
+    await waitReady(page);
+    expect(new URL(page.url()).search).toBe('');
+    expect(decodeURIComponent(new URL(page.url()).hash)).toContain(old);
+    await page.getByTestId('settings-toggle').click();
+    await expect(page.getByTestId('system-prompt')).toHaveValue(old);
+    await page.getByTestId('settings-close').click();
+    await send(page, 'hello again');
+    await lastReplyIds(page);
+    const everything = sent.join('\n');
+    const afterNavigation = sent.slice(navigation + 1).join('\n');
+    for (const needle of ['walrus', encodeURIComponent(secret)]) expect(everything).not.toContain(needle);
+    for (const needle of ['otter', encodeURIComponent(old)]) expect(afterNavigation).not.toContain(needle);
+    // No Referer on any request, and the server was never asked for another origin.
+    expect(sent.some((l) => /referer: /i.test(l))).toBe(false);
+  } finally {
+    await stopServer(s);
+  }
+});
+
 test('URL parameters preset the model and sampling; settings and keyboard work', async ({ page }) => {
   await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=5&top_k=7');
   await waitReady(page);
