@@ -30,6 +30,10 @@ pub async fn missing_chunks(store: &Store, id: &str, manifest: &Manifest) -> Res
     Ok(manifest.files.iter().flat_map(|f| &f.chunks).filter(|c| !have.contains(&c.sha256)).count())
 }
 
+/// The most header bytes the loader reads into memory (a model's header with
+/// a 262k-token vocabulary is ~10 MB).
+const MAX_HEADER: u64 = 256 << 20;
+
 struct Reader<'a> {
     store: &'a Store,
     id: &'a str,
@@ -61,15 +65,23 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// The first bytes of `file`, as many chunks as `parse` needs.
-    async fn header<T, E: std::fmt::Display>(&mut self, file: &ManifestFile, parse: impl Fn(&[u8]) -> Result<T, E>, truncated: impl Fn(&E) -> bool) -> Result<T, String> {
+    /// The first bytes of `file`, as many chunks as `parse` needs. `needed`:
+    /// the bytes a truncated parse asks for. A header that asks for more than
+    /// the file holds (or than MAX_HEADER) is refused at once, rather than
+    /// read whole into memory.
+    async fn header<T, E: std::fmt::Display>(&mut self, file: &ManifestFile, parse: impl Fn(&[u8]) -> Result<T, E>, needed: impl Fn(&E) -> Option<u64>) -> Result<T, String> {
         let mut prefix = Vec::new();
         for i in 0..file.chunks.len() {
             prefix.extend_from_slice(self.chunk(file, i).await?);
             match parse(&prefix) {
                 Ok(v) => return Ok(v),
-                Err(e) if truncated(&e) && i + 1 < file.chunks.len() => continue,
-                Err(e) => return Err(format!("{}: {e}", file.name)),
+                Err(e) => match needed(&e) {
+                    Some(n) if n > file.size || n > MAX_HEADER => {
+                        return Err(format!("{}: its header asks for {n} bytes; the file has {}", file.name, file.size));
+                    }
+                    Some(_) if i + 1 < file.chunks.len() => continue,
+                    _ => return Err(format!("{}: {e}", file.name)),
+                },
             }
         }
         Err(format!("{} is empty", file.name))
@@ -89,7 +101,11 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit) -> Result<Loa
     let (spec, data_files): (ModelSpec, Vec<&ManifestFile>) = match manifest.format.as_str() {
         "gguf" => {
             let file = manifest.files.first().ok_or("the manifest lists no file")?;
-            let header = reader.header(file, gguf::parse, |e| matches!(e, gguf::GgufError::Truncated { .. })).await?;
+            let header = reader.header(file, gguf::parse, |e| match e {
+                gguf::GgufError::Truncated { needed, .. } => Some(*needed),
+                _ => None,
+            })
+            .await?;
             let spec = ModelSpec::from_gguf(&header, &file.name, file.size).map_err(|e| e.to_string())?;
             (spec, vec![file])
         }
@@ -99,7 +115,12 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit) -> Result<Loa
             let mut headers = Vec::new();
             for file in &manifest.files {
                 if file.name.ends_with(".safetensors") {
-                    let h = reader.header(file, safetensors::parse, |e| matches!(e, safetensors::SafetensorsError::Truncated { .. })).await?;
+                    let h = reader
+                        .header(file, safetensors::parse, |e| match e {
+                            safetensors::SafetensorsError::Truncated { needed, .. } => Some(*needed),
+                            _ => None,
+                        })
+                        .await?;
                     headers.push((file.name.clone(), h, file.size));
                     tensors.push(file);
                 } else {
