@@ -12,24 +12,24 @@ function importModel(models: string, source: string, id: string, chunk: number) 
 export default async function globalSetup() {
   fs.rmSync(paths.e2e, { recursive: true, force: true });
   const { models, corrupt, fake } = paths;
-  importModel(models, path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'tiny-lfm2', 65536);
-  importModel(models, path.join(paths.shared, 'models/tiny-lfm2-moe'), 'tiny-lfm2-moe', 65536);
+  importModel(models, path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'tiny-lfm2', 65536);
+  importModel(models, path.join(paths.fixtures, 'models/tiny-lfm2-moe'), 'tiny-lfm2-moe', 65536);
   importModel(models, path.join(paths.cache, 'models/SmolLM2-135M-Instruct.Q4_1.gguf'), 'smollm2-135m-instruct', 8 << 20);
   const big = path.join(paths.cache, 'models/lfm2-350m-q4_0-random.gguf');
   if (fs.existsSync(big)) importModel(models, big, 'lfm2-350m-random', 8 << 20);
 
   // A copy of tiny-lfm2 whose shard is corrupted on disk after import.
-  importModel(corrupt, path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'tiny-lfm2', 65536);
+  importModel(corrupt, path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'tiny-lfm2', 65536);
   const manifest = JSON.parse(fs.readFileSync(path.join(corrupt, 'tiny-lfm2/manifest.json'), 'utf8'));
   const shard = path.join(corrupt, 'tiny-lfm2', manifest.files[0].shard);
   const bytes = fs.readFileSync(shard);
-  fs.rmSync(shard); // it may be a hard link to ../shared: never write through it
+  fs.rmSync(shard); // imports copy shards, but never write through one
   for (let i = 0; i < 64; i++) bytes[5 * 65536 + 1000 + i] ^= 0xff; // inside chunk 5
   fs.writeFileSync(shard, bytes);
 
   // Models whose manifests ask for more than the browser or the GPU can give.
-  importModel(fake, path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'huge', 65536);
-  importModel(fake, path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'wide', 65536);
+  importModel(fake, path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'huge', 65536);
+  importModel(fake, path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'wide', 65536);
   const edit = (id: string, f: (m: any) => void) => {
     const p = path.join(fake, id, 'manifest.json');
     const m = JSON.parse(fs.readFileSync(p, 'utf8'));

@@ -10,7 +10,7 @@
 #   .gl/*.deb                   the Vulkan loader (see the device README)
 #   .whl/gguf-*.whl             the gguf package (python3 -m pip download gguf -d .whl)
 #   .bench/eddy                 a release build: cargo build --release -p engine --bin eddy
-#   .bench/make_random_gguf.py, .bench/build-llama-cpp.sh   from ../shared/bench/
+#   .bench/make_random_gguf.py (scripts/make_random_gguf.py), .bench/build-llama-cpp.sh (../shared/bench/)
 #   .bench/llama.cpp.tar.xz     ../shared/bench/fetch-llama-cpp.sh .bench/llama.cpp.tar.xz
 # Usage: scripts/bench-device.sh [MODEL:TYPE ...]   (default: the six models of the speed issue)
 #   EDDY_ONLY=1 skips llama.cpp; EDDY_BENCH_ARGS adds flags to every eddy run.

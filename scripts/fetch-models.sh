@@ -10,10 +10,10 @@ GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 # A random-weight LFM2-350M (Q4_0, 229 MB) for the browser's memory test: generated, not downloaded.
 random="$CACHE/models/lfm2-350m-q4_0-random.gguf"
-if [ ! -f "$random" ] && [ -x "$CACHE/venv/bin/python" ] && [ -f "$SHARED/bench/make_random_gguf.py" ]; then
+if [ ! -f "$random" ] && [ -x "$CACHE/venv/bin/python" ] && [ -f "$ROOT/scripts/make_random_gguf.py" ]; then
   log "generating a random-weight LFM2-350M Q4_0 (for the browser memory test)"
   mkdir -p "$CACHE/models"
-  "$CACHE/venv/bin/python" "$SHARED/bench/make_random_gguf.py" lfm2-350m q4_0 "$random.tmp" >/dev/null && mv "$random.tmp" "$random"
+  "$CACHE/venv/bin/python" "$ROOT/scripts/make_random_gguf.py" lfm2-350m q4_0 "$random.tmp" >/dev/null && mv "$random.tmp" "$random"
   rm -f "$random.tmp.json"
 fi
 

@@ -3,12 +3,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Models and reference data that live beside the repository (never committed).
-SHARED="${EDDY_SHARED:-$ROOT/../shared}"
 # Downloads (verified by sha256) and generated test data.
 CACHE="${EDDY_CACHE:-$ROOT/.cache}"
 # The site the server hosts: pkg/ (wasm, JS, CSS) and public/.
 SITE="$ROOT/target/site"
-export ROOT SHARED CACHE SITE
+export ROOT CACHE SITE
 
 # rustup's cargo first for native builds; the wasm build calls Debian's /usr/bin/cargo explicitly.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

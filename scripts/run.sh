@@ -10,12 +10,12 @@ if [ "${1:-}" = "--addr" ]; then addr="$2"; fi
 "$ROOT/scripts/fetch-models.sh"
 "$ROOT/scripts/build.sh"
 
-# The default models, imported once: tiny-lfm2 (when ../shared is there) and SmolLM2-135M-Instruct.
+# The default models, imported once: tiny-lfm2 (a test fixture) and SmolLM2-135M-Instruct.
 server="$ROOT/target/release/server"
 models="${EDDY_MODELS_DIR:-$ROOT/models}"
-if [ -f "$SHARED/models/tiny-lfm2/tiny-lfm2-f32.gguf" ] && [ ! -f "$models/tiny-lfm2/manifest.json" ]; then
+if [ -f "$ROOT/fixtures/models/tiny-lfm2/tiny-lfm2-f32.gguf" ] && [ ! -f "$models/tiny-lfm2/manifest.json" ]; then
   log "importing tiny-lfm2"
-  "$server" import "$SHARED/models/tiny-lfm2/tiny-lfm2-f32.gguf" --models-dir "$models" --id tiny-lfm2 --name "Tiny LFM2 (random weights, for tests)" --chunk-size 262144
+  "$server" import "$ROOT/fixtures/models/tiny-lfm2/tiny-lfm2-f32.gguf" --models-dir "$models" --id tiny-lfm2 --name "Tiny LFM2 (random weights, for tests)" --chunk-size 262144
 fi
 if [ ! -f "$models/smollm2-135m-instruct/manifest.json" ]; then
   log "importing SmolLM2-135M-Instruct"

@@ -7,7 +7,7 @@ import { paths } from './paths';
 import { accessLines, startServer, stopServer } from './server';
 import { lastReplyIds, send, storedKeys, waitReady } from './app';
 
-const reference = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2/reference.json'), 'utf8'));
+const reference = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
 const [system, user] = chat.messages;
 
@@ -173,7 +173,7 @@ test('the MoE model chats from a Hugging Face folder (safetensors)', async ({ pa
   await page.getByTestId('system-prompt').blur();
   await page.getByTestId('settings-close').click();
   await send(page, user.content);
-  const moe = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2-moe/reference.json'), 'utf8'));
+  const moe = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2-moe/reference.json'), 'utf8'));
   expect(await lastReplyIds(page)).toEqual(moe.prompts.find((p: any) => p.name === 'chat').greedy_ids);
 });
 

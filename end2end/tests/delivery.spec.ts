@@ -8,7 +8,7 @@ import { paths } from './paths';
 import { accessLines, completedShardRanges, startServer, stopServer } from './server';
 import { deleteKeys, lastReplyIds, send, storedKeys, waitReady } from './app';
 
-const reference = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2/reference.json'), 'utf8'));
+const reference = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
 const [system, user] = chat.messages;
 const manifest = (dir: string, id: string) => JSON.parse(fs.readFileSync(path.join(dir, id, 'manifest.json'), 'utf8'));
@@ -27,7 +27,7 @@ test('a model downloads with progress, loads, and answers like the eddy CLI', as
     const ids = await lastReplyIds(page);
     const cli = JSON.parse(
       execFileSync(paths.eddy, [
-        'generate', '--model', path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), '--chat',
+        'generate', '--model', path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), '--chat',
         '--system', system.content, '--prompt', user.content, '--max-tokens', '20', '--json',
       ]).toString(),
     );
@@ -161,7 +161,7 @@ test('loading a 219 MB model keeps the wasm memory under 256 MiB', async ({ page
 
 test('a vanished shard (404) and a changed manifest are reported, and verified chunks are kept', async ({ page }) => {
   const dir = path.join(paths.e2e, `models-change-${Date.now()}`);
-  const gguf = path.join(paths.shared, 'models/tiny-lfm2/tiny-lfm2-f32.gguf');
+  const gguf = path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf');
   const importAs = (file: string) =>
     execFileSync(paths.server, ['import', file, '--models-dir', dir, '--id', 'tiny', '--chunk-size', '65536'], { stdio: 'pipe' });
   importAs(gguf);

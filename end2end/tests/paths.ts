@@ -9,7 +9,8 @@ export const paths = {
   server: process.env.EDDY_SERVER_BIN ?? path.join(root, 'target/debug/server'),
   eddy: process.env.EDDY_CLI_BIN ?? path.join(root, 'target/debug/eddy'),
   site: path.join(root, 'target/site'),
-  shared: process.env.EDDY_SHARED ?? path.join(root, '../shared'),
+  // The tiny test models and their references, in the repository.
+  fixtures: path.join(root, 'fixtures'),
   cache: process.env.EDDY_CACHE ?? path.join(root, '.cache'),
   models: path.join(e2e, 'models'),
   corrupt: path.join(e2e, 'models-corrupt'),

@@ -8,7 +8,7 @@ import { paths } from './paths';
 import { startServer, stopServer } from './server';
 import { lastReplyIds, send, waitReady } from './app';
 
-const reference = JSON.parse(fs.readFileSync(path.join(paths.shared, 'models/tiny-lfm2/reference.json'), 'utf8'));
+const reference = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
 const [system, user] = chat.messages;
 

@@ -19,7 +19,7 @@ fn setup() -> (tempfile::TempDir, Router, String, Vec<u8>) {
     std::fs::write(site.join("pkg/eddy.js"), "export default 1;").unwrap();
     std::fs::write(site.join("secret-outside-models.txt"), "site file").unwrap();
     std::fs::write(tmp.path().join("outside.txt"), "must never be served").unwrap();
-    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/tiny-lfm2/tiny-lfm2-f32.gguf");
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/tiny-lfm2/tiny-lfm2-f32.gguf");
     let manifest = crate::import::import(gguf.to_str().unwrap(), &models, Some("tiny"), None, 65536).unwrap();
     let shard = format!("/models/tiny/{}", manifest.files[0].shard);
     let bytes = std::fs::read(&gguf).unwrap();
@@ -150,7 +150,7 @@ fn import_rejects_bad_sources() {
 fn manifest_chunks_cover_the_file_with_their_hashes() {
     use sha2::{Digest, Sha256};
     let tmp = tempfile::tempdir().unwrap();
-    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/tiny-lfm2/tiny-lfm2-q8_0.gguf");
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/tiny-lfm2/tiny-lfm2-q8_0.gguf");
     let m = crate::import::import(gguf.to_str().unwrap(), tmp.path(), None, Some("Tiny LFM2"), 100_000).unwrap();
     let bytes = std::fs::read(&gguf).unwrap();
     assert_eq!(m.id, "tiny-lfm2-q8_0");
@@ -206,7 +206,7 @@ async fn security_headers_ranges_and_partial_files() {
 fn imports_copy_and_update_the_catalog_one_at_a_time() {
     use std::os::unix::fs::MetadataExt;
     let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/tiny-lfm2/tiny-lfm2-f32.gguf");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/tiny-lfm2/tiny-lfm2-f32.gguf");
     let own = tmp.path().join("mine.gguf");
     std::fs::copy(&src, &own).unwrap();
     let models = tmp.path().join("models");

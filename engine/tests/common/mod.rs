@@ -8,15 +8,10 @@ use engine::{
     runtime::{model::Model, session::{Session, SessionOptions}},
 };
 
-/// `../shared` beside the repository, or `$EDDY_SHARED`.
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("EDDY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
-
+/// The tiny test models and their references, in the repository
+/// (`fixtures/models/`, made by its make_tiny_models.py).
 pub fn models_dir() -> PathBuf {
-    shared_dir().join("models")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models")
 }
 
 pub fn gpu(f16: bool) -> Gpu {
