@@ -269,3 +269,21 @@ test('a full context is reported, with a fresh start or the oldest turns dropped
   await page.reload();
   await expect(page.getByTestId('conversation-list').getByText('Greetings, renamed')).toBeVisible();
 });
+
+test('deleting the model while it answers ends the reply with a message; the worker carries on', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=3000');
+  await waitReady(page);
+  await send(page, 'tell me a long story');
+  const last = page.getByTestId('message-assistant').last();
+  await expect(last).toHaveAttribute('aria-busy', 'true');
+  // Let a few tokens stream, then delete the model under the running generation.
+  await page.waitForTimeout(1500);
+  await page.getByTestId('cached-model').filter({ hasText: 'tiny-lfm2' }).getByTestId('delete-model').click();
+  await expect(page.getByTestId('notice')).toContainText('unloaded while it was answering', { timeout: 60_000 });
+  await expect(last).toHaveAttribute('aria-busy', 'false');
+  // The worker is alive: the model downloads and loads again and answers.
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=5');
+  await waitReady(page);
+  await send(page, 'hello');
+  expect((await lastReplyIds(page)).length).toBeGreaterThan(0);
+});

@@ -34,6 +34,8 @@ use crate::{
 const MAX_CONTEXT: usize = 4096;
 
 struct Active {
+    /// Which load this is: a generation that outlives its model finds another serial.
+    serial: u64,
     id: String,
     text: Rc<TextModel>,
     /// Taken out while a generation runs.
@@ -50,6 +52,8 @@ struct State {
     store: Option<Rc<Store>>,
     active: Option<Active>,
     downloads: HashMap<String, Rc<Cell<bool>>>,
+    /// Models loaded so far (the next Active's serial).
+    loads: u64,
 }
 
 #[derive(Clone)]
@@ -107,7 +111,9 @@ impl Host {
                     let store = self.store().await?;
                     let mut st = self.state.borrow_mut();
                     if st.active.as_ref().is_some_and(|a| a.id == id) {
+                        // A generation in progress ends at its next token (see generate).
                         st.active = None;
+                        self.stop.set(true);
                     }
                     drop(st);
                     store.delete_model(&id).await.map_err(|e| e.to_string())
@@ -118,7 +124,13 @@ impl Host {
                 }
                 self.emit_cached().await;
             }
-            Request::Load { id, matvec, context } => self.load(id, matvec, context).await,
+            Request::Load { id, matvec, context } => {
+                // A generation in progress on the model being replaced ends at its next token.
+                if self.state.borrow().active.as_ref().is_some_and(|a| a.session.is_none()) {
+                    self.stop.set(true);
+                }
+                self.load(id, matvec, context).await
+            }
             Request::Chat { conversation, messages, params } => self.chat(conversation, messages, params).await,
             Request::Complete { prompt_ids, params } => {
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
@@ -280,7 +292,13 @@ impl Host {
             };
             let session = Session::new(text.model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())?;
             let name = loaded.manifest.name.clone();
+            let serial = {
+                let mut st = self.state.borrow_mut();
+                st.loads += 1;
+                st.loads
+            };
             self.state.borrow_mut().active = Some(Active {
+                serial,
                 id: id.clone(),
                 text,
                 session: Some(session),
@@ -351,9 +369,9 @@ impl Host {
     async fn generate(&self, continue_session: bool, new_ids: Vec<u32>, params: &GenerationParams) {
         let taken = {
             let mut st = self.state.borrow_mut();
-            st.active.as_mut().map(|a| (a.session.take(), a.text.clone(), a.prefill_tokens_per_s))
+            st.active.as_mut().map(|a| (a.session.take(), a.text.clone(), a.prefill_tokens_per_s, a.serial))
         };
-        let Some((Some(mut session), text, old_rate)) = taken else {
+        let Some((Some(mut session), text, old_rate, serial)) = taken else {
             return self.emit(Event::GenerationFailed { message: "no model is loaded, or it is busy".into() });
         };
         if !continue_session {
@@ -376,9 +394,19 @@ impl Host {
         let history_text = text.tokenizer.decode(session.history(), false);
         let (capacity, used) = (session.capacity(), session.history().len());
         let mut st = self.state.borrow_mut();
-        let active = st.active.as_mut().expect("a model is loaded");
-        active.session = Some(session);
-        active.history_text = history_text;
+        match st.active.as_mut() {
+            Some(active) if active.serial == serial => {
+                active.session = Some(session);
+                active.history_text = history_text;
+            }
+            // The model was deleted, or another loaded, while this generated: its
+            // session (and GPU memory) goes; the reply ends here.
+            _ => {
+                drop(st);
+                drop(session);
+                return self.emit(Event::GenerationFailed { message: "the model was unloaded while it was answering; the reply is incomplete".into() });
+            }
+        }
         drop(st);
         match result {
             Ok(g) => {
