@@ -135,6 +135,22 @@ pub fn start(ui: Ui) {
     });
     crate::pwa::watch(ui, || send(Request::Catalog { base_url: base_url() }));
     send(Request::Catalog { base_url: base_url() });
+    install_test_hooks();
+}
+
+/// With the `test_hooks` link parameter, `window.eddyTest.destroyGpu()` makes
+/// the engine lose its GPU device (how the Playwright tests play a driver reset).
+fn install_test_hooks() {
+    use wasm_bindgen::{closure::Closure, JsCast};
+    if param("test_hooks").is_none() {
+        return;
+    }
+    let Some(window) = web_sys::window() else { return };
+    let destroy = Closure::<dyn Fn()>::new(|| send(Request::DestroyGpu));
+    let hooks = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&hooks, &"destroyGpu".into(), destroy.as_ref().unchecked_ref());
+    destroy.forget();
+    let _ = js_sys::Reflect::set(&window, &"eddyTest".into(), &hooks);
 }
 
 fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {

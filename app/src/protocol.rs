@@ -66,6 +66,9 @@ pub enum Request {
     Stop,
     /// Forget the conversation state held on the GPU.
     Reset,
+    /// Destroy the GPU device, as a driver reset or a crash would (tests; the
+    /// page sends it only with the `test_hooks` link parameter).
+    DestroyGpu,
 }
 
 /// Where a cached model stands.

@@ -287,3 +287,17 @@ test('deleting the model while it answers ends the reply with a message; the wor
   await send(page, 'hello');
   expect((await lastReplyIds(page)).length).toBeGreaterThan(0);
 });
+
+test('a lost GPU device is reported, and models load again without reloading the page', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=5&test_hooks=1');
+  await waitReady(page);
+  await page.evaluate(() => (window as any).eddyTest.destroyGpu());
+  await expect(page.getByTestId('model-status')).toContainText('GPU device was lost', { timeout: 30_000 });
+  // Another model, then the first again: each on a new device, each answers.
+  for (const id of ['tiny-lfm2-moe', 'tiny-lfm2']) {
+    await page.getByTestId('model-picker').selectOption(id);
+    await waitReady(page);
+    await send(page, 'hello');
+    expect((await lastReplyIds(page)).length).toBeGreaterThan(0);
+  }
+});

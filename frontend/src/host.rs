@@ -98,8 +98,40 @@ impl Host {
         }
     }
 
+    /// A lost GPU device: everything on it is gone. The loaded model fails (the
+    /// UI offers it again) and the next request opens a new device.
+    fn check_gpu_lost(&self) {
+        let lost = self.state.borrow().gpu.as_ref().and_then(|g| g.lost());
+        if let Some(reason) = lost {
+            let active = {
+                let mut st = self.state.borrow_mut();
+                st.gpu = None;
+                st.active.take()
+            };
+            let message = format!("the GPU device was lost ({reason}); choose the model to load it again");
+            match active {
+                Some(a) => self.emit(Event::LoadFailed { id: a.id, message }),
+                None => self.emit(Event::Error { message }),
+            }
+        }
+    }
+
     async fn run(&self, request: Request) {
+        self.check_gpu_lost();
         match request {
+            Request::DestroyGpu => {
+                let gpu = self.state.borrow().gpu.clone();
+                if let Some(g) = gpu {
+                    g.device.destroy();
+                    // The lost callback runs once the browser settles the device's `lost` promise.
+                    for _ in 0..50 {
+                        if g.lost().is_some() {
+                            break;
+                        }
+                        js::sleep_ms(20).await;
+                    }
+                }
+            }
             Request::Probe => match self.gpu().await {
                 Ok(gpu) => self.emit(Event::Gpu { adapter: Some(gpu.report()), error: None }),
                 Err(e) => self.emit(Event::Gpu { adapter: None, error: Some(e) }),
@@ -150,6 +182,8 @@ impl Host {
             }
             Request::Stop | Request::CancelDownload { .. } => {}
         }
+        // A device lost during the request (a generation that failed on it) is reported now.
+        self.check_gpu_lost();
     }
 
     async fn gpu(&self) -> Result<Rc<Gpu>, String> {

@@ -75,6 +75,8 @@ pub struct Gpu {
     pub browser_features: Vec<String>,
     /// See [`GpuOptions::bounds_checks`].
     pub bounds_checks: bool,
+    /// Why the device was lost, once it is (set by wgpu's device-lost callback).
+    lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Gpu {
@@ -138,6 +140,13 @@ impl Gpu {
             })
             .await
             .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let on_lost = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = on_lost.lock() {
+                *l = Some(format!("{reason:?}{}{message}", if message.is_empty() { "" } else { ": " }));
+            }
+        });
         let features = device.features();
         let info = adapter.get_info();
         let subgroups = features.contains(wgpu::Features::SUBGROUP);
@@ -150,9 +159,16 @@ impl Gpu {
             adapter_features,
             browser_features: Vec::new(),
             bounds_checks: options.bounds_checks,
+            lost,
             device,
             queue,
         })
+    }
+
+    /// Why the device was lost (a driver reset, a crash, `destroy`), if it was:
+    /// nothing made on it works any more, and a new `Gpu` is needed.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|l| l.clone())
     }
 
     fn has_feature(&self, feature: wgpu::Features, browser_name: &str) -> bool {
