@@ -121,15 +121,9 @@ impl Host {
         match request {
             Request::DestroyGpu => {
                 let gpu = self.state.borrow().gpu.clone();
+                // Reported by the watch that `gpu` set up, once the browser settles `lost`.
                 if let Some(g) = gpu {
                     g.device.destroy();
-                    // The lost callback runs once the browser settles the device's `lost` promise.
-                    for _ in 0..50 {
-                        if g.lost().is_some() {
-                            break;
-                        }
-                        js::sleep_ms(20).await;
-                    }
                 }
             }
             Request::Probe => match self.gpu().await {
@@ -195,6 +189,13 @@ impl Host {
             other => other.to_string(),
         })?);
         self.state.borrow_mut().gpu = Some(gpu.clone());
+        // A device lost while nothing runs (a driver reset between prompts) is
+        // reported when it happens, not at the next request.
+        let (host, lost) = (self.clone(), gpu.when_lost());
+        spawn_local(async move {
+            lost.await;
+            host.check_gpu_lost();
+        });
         Ok(gpu)
     }
 

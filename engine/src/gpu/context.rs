@@ -75,8 +75,15 @@ pub struct Gpu {
     pub browser_features: Vec<String>,
     /// See [`GpuOptions::bounds_checks`].
     pub bounds_checks: bool,
-    /// Why the device was lost, once it is (set by wgpu's device-lost callback).
-    lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Why the device was lost, once it is, and who waits to hear of it
+    /// (set by wgpu's device-lost callback).
+    lost: std::sync::Arc<std::sync::Mutex<Lost>>,
+}
+
+#[derive(Default)]
+struct Lost {
+    reason: Option<String>,
+    waiters: Vec<futures::channel::oneshot::Sender<String>>,
 }
 
 impl Gpu {
@@ -140,11 +147,15 @@ impl Gpu {
             })
             .await
             .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
-        let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(Lost::default()));
         let on_lost = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
             if let Ok(mut l) = on_lost.lock() {
-                *l = Some(format!("{reason:?}{}{message}", if message.is_empty() { "" } else { ": " }));
+                let why = format!("{reason:?}{}{message}", if message.is_empty() { "" } else { ": " });
+                for waiter in l.waiters.drain(..) {
+                    let _ = waiter.send(why.clone());
+                }
+                l.reason = Some(why);
             }
         });
         let features = device.features();
@@ -168,7 +179,30 @@ impl Gpu {
     /// Why the device was lost (a driver reset, a crash, `destroy`), if it was:
     /// nothing made on it works any more, and a new `Gpu` is needed.
     pub fn lost(&self) -> Option<String> {
-        self.lost.lock().ok().and_then(|l| l.clone())
+        self.lost.lock().ok().and_then(|l| l.reason.clone())
+    }
+
+    /// Resolves with the reason once the device is lost (at once if it is).
+    /// It holds no reference to the device: a host can wait on it for as long
+    /// as it likes, where polling `lost` would only see a loss at its next look
+    /// (the browser settles `GPUDevice.lost` when it pleases).
+    pub fn when_lost(&self) -> impl std::future::Future<Output = String> + 'static {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        if let Ok(mut l) = self.lost.lock() {
+            match &l.reason {
+                Some(why) => {
+                    let _ = tx.send(why.clone());
+                }
+                None => l.waiters.push(tx),
+            }
+        }
+        // A dropped sender (the lock poisoned, or the device freed unlost) never resolves.
+        async move {
+            match rx.await {
+                Ok(why) => why,
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 
     fn has_feature(&self, feature: wgpu::Features, browser_name: &str) -> bool {
