@@ -36,6 +36,12 @@ export default async function globalSetup() {
     f(m);
     fs.writeFileSync(p, JSON.stringify(m, null, 1));
   };
-  edit('huge', (m) => { m.total_bytes = 2e15; m.files[0].chunks[1].length = 2e15; });
+  // A well-formed manifest (the client validates them) of a 2 PB file in two 1 PB chunks.
+  edit('huge', (m) => {
+    const c = m.files[0].chunks;
+    m.chunk_size = 1e15;
+    m.files[0].chunks = [{ offset: 0, length: 1e15, sha256: c[0].sha256 }, { offset: 1e15, length: 1e15, sha256: c[1].sha256 }];
+    m.files[0].size = m.total_bytes = 2e15;
+  });
   edit('wide', (m) => { m.requirements.min_binding_bytes = 64 * 2 ** 40; });
 }

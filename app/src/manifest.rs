@@ -99,8 +99,169 @@ pub struct Requirements {
     pub shader_f16: bool,
 }
 
+/// Why a manifest is refused before anything is downloaded by it: a client
+/// trusts a manifest for where each chunk starts and what it must hash to, so
+/// one that is malformed (a gap, an overlap, an empty chunk, a path out of its
+/// folder) could make it store bytes it never verified against the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest version {0} is not one this app reads (it reads {MANIFEST_VERSION}): reload the page for a newer app")]
+    Version(u32),
+    #[error("the manifest is for \"{found}\", not \"{wanted}\"")]
+    WrongId { wanted: String, found: String },
+    #[error("the manifest lists no files")]
+    NoFiles,
+    #[error("the manifest's chunk size is {0}")]
+    ChunkSize(u64),
+    #[error("{file}: {why}")]
+    File { file: String, why: String },
+    #[error("the manifest's total of {stated} bytes is not the sum of its files' sizes ({sum})")]
+    Total { stated: u64, sum: u64 },
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A path relative to the manifest's folder that stays in it.
+fn is_contained_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 512
+        && !p.starts_with('/')
+        && !p.contains('\\')
+        && !p.contains(':')
+        && !p.contains('?')
+        && !p.contains('#')
+        && p.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
 impl Manifest {
     pub fn chunk_count(&self) -> usize {
         self.files.iter().map(|f| f.chunks.len()).sum()
+    }
+
+    /// Checks that the manifest is one this app can download `wanted` by:
+    /// its version and id, and for every file chunks that are non-empty, no
+    /// longer than `chunk_size`, in order, without gaps or overlaps, and cover
+    /// the file exactly; hashes that are sha256 hex; shard paths inside the
+    /// model's folder.
+    pub fn validate(&self, wanted: &str) -> Result<(), ManifestError> {
+        if self.version != MANIFEST_VERSION {
+            return Err(ManifestError::Version(self.version));
+        }
+        if self.id != wanted || !valid_model_id(&self.id) {
+            return Err(ManifestError::WrongId { wanted: wanted.to_string(), found: self.id.clone() });
+        }
+        if self.files.is_empty() {
+            return Err(ManifestError::NoFiles);
+        }
+        if self.chunk_size == 0 {
+            return Err(ManifestError::ChunkSize(0));
+        }
+        let mut sum = 0u64;
+        for file in &self.files {
+            let bad = |why: String| ManifestError::File { file: file.name.clone(), why };
+            if file.name.is_empty() || file.name.len() > 256 || file.name.contains('/') || file.name.contains('\\') {
+                return Err(bad("the file name is not a plain name".into()));
+            }
+            if !is_contained_path(&file.shard) {
+                return Err(bad(format!("the shard path {:?} leaves the model's folder", file.shard)));
+            }
+            if !is_sha256_hex(&file.sha256) {
+                return Err(bad("the file's sha256 is not 64 hex digits".into()));
+            }
+            if file.size == 0 || file.chunks.is_empty() {
+                return Err(bad("the file is empty".into()));
+            }
+            let mut next = 0u64;
+            for (i, chunk) in file.chunks.iter().enumerate() {
+                if chunk.length == 0 {
+                    return Err(bad(format!("chunk {i} is empty")));
+                }
+                if chunk.length > self.chunk_size {
+                    return Err(bad(format!("chunk {i} is {} bytes, more than the chunk size {}", chunk.length, self.chunk_size)));
+                }
+                if chunk.offset != next {
+                    return Err(bad(format!("chunk {i} starts at byte {}, not where chunk {} ended ({next})", chunk.offset, i.saturating_sub(1))));
+                }
+                if !is_sha256_hex(&chunk.sha256) {
+                    return Err(bad(format!("chunk {i}'s sha256 is not 64 hex digits")));
+                }
+                next = chunk.offset.checked_add(chunk.length).ok_or_else(|| bad(format!("chunk {i} ends past 2^64")))?;
+            }
+            if next != file.size {
+                return Err(bad(format!("the chunks cover {next} bytes of a {}-byte file", file.size)));
+            }
+            sum = sum.checked_add(file.size).ok_or_else(|| bad("the sizes add up past 2^64".into()))?;
+        }
+        if sum != self.total_bytes {
+            return Err(ManifestError::Total { stated: self.total_bytes, sum });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(n: u8) -> String {
+        format!("{n:02x}").repeat(32)
+    }
+
+    fn good() -> Manifest {
+        let chunks = vec![Chunk { offset: 0, length: 4, sha256: hex(1) }, Chunk { offset: 4, length: 4, sha256: hex(2) }, Chunk { offset: 8, length: 2, sha256: hex(3) }];
+        Manifest {
+            version: MANIFEST_VERSION,
+            id: "tiny".into(),
+            name: "Tiny".into(),
+            architecture: "lfm2".into(),
+            parameters: 1,
+            quantization: "F32".into(),
+            context_length: 128,
+            total_bytes: 10,
+            chunk_size: 4,
+            format: "gguf".into(),
+            files: vec![ManifestFile { name: "m.gguf".into(), size: 10, sha256: hex(9), shard: format!("shards/{}.gguf", hex(9)), chunks }],
+            chat_template: None,
+            tokenizer: "gguf".into(),
+            sampling: RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 },
+            requirements: Requirements { largest_tensor_bytes: 1, min_binding_bytes: 1, weight_bytes: 1, kv_bytes_per_token: 1, shader_f16: false },
+        }
+    }
+
+    fn refused(edit: impl FnOnce(&mut Manifest)) -> ManifestError {
+        let mut m = good();
+        edit(&mut m);
+        m.validate("tiny").expect_err("a bad manifest is refused")
+    }
+
+    #[test]
+    fn a_well_formed_manifest_passes() {
+        good().validate("tiny").unwrap();
+    }
+
+    #[test]
+    fn malformed_manifests_are_refused_with_the_reason() {
+        assert_eq!(refused(|m| m.version = 2), ManifestError::Version(2));
+        assert!(matches!(refused(|m| m.id = "other".into()), ManifestError::WrongId { .. }));
+        assert!(matches!(refused(|m| m.files.clear()), ManifestError::NoFiles));
+        assert_eq!(refused(|m| m.chunk_size = 0), ManifestError::ChunkSize(0));
+        let why = |e: ManifestError| match e {
+            ManifestError::File { why, .. } => why,
+            other => panic!("expected a file error, got {other:?}"),
+        };
+        assert!(why(refused(|m| m.files[0].chunks[1].length = 0)).contains("empty"));
+        assert!(why(refused(|m| m.files[0].chunks[1].offset = 5)).contains("not where chunk 0 ended"));
+        assert!(why(refused(|m| m.files[0].chunks[1].offset = 3)).contains("not where"));
+        assert!(why(refused(|m| { m.files[0].chunks.pop(); })).contains("cover 8 bytes of a 10-byte file"));
+        assert!(why(refused(|m| m.files[0].chunks[0].length = 5)).contains("more than the chunk size"));
+        assert!(why(refused(|m| m.files[0].chunks[2].sha256 = "XYZ".into())).contains("sha256"));
+        assert!(why(refused(|m| m.files[0].chunks[2].offset = u64::MAX)).contains("not where"));
+        for shard in ["../other/shards/x", "/abs", "https://evil.example/x", "a//b", "shards/./x", "a\\b", "x?y=1", ""] {
+            assert!(why(refused(|m| m.files[0].shard = shard.into())).contains("leaves the model's folder"), "{shard}");
+        }
+        assert!(why(refused(|m| m.files[0].name = "../m.gguf".into())).contains("plain name"));
+        assert!(matches!(refused(|m| m.total_bytes = 11), ManifestError::Total { stated: 11, sum: 10 }));
     }
 }

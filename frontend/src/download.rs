@@ -2,7 +2,9 @@
 //! each verified by its sha256 before it is stored. Verified chunks are never
 //! fetched again, so an interrupted download (network drop, server restart,
 //! closed tab) resumes where it stopped; a chunk that fails verification is
-//! fetched again and never stored.
+//! fetched again and never stored. A transport failure (no answer, a 5xx, a
+//! body cut short) is retried with exponential backoff a bounded number of
+//! times; then the download stops with a message, and Retry resumes it.
 
 use std::{cell::Cell, collections::HashSet, rc::Rc};
 
@@ -18,7 +20,22 @@ use crate::{
 const PARALLEL: usize = 4;
 /// Times a chunk may fail verification before the download gives up.
 const VERIFY_ATTEMPTS: u32 = 3;
-const MAX_BACKOFF_MS: u32 = 3000;
+/// Times a chunk is tried when the transport fails before the download stops:
+/// with the backoff below that is about 16 s of trying, enough for a server
+/// restart or a moment without network, short enough to tell the user.
+const TRANSPORT_ATTEMPTS: u32 = 7;
+const FIRST_BACKOFF_MS: u32 = 250;
+const MAX_BACKOFF_MS: u32 = 8000;
+
+/// One request for a chunk.
+enum Attempt {
+    /// The chunk's bytes, to be verified.
+    Bytes(js_sys::ArrayBuffer),
+    /// Worth trying again after a pause.
+    Transient(String),
+    /// Trying again cannot help.
+    Fatal(String),
+}
 
 pub type Emit = Rc<dyn Fn(Event)>;
 
@@ -46,6 +63,7 @@ pub async fn fetch_manifest(base: &str, id: &str) -> Result<FetchedManifest, Str
     }
     let json = js::response_text(&response).await.map_err(|e| js::message(&e))?;
     let manifest: Manifest = serde_json::from_str(&json).map_err(|e| format!("the manifest of {id} is not valid: {e}"))?;
+    manifest.validate(id).map_err(|e| format!("the server's manifest of {id} is refused: {e}"))?;
     let buf = js_sys::Uint8Array::from(json.as_bytes()).buffer();
     let sha256 = js::sha256_hex(&buf).await.map_err(|e| js::message(&e))?;
     Ok(FetchedManifest { manifest, json, sha256 })
@@ -196,56 +214,92 @@ impl Download<'_> {
     }
 
     async fn fetch_chunk(&self, url: &str, file: &str, chunk: &app::manifest::Chunk, progress: &Progress) -> Result<js_sys::ArrayBuffer, String> {
-        let range = format!("bytes={}-{}", chunk.offset, chunk.offset + chunk.length - 1);
         let mut bad = 0;
-        let mut backoff = 250u32;
+        let mut failures = 0;
+        let mut backoff = FIRST_BACKOFF_MS;
         loop {
             if self.cancel.get() {
                 return Err("cancelled".into());
             }
-            let response = match js::fetch(url, &[("Range", range.clone())]).await {
-                Ok(r) => r,
-                Err(e) => {
-                    progress.note(Some(format!("connection lost ({}); retrying", js::message(&e))));
-                    js::sleep_ms(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+            let problem = match self.request_chunk(url, file, chunk).await {
+                Attempt::Bytes(data) => {
+                    let sha = js::sha256_hex(&data).await.map_err(|e| js::message(&e))?;
+                    if sha == chunk.sha256 {
+                        progress.note(None);
+                        return Ok(data);
+                    }
+                    bad += 1;
+                    if bad >= VERIFY_ATTEMPTS {
+                        return Err(format!(
+                            "the chunk at byte {} of {file} failed verification {bad} times (sha256 {sha}, expected {}): the server's copy is corrupt",
+                            chunk.offset, chunk.sha256
+                        ));
+                    }
+                    progress.note(Some(format!("a chunk of {file} failed verification; fetching it again")));
                     continue;
                 }
+                Attempt::Fatal(message) => return Err(message),
+                Attempt::Transient(problem) => problem,
             };
-            match response.status() {
-                206 => {}
-                404 => return Err(format!("the server no longer has {file} (404)")),
-                416 => return Err(format!("{file} changed on the server (416): reload to download the new version")),
-                s if s >= 500 => {
-                    progress.note(Some(format!("the server answered {s}; retrying")));
-                    js::sleep_ms(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF_MS);
-                    continue;
-                }
-                s => return Err(format!("the server answered {s} to a range request for {file}")),
-            }
-            let data = match js::response_bytes(&response).await {
-                Ok(d) => d,
-                Err(e) => {
-                    progress.note(Some(format!("the connection dropped mid-chunk ({}); retrying", js::message(&e))));
-                    js::sleep_ms(backoff).await;
-                    continue;
-                }
-            };
-            progress.note(None);
-            backoff = 250;
-            let sha = js::sha256_hex(&data).await.map_err(|e| js::message(&e))?;
-            if data.byte_length() as u64 == chunk.length && sha == chunk.sha256 {
-                return Ok(data);
-            }
-            bad += 1;
-            if bad >= VERIFY_ATTEMPTS {
+            failures += 1;
+            if failures >= TRANSPORT_ATTEMPTS {
                 return Err(format!(
-                    "the chunk at byte {} of {file} failed verification {bad} times (sha256 {sha}, expected {}): the server's copy is corrupt",
-                    chunk.offset, chunk.sha256
+                    "{problem}, {failures} times for the chunk at byte {} of {file}: check the connection and press Retry (the verified chunks are kept)",
+                    chunk.offset
                 ));
             }
-            progress.note(Some(format!("a chunk of {file} failed verification; fetching it again")));
+            progress.note(Some(format!("{problem}; retrying in {:.1} s", f64::from(backoff) / 1000.0)));
+            self.pause(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+        }
+    }
+
+    /// Sleeps `ms`, waking early when the download is cancelled.
+    async fn pause(&self, ms: u32) {
+        let mut left = ms;
+        while left > 0 && !self.cancel.get() {
+            let step = left.min(100);
+            js::sleep_ms(step).await;
+            left -= step;
+        }
+    }
+
+    async fn request_chunk(&self, url: &str, file: &str, chunk: &app::manifest::Chunk) -> Attempt {
+        let last = chunk.offset + chunk.length - 1;
+        let response = match js::fetch(url, &[("Range", format!("bytes={}-{last}", chunk.offset))]).await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Transient(format!("connection lost ({})", js::message(&e))),
+        };
+        match response.status() {
+            206 => {}
+            200 => {
+                // The whole file is on its way: stop it rather than read gigabytes.
+                js::cancel_body(&response);
+                return Attempt::Fatal(format!(
+                    "the server ignored the range request for {file} (it answered 200 with the whole file); Eddy downloads in verified chunks and needs a server that honours HTTP Range"
+                ));
+            }
+            404 => return Attempt::Fatal(format!("the server no longer has {file} (404)")),
+            416 => return Attempt::Fatal(format!("{file} changed on the server (416): reload to download the new version")),
+            s @ (408 | 429 | 500..=599) => {
+                js::cancel_body(&response);
+                return Attempt::Transient(format!("the server answered {s}"));
+            }
+            s => {
+                js::cancel_body(&response);
+                return Attempt::Fatal(format!("the server answered {s} to a range request for {file}"));
+            }
+        }
+        let expected = format!("bytes {}-{last}/", chunk.offset);
+        let content_range = response.headers().get("content-range").ok().flatten().unwrap_or_default();
+        if !content_range.starts_with(&expected) {
+            js::cancel_body(&response);
+            return Attempt::Fatal(format!("the server answered a range request for {file} with other bytes (Content-Range {content_range:?})"));
+        }
+        match js::response_bytes(&response).await {
+            Ok(data) if data.byte_length() as u64 == chunk.length => Attempt::Bytes(data),
+            Ok(data) => Attempt::Transient(format!("the server sent {} of a chunk's {} bytes", data.byte_length(), chunk.length)),
+            Err(e) => Attempt::Transient(format!("the connection dropped mid-chunk ({})", js::message(&e))),
         }
     }
 }

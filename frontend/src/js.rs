@@ -68,6 +68,16 @@ pub async fn response_bytes(response: &web_sys::Response) -> Result<js_sys::Arra
     promise(response.array_buffer()?.into()).await?.dyn_into()
 }
 
+/// Stops a response's body from arriving (`response.body.cancel()`).
+pub fn cancel_body(response: &web_sys::Response) {
+    if let Some(body) = get(response, "body") {
+        if let Ok(p) = call(&body, "cancel", &[]) {
+            // A rejection here only means the body had already ended.
+            let _ = call(&p, "catch", &[wasm_bindgen::closure::Closure::once_into_js(|_: JsValue| {})]);
+        }
+    }
+}
+
 pub async fn response_text(response: &web_sys::Response) -> Result<String, JsValue> {
     Ok(promise(response.text()?.into()).await?.as_string().unwrap_or_default())
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use idb::{Database, DatabaseEvent, Factory, KeyRange, ObjectStoreParams, Query, TransactionMode};
+use idb::{Database, DatabaseEvent, Factory, KeyRange, ObjectStoreParams, Query, Transaction, TransactionMode};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -24,29 +24,51 @@ pub struct ModelRecord {
     pub updated_ms: f64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The browser's storage quota is used up.
+    /// The browser's storage quota is used up (`QuotaExceededError`).
+    #[error("the browser's storage for this site is full: free some space (or delete other models) and press Retry; the verified chunks are kept")]
     Quota,
+    /// The browser aborted a write transaction (the tab closing, the disk, an
+    /// eviction): nothing of it was stored.
+    #[error("browser storage (IndexedDB) aborted a write ({0}); nothing of it was stored")]
+    Aborted(String),
+    #[error("browser storage (IndexedDB): {0}")]
     Other(String),
 }
 
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Quota => f.write_str("the browser's storage for this site is full"),
-            StoreError::Other(m) => write!(f, "browser storage (IndexedDB): {m}"),
-        }
+/// What a `DOMException` from IndexedDB means, by its name (its message is
+/// the browser's prose and differs between browsers).
+fn from_dom(e: &web_sys::DomException) -> StoreError {
+    match e.name().as_str() {
+        "QuotaExceededError" => StoreError::Quota,
+        "AbortError" => StoreError::Aborted(e.message()),
+        name => StoreError::Other(format!("{name}: {}", e.message())),
     }
 }
 
 fn err(e: idb::Error) -> StoreError {
-    let text = e.to_string();
-    if text.contains("Quota") {
-        StoreError::Quota
-    } else {
-        StoreError::Other(text)
+    match e {
+        idb::Error::DomException(d) => from_dom(&d),
+        other => StoreError::Other(other.to_string()),
     }
+}
+
+/// Waits for a write transaction to commit. An aborted one is an error, with
+/// the reason the browser gives (a quota abort names `QuotaExceededError`).
+async fn commit(tx: Transaction) -> Result<(), StoreError> {
+    let raw: web_sys::IdbTransaction = tx.into();
+    let result = Transaction::from(raw.clone()).await.map_err(err)?;
+    if result.is_aborted() {
+        return Err(match raw.error() {
+            Some(e) => match from_dom(&e) {
+                StoreError::Other(m) => StoreError::Aborted(m),
+                known => known,
+            },
+            None => StoreError::Aborted("no reason given".into()),
+        });
+    }
+    Ok(())
 }
 
 pub struct Store {
@@ -95,8 +117,7 @@ impl Store {
         let tx = self.db.transaction(&[MODELS], TransactionMode::ReadWrite).map_err(err)?;
         let json = serde_json::to_string(record).expect("record serializes");
         tx.object_store(MODELS).map_err(err)?.put(&JsValue::from_str(&json), Some(&JsValue::from_str(&record.id))).map_err(err)?.await.map_err(err)?;
-        tx.await.map_err(err)?;
-        Ok(())
+        commit(tx).await
     }
 
     /// The sha256s of the chunks stored for `id`.
@@ -107,15 +128,11 @@ impl Store {
         Ok(keys.iter().filter_map(|k| k.as_string()).filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)).collect())
     }
 
-    /// Bytes stored for `id` (the sum of its chunks' lengths, from the manifest).
+    /// Stores a verified chunk of `id`.
     pub async fn put_chunk(&self, id: &str, sha: &str, data: &js_sys::ArrayBuffer) -> Result<(), StoreError> {
         let tx = self.db.transaction(&[CHUNKS], TransactionMode::ReadWrite).map_err(err)?;
         tx.object_store(CHUNKS).map_err(err)?.put(data, Some(&chunk_key(id, sha))).map_err(err)?.await.map_err(err)?;
-        let result = tx.await.map_err(err)?;
-        if result.is_aborted() {
-            return Err(StoreError::Other("the write was aborted".into()));
-        }
-        Ok(())
+        commit(tx).await
     }
 
     pub async fn get_chunk(&self, id: &str, sha: &str) -> Result<Option<js_sys::ArrayBuffer>, StoreError> {
@@ -136,15 +153,13 @@ impl Store {
         for sha in stale {
             store.delete(chunk_key(id, sha)).map_err(err)?.await.map_err(err)?;
         }
-        tx.await.map_err(err)?;
-        Ok(())
+        commit(tx).await
     }
 
     pub async fn delete_model(&self, id: &str) -> Result<(), StoreError> {
         let tx = self.db.transaction(&[MODELS, CHUNKS], TransactionMode::ReadWrite).map_err(err)?;
         tx.object_store(CHUNKS).map_err(err)?.delete(model_range(id)?).map_err(err)?.await.map_err(err)?;
         tx.object_store(MODELS).map_err(err)?.delete(JsValue::from_str(id)).map_err(err)?.await.map_err(err)?;
-        tx.await.map_err(err)?;
-        Ok(())
+        commit(tx).await
     }
 }

@@ -169,6 +169,8 @@ fn manifest_chunks_cover_the_file_with_their_hashes() {
     assert!(m.requirements.weight_bytes > 0 && m.requirements.min_binding_bytes > 0);
     assert_eq!(m.tokenizer, "gguf");
     assert!(m.chat_template.is_some());
+    // What the browser checks before downloading by it.
+    m.validate(&m.id).unwrap();
 }
 
 #[tokio::test]

@@ -77,6 +77,16 @@ fn Header(settings_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl I
             <ModelPicker/>
             <span class=status_class data-testid="model-status" role="status" aria-live="polite"
                 data-wasm-peak=move || ui.wasm_peak.get().to_string()>{status_text}</span>
+            // A failed download or load is tried again from where it stopped.
+            <button type="button" class="secondary small" data-testid="retry"
+                hidden=move || !(matches!(ui.status.get(), ModelStatus::Failed(_)) && ui.selected.get().is_some())
+                on:click=move |_| {
+                    ui.notice.set(None);
+                    #[cfg(feature = "hydrate")]
+                    if let Some(id) = ui.selected.get_untracked() {
+                        controller::select_model(ui, &id);
+                    }
+                }>"Retry"</button>
             <span class="offline-badge" data-testid="offline" hidden=move || !ui.offline.get()
                 title="No network: downloaded models still work">"offline"</span>
             <button type="button" class="install" data-testid="install" hidden=move || !ui.installable.get()
