@@ -159,6 +159,37 @@ test('loading a 219 MB model keeps the wasm memory under 256 MiB', async ({ page
   expect(peak).toBeLessThan(256 * 2 ** 20);
 });
 
+test('a 1.5 GB model (over the 1 GiB buffer limit) downloads, reloads from IndexedDB and answers, with the wasm memory under 256 MiB', async ({ page }) => {
+  expect(fs.existsSync(path.join(paths.big, 'lfm2-2.6b-random')), 'scripts/fetch-models.sh generates this model').toBe(true);
+  test.setTimeout(900_000);
+  const m = manifest(paths.big, 'lfm2-2.6b-random');
+  expect(m.total_bytes).toBeGreaterThan(2 ** 30);
+  const s = await startServer({ models: paths.big });
+  try {
+    const peak = async () => Number(await page.getByTestId('model-status').getAttribute('data-wasm-peak'));
+    let t = Date.now();
+    await page.goto(`${s.url}/?model=lfm2-2.6b-random&temperature=0&max_tokens=2`);
+    await waitReady(page, 600_000);
+    const cold = { s: (Date.now() - t) / 1000, peak: await peak() };
+    await send(page, 'hi');
+    expect((await lastReplyIds(page, 300_000)).length).toBeGreaterThan(0);
+    const shardRequests = () => accessLines(s.log).filter((l) => l.path.includes('/shards/')).length;
+    const fetched = shardRequests();
+    t = Date.now();
+    await page.reload();
+    await waitReady(page, 600_000);
+    const warm = { s: (Date.now() - t) / 1000, peak: await peak() };
+    console.log(`${(m.total_bytes / 1e9).toFixed(2)} GB: ready cold ${cold.s.toFixed(1)} s (wasm peak ${(cold.peak / 2 ** 20).toFixed(1)} MiB), from IndexedDB ${warm.s.toFixed(1)} s (wasm peak ${(warm.peak / 2 ** 20).toFixed(1)} MiB)`);
+    expect(shardRequests()).toBe(fetched); // the reload read only IndexedDB
+    for (const p of [cold.peak, warm.peak]) {
+      expect(p).toBeGreaterThan(0);
+      expect(p).toBeLessThan(256 * 2 ** 20);
+    }
+  } finally {
+    await stopServer(s);
+  }
+});
+
 test('a vanished shard (404) and a changed manifest are reported, and verified chunks are kept', async ({ page }) => {
   const dir = path.join(paths.e2e, `models-change-${Date.now()}`);
   const gguf = path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf');

@@ -15,4 +15,5 @@ export const paths = {
   models: path.join(e2e, 'models'),
   corrupt: path.join(e2e, 'models-corrupt'),
   fake: path.join(e2e, 'models-fake'),
+  big: path.join(e2e, 'models-big'),
 };
