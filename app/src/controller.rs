@@ -133,6 +133,7 @@ pub fn start(ui: Ui) {
             }
         }
     });
+    spawn_local(crate::storage::refresh(ui));
     crate::pwa::watch(ui, || send(Request::Catalog { base_url: base_url() }));
     send(Request::Catalog { base_url: base_url() });
     install_test_hooks();
@@ -182,6 +183,7 @@ fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
             send(Request::Download { base_url: base_url(), id: id.clone() });
         }
         Event::Generated { .. } | Event::GenerationFailed { .. } => save_conversation(ui),
+        Event::Cached { .. } => spawn_local(crate::storage::refresh(ui)),
         _ => {}
     }
 }
@@ -212,7 +214,12 @@ pub fn select_model(ui: Ui, id: &str) {
                 Some(Err(why)) => ui.status.set(ModelStatus::Failed(format!("{id} does not fit this device: {why}"))),
                 _ => {
                     ui.status.set(ModelStatus::Downloading);
-                    send(Request::Download { base_url: base_url(), id: id.to_string() });
+                    // Persistence first: a window may ask, the downloading worker may not.
+                    let id = id.to_string();
+                    spawn_local(async move {
+                        crate::storage::request_persistence(ui).await;
+                        send(Request::Download { base_url: base_url(), id });
+                    });
                 }
             }
         }

@@ -15,6 +15,8 @@ pub mod controller;
 pub mod protocol;
 #[cfg(feature = "hydrate")]
 pub mod pwa;
+#[cfg(feature = "hydrate")]
+pub mod storage;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};

@@ -59,6 +59,21 @@ pub struct Progress {
     pub note: Option<String>,
 }
 
+/// The site's storage, from `navigator.storage` (see storage.rs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StorageInfo {
+    pub usage: u64,
+    pub quota: u64,
+    /// Whether the browser keeps the data under storage pressure.
+    pub persisted: bool,
+}
+
+impl StorageInfo {
+    pub fn free(&self) -> u64 {
+        self.quota.saturating_sub(self.usage)
+    }
+}
+
 /// Every piece of UI state, as copyable signal handles.
 #[derive(Clone, Copy)]
 pub struct Ui {
@@ -70,6 +85,7 @@ pub struct Ui {
     pub loaded: RwSignal<Option<String>>,
     pub status: RwSignal<ModelStatus>,
     pub progress: RwSignal<Option<Progress>>,
+    pub storage: RwSignal<Option<StorageInfo>>,
     pub wasm_peak: RwSignal<u64>,
     pub conversation: RwSignal<Conversation>,
     pub conversations: RwSignal<Vec<Conversation>>,
@@ -98,6 +114,7 @@ impl Ui {
             loaded: RwSignal::new(None),
             status: RwSignal::new(ModelStatus::None),
             progress: RwSignal::new(None),
+            storage: RwSignal::new(None),
             wasm_peak: RwSignal::new(0),
             conversation: RwSignal::new(Conversation::new("c0".into(), 0.0)),
             conversations: RwSignal::new(Vec::new()),

@@ -11,6 +11,13 @@ import { deleteKeys, lastReplyIds, send, storedKeys, waitReady } from './app';
 const reference = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
 const [system, user] = chat.messages;
+/** As the app writes sizes (state.rs format_bytes). */
+const formatBytes = (n: number) => {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let [v, u] = [n, 0];
+  while (v >= 1000 && u + 1 < units.length) [v, u] = [v / 1000, u + 1];
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+};
 const manifest = (dir: string, id: string) => JSON.parse(fs.readFileSync(path.join(dir, id, 'manifest.json'), 'utf8'));
 
 test('a model downloads with progress, loads, and answers like the eddy CLI', async ({ page }) => {
@@ -119,6 +126,40 @@ test('storage management lists cached models with sizes and deletes one', async 
   expect(left).toEqual({ models: 0, chunks: 0 });
 });
 
+test('the page asks for persistent storage before downloading, and shows what the browser allows', async ({ page }) => {
+  await page.addInitScript(() => {
+    const calls: number[] = [];
+    (window as any).persistCalls = calls;
+    const real = navigator.storage.persist.bind(navigator.storage);
+    navigator.storage.persist = () => {
+      calls.push(Date.now());
+      return real();
+    };
+  });
+  const shardRequests: number[] = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/shards/')) shardRequests.push(Date.now());
+  });
+  const s = await startServer();
+  try {
+    await page.goto(`${s.url}/?model=tiny-lfm2`);
+    await waitReady(page);
+    const calls: number[] = await page.evaluate(() => (window as any).persistCalls);
+    expect(calls.length).toBe(1);
+    expect(shardRequests.length).toBeGreaterThan(0);
+    expect(calls[0]).toBeLessThanOrEqual(Math.min(...shardRequests));
+    const browser = await page.evaluate(async () => ({ ...(await navigator.storage.estimate()), persisted: await navigator.storage.persisted() }));
+    const quota = page.getByTestId('storage-quota');
+    await expect(quota).toHaveAttribute('data-quota', String(browser.quota));
+    await expect(quota).toHaveAttribute('data-persisted', String(browser.persisted));
+    await expect(quota).toContainText(`of the ${formatBytes(browser.quota!)} this browser allows this site`);
+    // The model's 1.4 MB of chunks are counted.
+    expect(Number(await quota.getAttribute('data-usage'))).toBeGreaterThan(1_300_000);
+  } finally {
+    await stopServer(s);
+  }
+});
+
 test('two tabs never download the same model at once', async ({ context }) => {
   const s = await startServer({ throttle: 200_000 });
   try {
@@ -140,6 +181,9 @@ test('a model too big for the storage quota or the GPU is refused before downloa
     await page.goto(`${s.url}/?model=huge`);
     await expect(page.getByTestId('notice')).toContainText('needs', { timeout: 30_000 });
     await expect(page.getByTestId('notice')).toContainText('more storage');
+    // The picker says so too, next to the size, from the quota the page reads.
+    await expect(page.getByTestId('model-picker').locator('option[value="huge"]')).toContainText('more than the free storage');
+    await expect(page.getByTestId('model-picker').locator('option[value="wide"]')).not.toContainText('more than the free storage');
     await page.goto(`${s.url}/?model=wide`);
     await expect(page.getByTestId('model-status')).toContainText('does not fit this device', { timeout: 30_000 });
     expect(accessLines(s.log).filter((l) => l.path.includes('/shards/'))).toEqual([]);

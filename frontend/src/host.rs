@@ -293,8 +293,7 @@ impl Host {
         let limits = self.gpu().await.ok().map(|g| (g.limits.max_storage_buffer_binding_size as u64, g.limits.max_buffer_size));
         let cancel = Rc::new(Cell::new(false));
         self.state.borrow_mut().downloads.insert(id.clone(), cancel.clone());
-        // Ask for persistent storage so the browser does not evict the model.
-        let _ = js::storage_persist().await;
+        // (The page asked for persistent storage first: workers cannot.)
         let emit = self.emit.clone();
         let (id2, store2) = (id.clone(), store.clone());
         let work = async move {

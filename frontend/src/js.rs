@@ -97,18 +97,6 @@ pub async fn storage_estimate() -> Option<(f64, f64)> {
     Some((get(&est, "usage")?.as_f64()?, get(&est, "quota")?.as_f64()?))
 }
 
-/// `navigator.storage.persist()` (windows only; workers lack it): whether storage is persistent.
-pub async fn storage_persist() -> bool {
-    let Some(storage) = navigator().and_then(|n| get(&n, "storage")) else { return false };
-    if let Ok(p) = call(&storage, "persist", &[]) {
-        return promise(p).await.ok().and_then(|v| v.as_bool()).unwrap_or(false);
-    }
-    match call(&storage, "persisted", &[]) {
-        Ok(p) => promise(p).await.ok().and_then(|v| v.as_bool()).unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
 /// Runs `work` while holding the Web Lock `name`, unless another tab (or
 /// worker) holds it: then `None`. Without Web Locks it just runs.
 pub async fn with_lock<T: 'static>(name: &str, work: impl std::future::Future<Output = T> + 'static) -> Option<T> {

@@ -125,7 +125,14 @@ fn ModelPicker() -> impl IntoView {
                 if offline && !complete {
                     state = if c.is_some() { format!("{state}, unavailable offline") } else { "unavailable offline".to_string() };
                 }
-                let fits = if m.fits.is_ok() { "" } else { ", does not fit this device" };
+                let missing = m.entry.total_bytes.saturating_sub(c.map_or(0, |c| c.stored_bytes));
+                let fits = if m.fits.is_err() {
+                    ", does not fit this device"
+                } else if ui.storage.get().is_some_and(|st| !complete && missing > st.free()) {
+                    ", more than the free storage"
+                } else {
+                    ""
+                };
                 (m.entry.id.clone(), format!("{} · {} · {}{}", m.entry.name, format_bytes(m.entry.total_bytes), state, fits), complete || !offline)
             })
             .collect();
@@ -525,6 +532,15 @@ fn ModelStorage() -> impl IntoView {
     view! {
         <section class="storage" aria-label="Models on this device">
             <h2>"Models on this device"</h2>
+            {move || ui.storage.get().map(|st| {
+                let kept = if st.persisted { "kept by the browser" } else { "the browser may clear it when the disk runs low" };
+                view! {
+                    <p class="muted storage-quota" data-testid="storage-quota" data-usage=st.usage.to_string()
+                        data-quota=st.quota.to_string() data-persisted=st.persisted.to_string()>
+                        {format!("{} used of the {} this browser allows this site; {kept}", format_bytes(st.usage), format_bytes(st.quota))}
+                    </p>
+                }
+            })}
             <ul data-testid="cached-models">
                 {move || {
                     let cached = ui.cached.get();
