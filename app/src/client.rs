@@ -9,8 +9,12 @@ use crate::protocol::{Event, Request};
 
 type Listener = Rc<dyn Fn(&Event)>;
 
+type SendFile = Box<dyn Fn(String, web_sys::File)>;
+
 struct Inner {
     send: RefCell<Option<Box<dyn Fn(Request)>>>,
+    /// A model file from the user's disk, stored under the id (not JSON: a File).
+    send_file: RefCell<Option<SendFile>>,
     listeners: RefCell<Vec<Listener>>,
 }
 
@@ -25,7 +29,7 @@ thread_local! {
 
 impl Client {
     fn empty() -> Self {
-        Self { inner: Rc::new(Inner { send: RefCell::new(None), listeners: RefCell::new(Vec::new()) }) }
+        Self { inner: Rc::new(Inner { send: RefCell::new(None), send_file: RefCell::new(None), listeners: RefCell::new(Vec::new()) }) }
     }
 
     fn dispatch(&self, event: &Event) {
@@ -59,8 +63,15 @@ impl Client {
                 });
                 worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
                 on_error.forget();
+                let files = worker.clone();
                 *client.inner.send.borrow_mut() = Some(Box::new(move |r: Request| {
                     let _ = worker.post_message(&JsValue::from_str(&serde_json::to_string(&r).expect("requests serialize")));
+                }));
+                *client.inner.send_file.borrow_mut() = Some(Box::new(move |id: String, file: web_sys::File| {
+                    let message = js_sys::Object::new();
+                    let _ = js_sys::Reflect::set(&message, &"open_file".into(), &id.into());
+                    let _ = js_sys::Reflect::set(&message, &"file".into(), &file);
+                    let _ = files.post_message(&message);
                 }));
             }
             Err(e) => {
@@ -73,8 +84,9 @@ impl Client {
         client
     }
 
-    /// The engine host in the page: `make` gets the event sink and returns the request handler.
-    pub fn in_page(make: impl FnOnce(Box<dyn Fn(Event)>) -> Box<dyn Fn(Request)>) -> Self {
+    /// The engine host in the page: `make` gets the event sink and returns the
+    /// request handler and the file handler.
+    pub fn in_page(make: impl FnOnce(Box<dyn Fn(Event)>) -> (Box<dyn Fn(Request)>, SendFile)) -> Self {
         let client = Self::empty();
         let c = client.clone();
         // Events are delivered on a later tick, as a worker's would be.
@@ -82,7 +94,9 @@ impl Client {
             let c = c.clone();
             wasm_bindgen_futures::spawn_local(async move { c.dispatch(&e) });
         });
-        *client.inner.send.borrow_mut() = Some(make(sink));
+        let (send, send_file) = make(sink);
+        *client.inner.send.borrow_mut() = Some(send);
+        *client.inner.send_file.borrow_mut() = Some(send_file);
         client.install();
         client
     }
@@ -99,6 +113,12 @@ impl Client {
     pub fn send(&self, request: Request) {
         if let Some(send) = self.inner.send.borrow().as_ref() {
             send(request);
+        }
+    }
+
+    pub fn open_file(&self, id: String, file: web_sys::File) {
+        if let Some(send) = self.inner.send_file.borrow().as_ref() {
+            send(id, file);
         }
     }
 

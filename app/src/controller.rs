@@ -193,10 +193,7 @@ fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
 pub fn select_model(ui: Ui, id: &str) {
     ui.selected.set(Some(id.to_string()));
     let _ = LocalStorage::set(LAST_MODEL, id);
-    let recommended = ui.catalog.with_untracked(|c| c.iter().find(|m| m.entry.id == id).and_then(|m| m.sampling.clone()));
-    let saved: Option<GenerationParams> = LocalStorage::get(settings_key(id)).ok();
-    let base = saved.or_else(|| recommended.map(|s| GenerationParams::recommended(&s))).unwrap_or_else(|| ui.params.get_untracked());
-    ui.params.set(url_params(base));
+    apply_settings(ui, id);
     if ui.loaded.get_untracked().as_deref() == Some(id) {
         ui.status.set(ModelStatus::Ready);
         return;
@@ -224,6 +221,35 @@ pub fn select_model(ui: Ui, id: &str) {
             }
         }
     }
+}
+
+/// The model's saved settings, else its recommended sampling, with the link's parameters on top.
+fn apply_settings(ui: Ui, id: &str) {
+    let recommended = ui.catalog.with_untracked(|c| c.iter().find(|m| m.entry.id == id).and_then(|m| m.sampling.clone()));
+    let saved: Option<GenerationParams> = LocalStorage::get(settings_key(id)).ok();
+    let base = saved.or_else(|| recommended.map(|s| GenerationParams::recommended(&s))).unwrap_or_else(|| ui.params.get_untracked());
+    ui.params.set(url_params(base));
+}
+
+/// Stores a model file from the user's disk (picked or dropped) and loads it:
+/// read and hashed in the engine's worker, nothing uploaded.
+pub fn open_model_file(ui: Ui, file: web_sys::File) {
+    let id = crate::manifest::local_model_id(&file.name());
+    if !crate::manifest::valid_model_id(&id) {
+        ui.notice.set(Some(format!("{} cannot be opened: its name makes no model id", file.name())));
+        return;
+    }
+    ui.selected.set(Some(id.clone()));
+    ui.loaded.set(None);
+    let _ = LocalStorage::set(LAST_MODEL, &id);
+    apply_settings(ui, &id);
+    ui.status.set(ModelStatus::Downloading);
+    spawn_local(async move {
+        crate::storage::request_persistence(ui).await;
+        if let Some(c) = client() {
+            c.open_file(id, file);
+        }
+    });
 }
 
 pub fn save_settings(ui: Ui) {

@@ -12,6 +12,49 @@ pub fn valid_model_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && !id.starts_with('.') && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// A model id made from a file or folder name: lowercase letters, digits,
+/// '-', '_' and '.', not starting with '.' (check it with `valid_model_id`).
+pub fn sanitize_id(raw: &str) -> String {
+    let id: String = raw
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    id.trim_start_matches('.').trim_matches('-').chars().take(128).collect()
+}
+
+/// The id a model file opened from the user's disk is stored under.
+pub fn local_model_id(file_name: &str) -> String {
+    let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s);
+    sanitize_id(&format!("local-{stem}"))
+}
+
+/// The sampling the model's makers recommend (model cards), or generation_config.json's.
+pub fn recommended_sampling(arch: engine::model::Arch, generation_config: Option<&str>) -> RecommendedSampling {
+    use engine::model::Arch;
+    let mut s = match arch {
+        Arch::Lfm2 | Arch::Lfm2Moe => RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 },
+        Arch::Llama => RecommendedSampling { temperature: 0.2, top_k: 0, top_p: 0.9, min_p: 0.0, repetition_penalty: 1.0 },
+    };
+    if let Some(g) = generation_config.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()) {
+        if g.get("do_sample").and_then(|v| v.as_bool()) == Some(true) {
+            if let Some(t) = g.get("temperature").and_then(|v| v.as_f64()) {
+                s.temperature = t as f32;
+            }
+            if let Some(p) = g.get("top_p").and_then(|v| v.as_f64()) {
+                s.top_p = p as f32;
+            }
+            if let Some(k) = g.get("top_k").and_then(|v| v.as_u64()) {
+                s.top_k = k as u32;
+            }
+        }
+        if let Some(r) = g.get("repetition_penalty").and_then(|v| v.as_f64()) {
+            s.repetition_penalty = r as f32;
+        }
+    }
+    s
+}
+
 /// `models/index.json`: the models a server offers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Catalog {
@@ -136,6 +179,44 @@ fn is_contained_path(p: &str) -> bool {
 }
 
 impl Manifest {
+    /// The manifest of a model whose files are hashed into `files`: what the
+    /// server's import publishes, and what the browser stores for a file
+    /// opened from disk (one definition, so both load the same way).
+    pub fn describe(
+        spec: &engine::model::ModelSpec,
+        id: &str,
+        format: &str,
+        tokenizer: &str,
+        files: Vec<ManifestFile>,
+        chunk_size: u64,
+        generation_config: Option<&str>,
+    ) -> Result<Self, engine::model::ModelError> {
+        let req = engine::runtime::model::Requirements::of(spec)?;
+        Ok(Manifest {
+            version: MANIFEST_VERSION,
+            id: id.to_string(),
+            name: if spec.name.is_empty() { spec.config.arch.gguf_name().to_string() } else { spec.name.clone() },
+            architecture: spec.config.arch.gguf_name().to_string(),
+            parameters: spec.config.parameter_count(),
+            quantization: spec.quantization.clone(),
+            context_length: spec.config.context_length as u64,
+            total_bytes: files.iter().map(|f| f.size).sum(),
+            chunk_size,
+            format: format.to_string(),
+            files,
+            chat_template: spec.chat_template.clone(),
+            tokenizer: tokenizer.to_string(),
+            sampling: recommended_sampling(spec.config.arch, generation_config),
+            requirements: Requirements {
+                largest_tensor_bytes: req.largest_tensor_bytes,
+                min_binding_bytes: req.min_binding_bytes,
+                weight_bytes: req.weight_bytes,
+                kv_bytes_per_token: req.kv_bytes_per_token,
+                shader_f16: false,
+            },
+        })
+    }
+
     pub fn chunk_count(&self) -> usize {
         self.files.iter().map(|f| f.chunks.len()).sum()
     }
@@ -234,6 +315,15 @@ mod tests {
         let mut m = good();
         edit(&mut m);
         m.validate("tiny").expect_err("a bad manifest is refused")
+    }
+
+    #[test]
+    fn file_names_make_valid_local_ids() {
+        assert_eq!(local_model_id("SmolLM2-135M-Instruct.Q4_1.gguf"), "local-smollm2-135m-instruct.q4_1");
+        assert_eq!(local_model_id("../My Model (v2).gguf"), "local-..-my-model--v2");
+        for name in ["a.gguf", "Ünïcode 模型.gguf", &"x".repeat(300), ".gguf"] {
+            assert!(valid_model_id(&local_model_id(name)), "{name}");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ use wasm_bindgen_futures::spawn_local;
 use crate::{
     download::{self, Download, Emit},
     js, loading,
+    open_file::OpenFile,
     store::Store,
 };
 
@@ -306,6 +307,37 @@ impl Host {
             None => self.emit(Event::DownloadFailed { id, message: "another tab is downloading this model; it continues there".into() }),
             Some(Ok(())) => self.emit(Event::Downloaded { id }),
             Some(Err(message)) => self.emit(Event::DownloadFailed { id, message }),
+        }
+        self.emit_cached().await;
+    }
+
+    /// Stores a model file from the user's disk under `id` (see open_file.rs).
+    pub fn open_file(&self, id: String, file: web_sys::File) {
+        let host = self.clone();
+        spawn_local(async move { host.import_file(id, file).await });
+    }
+
+    async fn import_file(&self, id: String, file: web_sys::File) {
+        if !app::manifest::valid_model_id(&id) {
+            return self.emit(Event::DownloadFailed { id, message: "this is not a model id".into() });
+        }
+        let store = match self.store().await {
+            Ok(s) => s,
+            Err(message) => return self.emit(Event::DownloadFailed { id, message }),
+        };
+        let limits = self.gpu().await.ok().map(|g| (g.limits.max_storage_buffer_binding_size as u64, g.limits.max_buffer_size));
+        let (emit, id2, store2) = (self.emit.clone(), id.clone(), store.clone());
+        let work = async move { OpenFile { store: &store2, emit, gpu_limits: limits }.run(&id2, &file).await };
+        match js::with_lock(&format!("eddy-download:{id}"), work).await {
+            None => self.emit(Event::DownloadFailed { id, message: "another tab is storing this model".into() }),
+            Some(Ok(())) => self.emit(Event::Downloaded { id }),
+            Some(Err(message)) => {
+                // Nothing half-stored stays behind (no record names those chunks yet).
+                if store.model(&id).await.ok().flatten().is_none() {
+                    let _ = store.delete_model(&id).await;
+                }
+                self.emit(Event::DownloadFailed { id, message });
+            }
         }
         self.emit_cached().await;
     }

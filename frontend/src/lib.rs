@@ -5,6 +5,7 @@ mod download;
 mod host;
 mod js;
 mod loading;
+mod open_file;
 mod store;
 mod worker;
 
@@ -20,7 +21,8 @@ pub fn hydrate() {
     let _client = if in_page {
         Client::in_page(|emit| {
             let host = host::Host::new(move |e| emit(e));
-            Box::new(move |r| host.handle(r))
+            let files = host.clone();
+            (Box::new(move |r| host.handle(r)), Box::new(move |id, file| files.open_file(id, file)))
         })
     } else {
         Client::worker("/worker.js")

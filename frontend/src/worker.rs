@@ -14,6 +14,14 @@ fn post(scope: &DedicatedWorkerGlobalScope, event: &Event) {
 }
 
 fn dispatch(host: &Host, scope: &DedicatedWorkerGlobalScope, data: JsValue) {
+    // A file from the user's disk travels as itself (a File is cloned to the
+    // worker without copying its bytes), beside the JSON requests.
+    if let (Some(id), Some(file)) = (crate::js::get(&data, "open_file").and_then(|v| v.as_string()), crate::js::get(&data, "file")) {
+        if let Ok(file) = file.dyn_into::<web_sys::File>() {
+            host.open_file(id, file);
+        }
+        return;
+    }
     let Some(text) = data.as_string() else { return };
     match serde_json::from_str::<Request>(&text) {
         Ok(request) => host.handle(request),

@@ -9,8 +9,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use app::manifest::{Catalog, CatalogEntry, Chunk, Manifest, ManifestFile, RecommendedSampling, Requirements, MANIFEST_VERSION};
-use engine::model::{Arch, ModelError, ModelSpec};
+use app::manifest::{Catalog, CatalogEntry, Chunk, Manifest, ManifestFile};
+use engine::model::ModelError;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -32,43 +32,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
     move |source| ImportError::Io { path: path.display().to_string(), source }
 }
 
-/// A model id: lowercase letters, digits, '-', '_' and '.', not starting with '.'.
-pub fn sanitize_id(raw: &str) -> String {
-    let id: String = raw
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
-        .collect();
-    id.trim_start_matches('.').trim_matches('-').to_string()
-}
+pub use app::manifest::sanitize_id;
 
 pub fn valid_id(id: &str) -> bool {
     app::manifest::valid_model_id(id)
-}
-
-/// The sampling the model's makers recommend (model cards), or generation_config.json's.
-fn recommended_sampling(arch: Arch, generation_config: Option<&str>) -> RecommendedSampling {
-    let mut s = match arch {
-        Arch::Lfm2 | Arch::Lfm2Moe => RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 },
-        Arch::Llama => RecommendedSampling { temperature: 0.2, top_k: 0, top_p: 0.9, min_p: 0.0, repetition_penalty: 1.0 },
-    };
-    if let Some(g) = generation_config.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()) {
-        if g.get("do_sample").and_then(|v| v.as_bool()) == Some(true) {
-            if let Some(t) = g.get("temperature").and_then(|v| v.as_f64()) {
-                s.temperature = t as f32;
-            }
-            if let Some(p) = g.get("top_p").and_then(|v| v.as_f64()) {
-                s.top_p = p as f32;
-            }
-            if let Some(k) = g.get("top_k").and_then(|v| v.as_u64()) {
-                s.top_k = k as u32;
-            }
-        }
-        if let Some(r) = g.get("repetition_penalty").and_then(|v| v.as_f64()) {
-            s.repetition_penalty = r as f32;
-        }
-    }
-    s
 }
 
 /// Reads `path` once: the sha256 of every chunk and of the whole file.
@@ -177,39 +144,16 @@ pub fn import(source: &str, models_dir: &Path, id: Option<&str>, name: Option<&s
         let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         manifest_files.push(ManifestFile { name, size, sha256: sha, shard, chunks });
     }
-    let req = engine::runtime::model::Requirements::of(spec)?;
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        id: id.clone(),
-        name: name.map_or_else(|| display_name(spec), str::to_string),
-        architecture: spec.config.arch.gguf_name().to_string(),
-        parameters: spec.config.parameter_count(),
-        quantization: spec.quantization.clone(),
-        context_length: spec.config.context_length as u64,
-        total_bytes: manifest_files.iter().map(|f| f.size).sum(),
-        chunk_size,
-        format: if path.is_dir() { "safetensors".into() } else { "gguf".into() },
-        files: manifest_files,
-        chat_template: spec.chat_template.clone(),
-        tokenizer,
-        sampling: recommended_sampling(spec.config.arch, generation_config.as_deref()),
-        requirements: Requirements {
-            largest_tensor_bytes: req.largest_tensor_bytes,
-            min_binding_bytes: req.min_binding_bytes,
-            weight_bytes: req.weight_bytes,
-            kv_bytes_per_token: req.kv_bytes_per_token,
-            shader_f16: false,
-        },
-    };
+    let format = if path.is_dir() { "safetensors" } else { "gguf" };
+    let mut manifest = Manifest::describe(spec, &id, format, &tokenizer, manifest_files, chunk_size, generation_config.as_deref())?;
+    if let Some(name) = name {
+        manifest.name = name.to_string();
+    }
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     write_atomic(&dir.join("manifest.json"), &json)?;
     remove_stale_shards(&dir, &manifest)?;
     update_catalog(models_dir, &manifest, &hex::encode(Sha256::digest(&json)))?;
     Ok(manifest)
-}
-
-fn display_name(spec: &ModelSpec) -> String {
-    if spec.name.is_empty() { spec.config.arch.gguf_name().to_string() } else { spec.name.clone() }
 }
 
 /// Shards no longer named by the manifest (a re-import of changed files).

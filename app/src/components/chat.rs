@@ -29,7 +29,21 @@ pub fn ChatApp() -> impl IntoView {
         controller::start(ui);
     });
     view! {
-        <div class="app" class:sidebar-open=move || sidebar_open.get()>
+        <div class="app" class:sidebar-open=move || sidebar_open.get()
+            // A .gguf dropped anywhere on the page is opened as a model.
+            on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
+            on:drop=move |ev: leptos::ev::DragEvent| {
+                #[cfg(feature = "hydrate")]
+                {
+                    let file = ev.data_transfer().and_then(|d| d.files()).and_then(|f| f.get(0));
+                    if let Some(file) = file.filter(|f| f.name().to_lowercase().ends_with(".gguf")) {
+                        ev.prevent_default();
+                        controller::open_model_file(ui, file);
+                    }
+                }
+                #[cfg(not(feature = "hydrate"))]
+                let _ = ev;
+            }>
             <Sidebar sidebar_open/>
             // Phone width: tapping beside the open sidebar closes it.
             <div class="scrim" aria-hidden="true" on:click=move |_| sidebar_open.set(false)></div>
@@ -529,6 +543,13 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
 #[component]
 fn ModelStorage() -> impl IntoView {
     let ui = ui();
+    let model_input = NodeRef::<leptos::html::Input>::new();
+    let on_open = move |_ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        if let Some(file) = model_input.get().and_then(|i| i.files()).and_then(|f| f.get(0)) {
+            controller::open_model_file(ui, file);
+        }
+    };
     view! {
         <section class="storage" aria-label="Models on this device">
             <h2>"Models on this device"</h2>
@@ -565,6 +586,10 @@ fn ModelStorage() -> impl IntoView {
                     }).collect_view().into_any()
                 }}
             </ul>
+            <label class="button secondary" title="A GGUF file on this device: stored here like a download, never uploaded">
+                "Open a model file…"
+                <input type="file" accept=".gguf" class="visually-hidden" node_ref=model_input on:change=on_open data-testid="open-model-file"/>
+            </label>
         </section>
     }
     .into_any()
