@@ -268,6 +268,18 @@ pub fn delete_model(ui: Ui, id: &str) {
     send(Request::Delete { id: id.to_string() });
 }
 
+/// Every model and every conversation off this device.
+pub fn delete_everything(ui: Ui) {
+    for m in ui.cached.get_untracked() {
+        delete_model(ui, &m.id);
+    }
+    for c in ui.conversations.get_untracked() {
+        delete_chat(ui, &c.id);
+    }
+    new_chat(ui);
+    send(Request::Reset);
+}
+
 pub fn cancel_download(id: &str) {
     send(Request::CancelDownload { id: id.to_string() });
 }
@@ -335,14 +347,25 @@ pub fn open_chat(ui: Ui, id: &str) {
 }
 
 pub fn rename_chat(ui: Ui, id: &str, title: String) {
+    edit_chat(ui, id, move |c| c.title = title.clone());
+}
+
+pub fn toggle_pin(ui: Ui, id: &str) {
+    edit_chat(ui, id, |c| c.pinned = !c.pinned);
+}
+
+/// Changes a saved conversation's details (not its messages), the open one or another.
+fn edit_chat(ui: Ui, id: &str, edit: impl Fn(&mut Conversation)) {
     if ui.conversation.with_untracked(|c| c.id == id) {
-        ui.conversation.update(|c| c.title = title.clone());
+        ui.conversation.update(|c| edit(c));
         save_conversation(ui);
     } else if let Some(mut c) = ui.conversations.with_untracked(|l| l.iter().find(|c| c.id == id).cloned()) {
-        c.title = title;
+        edit(&mut c);
         ui.conversations.update(|l| l.iter_mut().filter(|x| x.id == c.id).for_each(|x| *x = c.clone()));
         spawn_local(async move {
-            let _ = chats::save(&c).await;
+            if let Err(e) = chats::save(&c).await {
+                ui.notice.set(Some(format!("The conversation could not be saved: {e}")));
+            }
         });
     }
 }

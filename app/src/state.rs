@@ -39,12 +39,22 @@ pub struct Conversation {
     pub messages: Vec<Message>,
     pub created_ms: f64,
     pub updated_ms: f64,
+    /// Listed above the others.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 impl Conversation {
     pub fn new(id: String, now_ms: f64) -> Self {
-        Self { id, title: "New chat".into(), model: None, system_prompt: String::new(), messages: Vec::new(), created_ms: now_ms, updated_ms: now_ms }
+        Self { id, title: "New chat".into(), model: None, system_prompt: String::new(), messages: Vec::new(), created_ms: now_ms, updated_ms: now_ms, pinned: false }
     }
+}
+
+/// The conversations as the sidebar lists them: pinned first, each group in the given (recency) order.
+pub fn listed(conversations: &[Conversation]) -> Vec<Conversation> {
+    let mut out = conversations.to_vec();
+    out.sort_by_key(|c| !c.pinned);
+    out
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -229,14 +239,75 @@ impl Default for Ui {
     }
 }
 
+/// A conversation that matches a search, with the text around the first match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub id: String,
+    pub title: String,
+    pub snippet: String,
+}
+
+fn fold(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// Where `needle` (already folded) starts in `hay`, ignoring case, in chars.
+fn find_folded(hay: &[char], needle: &[char]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    (0..=hay.len() - needle.len()).find(|&i| hay[i..i + needle.len()].iter().zip(needle).all(|(&h, &n)| fold(h) == n))
+}
+
+/// Conversations whose title or messages contain `query` (any case), in the
+/// order given; the snippet is the title, or about 40 characters either side
+/// of the first match in a message. On the device, over what is loaded.
+pub fn search(conversations: &[Conversation], query: &str) -> Vec<SearchHit> {
+    let needle: Vec<char> = query.trim().chars().map(fold).collect();
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    conversations
+        .iter()
+        .filter_map(|c| {
+            let title: Vec<char> = c.title.chars().collect();
+            if find_folded(&title, &needle).is_some() {
+                return Some(SearchHit { id: c.id.clone(), title: c.title.clone(), snippet: c.title.clone() });
+            }
+            c.messages.iter().find_map(|m| {
+                let text: Vec<char> = m.text.chars().collect();
+                let at = find_folded(&text, &needle)?;
+                let (start, end) = (at.saturating_sub(40), (at + needle.len() + 40).min(text.len()));
+                let mut snippet: String = text[start..end].iter().collect();
+                if start > 0 {
+                    snippet.insert(0, '…');
+                }
+                if end < text.len() {
+                    snippet.push('…');
+                }
+                Some(SearchHit { id: c.id.clone(), title: c.title.clone(), snippet: snippet.split_whitespace().collect::<Vec<_>>().join(" ") })
+            })
+        })
+        .collect()
+}
+
+/// Sizes as people read them: decimal units (a 1.4 MB model, a 10.7 GB quota).
 pub fn format_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    scaled(n, 1000.0, ["B", "KB", "MB", "GB", "TB"])
+}
+
+/// Sizes that are powers of two (GPU limits): binary units (128.0 MiB).
+pub fn format_bytes_binary(n: u64) -> String {
+    scaled(n, 1024.0, ["B", "KiB", "MiB", "GiB", "TiB"])
+}
+
+fn scaled(n: u64, base: f64, units: [&str; 5]) -> String {
     let (mut v, mut u) = (n as f64, 0);
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
+    while v >= base && u + 1 < units.len() {
+        v /= base;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
 }
 
 pub fn format_duration(s: f64) -> String {
@@ -245,4 +316,47 @@ pub fn format_duration(s: f64) -> String {
     }
     let s = s.round() as u64;
     if s < 60 { format!("{s} s") } else if s < 3600 { format!("{} min {} s", s / 60, s % 60) } else { format!("{} h {} min", s / 3600, (s % 3600) / 60) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(id: &str, title: &str, texts: &[&str]) -> Conversation {
+        let mut c = Conversation::new(id.into(), 0.0);
+        c.title = title.into();
+        c.messages = texts.iter().map(|t| Message { role: "user".into(), text: t.to_string(), token_ids: Vec::new(), stats: None, pending: false }).collect();
+        c
+    }
+
+    #[test]
+    fn search_finds_titles_and_text_in_any_case() {
+        let long = format!("{} the Capital of FRANCE is Paris {}", "a".repeat(60), "b".repeat(60));
+        let all = [conv("c1", "Trip to Paris", &["hello"]), conv("c2", "Geography", &["what?", &long]), conv("c3", "Cooking", &["pasta"]), conv("c4", "Ünïcode", &["ÄÖÜ straße"])];
+        let ids = |q: &str| search(&all, q).into_iter().map(|h| h.id).collect::<Vec<_>>();
+        assert_eq!(ids("paris"), ["c1", "c2"]);
+        assert_eq!(ids("capital of france"), ["c2"]);
+        assert_eq!(ids("  PASTA "), ["c3"]);
+        assert_eq!(ids("äöü"), ["c4"]);
+        assert_eq!(ids("ünï"), ["c4"]);
+        assert!(ids("nothing like this").is_empty());
+        assert!(ids("   ").is_empty());
+        let hit = &search(&all, "capital")[0];
+        assert!(hit.snippet.starts_with('…') && hit.snippet.ends_with('…'), "{}", hit.snippet);
+        assert!(hit.snippet.contains("the Capital of FRANCE is Paris"), "{}", hit.snippet);
+        assert!(hit.snippet.chars().count() < 100);
+        assert_eq!(search(&all, "trip")[0].snippet, "Trip to Paris");
+    }
+
+    #[test]
+    fn pinned_conversations_come_first_in_recency_order() {
+        let mut all = vec![conv("a", "A", &[]), conv("b", "B", &[]), conv("c", "C", &[]), conv("d", "D", &[])];
+        all[1].pinned = true;
+        all[3].pinned = true;
+        let ids: Vec<String> = listed(&all).into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["b", "d", "a", "c"]);
+        // Old exports without the field read as unpinned.
+        let old: Conversation = serde_json::from_str(r#"{"id":"x","title":"t","model":null,"system_prompt":"","messages":[],"created_ms":1,"updated_ms":2}"#).unwrap();
+        assert!(!old.pinned);
+    }
 }

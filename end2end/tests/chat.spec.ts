@@ -301,3 +301,53 @@ test('a lost GPU device is reported, and models load again without reloading the
     expect((await lastReplyIds(page)).length).toBeGreaterThan(0);
   }
 });
+
+test('search finds conversations by title and text, on the device, and opens the one chosen', async ({ page }) => {
+  await page.goto('/');
+  const conv = (id: string, title: string, texts: string[], updated: number) => ({
+    id, title, model: 'tiny-lfm2', system_prompt: '', created_ms: 1, updated_ms: updated,
+    messages: texts.map((text, i) => ({ role: i % 2 ? 'assistant' : 'user', text, token_ids: [], stats: null, pending: false })),
+  });
+  const sample = [
+    conv('s-paris', 'Trip to Paris', ['Plan three days', 'Start at the Louvre'], 3),
+    conv('s-geo', 'Geography', ['What is the capital of France?', 'The capital of France is Paris, on the Seine.'], 2),
+    conv('s-cook', 'Cooking', ['How long for pasta?', 'About ten minutes in salted water.'], 1),
+  ];
+  const file = path.join(paths.e2e, 'search-sample.json');
+  fs.writeFileSync(file, JSON.stringify(sample));
+  await page.getByTestId('import-chats').setInputFiles(file);
+  await expect(page.getByTestId('info')).toContainText('Imported 3 conversations');
+  await page.waitForLoadState('networkidle'); // the catalog and its manifests, fetched at start
+  const requestsBefore: string[] = [];
+  page.on('request', (r) => requestsBefore.push(r.url()));
+  const search = page.getByTestId('conversation-search');
+  const hits = page.getByTestId('search-result');
+
+  await search.fill('PARIS');
+  await expect(hits).toHaveCount(2);
+  expect(await hits.evaluateAll((els) => els.map((e) => e.getAttribute('data-id')))).toEqual(['s-paris', 's-geo']);
+  await expect(hits.nth(1)).toContainText('The capital of France is Paris, on the Seine.');
+  await search.fill('salted water');
+  await expect(hits).toHaveCount(1);
+  await expect(hits.first()).toHaveAttribute('data-id', 's-cook');
+  await search.fill('no such words');
+  await expect(hits).toHaveCount(0);
+  await expect(page.getByTestId('search-results')).toContainText('No conversation matches');
+
+  await search.fill('seine');
+  // Searching asked nothing of the network (opening a conversation may load its model).
+  expect(requestsBefore.filter((u) => !u.startsWith('data:'))).toEqual([]);
+  await hits.first().click();
+  await expect(page.getByTestId('message-assistant').last()).toContainText('on the Seine');
+  await expect(search).toHaveValue('');
+  const listed = () => page.getByTestId('conversation').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')));
+  await expect.poll(listed).toEqual(['s-paris', 's-geo', 's-cook']); // newest first
+  // A pinned conversation stays on top, across a reload; unpinned, it goes back to its place.
+  await page.getByTestId('conversation').filter({ hasText: 'Cooking' }).getByTestId('pin-conversation').click();
+  await expect.poll(listed).toEqual(['s-cook', 's-paris', 's-geo']);
+  await page.reload();
+  await expect.poll(listed).toEqual(['s-cook', 's-paris', 's-geo']);
+  await expect(page.getByTestId('conversation').first()).toHaveAttribute('data-pinned', 'true');
+  await page.getByTestId('conversation').first().getByTestId('pin-conversation').click();
+  await expect.poll(listed).toEqual(['s-paris', 's-geo', 's-cook']);
+});

@@ -281,3 +281,37 @@ test('a vanished shard (404) and a changed manifest are reported, and verified c
     await stopServer(s);
   }
 });
+
+test('the storage page lists models and conversations with their bytes, and deletes everything', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=3');
+  await waitReady(page);
+  await send(page, 'keep me');
+  await lastReplyIds(page);
+  await page.getByTestId('storage-page').click();
+  const rows = page.getByTestId('storage-row');
+  const model = rows.and(page.locator('[data-kind="model"]'));
+  const chatRow = rows.and(page.locator('[data-kind="conversation"]'));
+  await expect(model).toHaveCount(1);
+  await expect(model).toHaveAttribute('data-bytes', String(manifest(paths.models, 'tiny-lfm2').total_bytes));
+  await expect(chatRow).toHaveCount(1);
+  const storedChats = () => page.evaluate(async () => {
+    const d: IDBDatabase = await new Promise((ok, err) => { const r = indexedDB.open('eddy-chats'); r.onsuccess = () => ok(r.result); r.onerror = err; });
+    const store = d.objectStoreNames[0];
+    const all: any[] = await new Promise((ok, err) => { const r = d.transaction(store).objectStore(store).getAll(); r.onsuccess = () => ok(r.result); r.onerror = err; });
+    d.close();
+    return all.map((json: string) => new TextEncoder().encode(json).length);
+  });
+  const stored = await storedChats();
+  expect(stored).toHaveLength(1);
+  // The row's size is the stored record's.
+  await expect(chatRow).toHaveAttribute('data-bytes', String(stored[0]));
+  const persisted = await page.evaluate(() => navigator.storage.persisted());
+  await expect(page.getByTestId('storage-persisted')).toHaveText(persisted ? 'yes' : 'no');
+
+  page.once('dialog', (d) => d.accept());
+  await page.getByTestId('delete-everything').click();
+  await expect(rows).toHaveCount(0);
+  await expect.poll(async () => (await storedKeys(page, 'eddy', 'chunks')).length).toBe(0);
+  expect(await storedKeys(page, 'eddy', 'models')).toEqual([]);
+  await expect.poll(async () => (await storedChats()).length).toBe(0);
+});

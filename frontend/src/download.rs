@@ -8,7 +8,7 @@
 
 use std::{cell::Cell, collections::HashSet, rc::Rc};
 
-use app::{manifest::Manifest, protocol::Event};
+use app::{manifest::Manifest, protocol::Event, state::format_bytes};
 use futures::{stream, StreamExt};
 
 use crate::{
@@ -69,16 +69,6 @@ pub async fn fetch_manifest(base: &str, id: &str) -> Result<FetchedManifest, Str
     Ok(FetchedManifest { manifest, json, sha256 })
 }
 
-fn human(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let (mut v, mut u) = (bytes, 0);
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 { format!("{bytes:.0} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
-
 struct Progress {
     emit: Emit,
     id: String,
@@ -127,8 +117,8 @@ impl Download<'_> {
                 return Err(format!(
                     "{} cannot run on this GPU: it needs buffers of {} in one binding, and this GPU allows {}",
                     manifest.name,
-                    human(manifest.requirements.min_binding_bytes as f64),
-                    human(limit as f64)
+                    format_bytes(manifest.requirements.min_binding_bytes),
+                    format_bytes(limit)
                 ));
             }
         }
@@ -163,8 +153,8 @@ impl Download<'_> {
                 return Err(format!(
                     "{} needs {} more storage, and this browser allows this site {} more; free some space (or delete other models) and try again",
                     manifest.name,
-                    human(need as f64),
-                    human(free)
+                    format_bytes(need),
+                    format_bytes(free as u64)
                 ));
             }
         }

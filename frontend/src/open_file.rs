@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use app::{
     manifest::{Chunk, Manifest, ManifestFile},
     protocol::Event,
+    state::format_bytes,
 };
 use engine::{formats::gguf, model::ModelSpec};
 use sha2::{Digest, Sha256};
@@ -73,13 +74,22 @@ impl OpenFile<'_> {
         if let Some((binding, buffer)) = self.gpu_limits {
             let limit = binding.min(buffer);
             if probe.requirements.min_binding_bytes > limit {
-                return Err(format!("{} cannot run on this GPU: it needs buffers of {} bytes in one binding, and this GPU allows {limit}", probe.name, probe.requirements.min_binding_bytes));
+                return Err(format!(
+                    "{} cannot run on this GPU: it needs buffers of {} in one binding, and this GPU allows {}",
+                    probe.name,
+                    format_bytes(probe.requirements.min_binding_bytes),
+                    format_bytes(limit)
+                ));
             }
         }
         if let Some((usage, quota)) = js::storage_estimate().await {
             let free = (quota - usage).max(0.0);
             if size as f64 > free {
-                return Err(format!("{name} needs {size} bytes of storage, and this browser allows this site {free:.0} more; free some space (or delete other models) and try again"));
+                return Err(format!(
+                    "{name} needs {} of storage, and this browser allows this site {} more; free some space (or delete other models) and try again",
+                    format_bytes(size),
+                    format_bytes(free as u64)
+                ));
             }
         }
         // Chunk by chunk: hash, store, and feed the whole-file hash.

@@ -23,6 +23,7 @@ pub fn ChatApp() -> impl IntoView {
     let gpu = provide_gpu_check();
     let settings_open = RwSignal::new(false);
     let sidebar_open = RwSignal::new(false);
+    let storage_open = RwSignal::new(false);
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
@@ -44,7 +45,7 @@ pub fn ChatApp() -> impl IntoView {
                 #[cfg(not(feature = "hydrate"))]
                 let _ = ev;
             }>
-            <Sidebar sidebar_open/>
+            <Sidebar sidebar_open storage_open/>
             // Phone width: tapping beside the open sidebar closes it.
             <div class="scrim" aria-hidden="true" on:click=move |_| sidebar_open.set(false)></div>
             <section class="main" aria-label="Conversation">
@@ -61,6 +62,9 @@ pub fn ChatApp() -> impl IntoView {
             </section>
             <Show when=move || settings_open.get()>
                 <SettingsPanel settings_open/>
+            </Show>
+            <Show when=move || storage_open.get()>
+                <StoragePanel storage_open/>
             </Show>
         </div>
     }
@@ -448,8 +452,9 @@ fn PromptBox() -> impl IntoView {
 }
 
 #[component]
-fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
+fn Sidebar(sidebar_open: RwSignal<bool>, storage_open: RwSignal<bool>) -> impl IntoView {
     let ui = ui();
+    let query = RwSignal::new(String::new());
     let import_input = NodeRef::<leptos::html::Input>::new();
     let on_import = move |_ev: leptos::ev::Event| {
         #[cfg(feature = "hydrate")]
@@ -479,16 +484,48 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
                 <button type="button" class="icon sidebar-close" aria-label="Close the conversation list"
                     on:click=move |_| sidebar_open.set(false)>"✕"</button>
             </div>
-            <nav class="conversations" aria-label="Saved conversations">
+            <input type="search" class="conversation-search" placeholder="Search conversations" aria-label="Search conversations"
+                data-testid="conversation-search" prop:value=move || query.get()
+                on:input=move |ev| query.set(event_target_value(&ev))/>
+            <Show when=move || !query.get().trim().is_empty()>
+                <ul class="search-results" aria-label="Search results" data-testid="search-results">
+                    {move || {
+                        let hits = ui.conversations.with(|c| crate::state::search(c, &query.get()));
+                        if hits.is_empty() {
+                            return view! { <li class="muted">"No conversation matches."</li> }.into_any();
+                        }
+                        hits.into_iter().map(|h| {
+                            let id = h.id.clone();
+                            view! {
+                                <li data-testid="search-result" data-id=h.id.clone()>
+                                    <button type="button" class="conv-title" on:click=move |_| {
+                                        #[cfg(feature = "hydrate")]
+                                        controller::open_chat(ui, &id);
+                                        #[cfg(not(feature = "hydrate"))]
+                                        let _ = &id;
+                                        query.set(String::new());
+                                        sidebar_open.set(false);
+                                    }>
+                                        <span class="name">{h.title}</span>
+                                        <span class="muted snippet">{h.snippet}</span>
+                                    </button>
+                                </li>
+                            }
+                        }).collect_view().into_any()
+                    }}
+                </ul>
+            </Show>
+            <nav class="conversations" aria-label="Saved conversations" hidden=move || !query.get().trim().is_empty()>
                 <ul data-testid="conversation-list">
                     {move || {
                         let current = ui.conversation.with(|c| c.id.clone());
-                        ui.conversations.get().into_iter().map(|c| {
-                            let (id_open, id_rename, id_delete) = (c.id.clone(), c.id.clone(), c.id.clone());
+                        ui.conversations.with(|all| crate::state::listed(all)).into_iter().map(|c| {
+                            let (id_open, id_rename, id_delete, id_pin) = (c.id.clone(), c.id.clone(), c.id.clone(), c.id.clone());
+                            let pinned = c.pinned;
                             let title = c.title.clone();
                             let old_title = c.title.clone();
                             view! {
-                                <li class:current=c.id == current data-testid="conversation" data-id=c.id.clone()>
+                                <li class:current=c.id == current class:pinned=pinned data-testid="conversation" data-id=c.id.clone() data-pinned=pinned.to_string()>
                                     <button type="button" class="conv-title" on:click=move |_| {
                                         #[cfg(feature = "hydrate")]
                                         controller::open_chat(ui, &id_open);
@@ -496,6 +533,13 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
                                         let _ = &id_open;
                                         sidebar_open.set(false);
                                     }>{title.clone()}</button>
+                                    <button type="button" class="icon small pin" aria-pressed=pinned.to_string()
+                                        aria-label=if pinned { format!("Unpin {title}") } else { format!("Pin {title}") } data-testid="pin-conversation" on:click=move |_| {
+                                        #[cfg(feature = "hydrate")]
+                                        controller::toggle_pin(ui, &id_pin);
+                                        #[cfg(not(feature = "hydrate"))]
+                                        let _ = &id_pin;
+                                    }>{if pinned { "★" } else { "☆" }}</button>
                                     <button type="button" class="icon small" aria-label=format!("Rename {title}") data-testid="rename-conversation" on:click=move |_| {
                                         #[cfg(feature = "hydrate")]
                                         if let Some(w) = web_sys::window() {
@@ -530,7 +574,7 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
                     <input type="file" accept="application/json,.json" class="visually-hidden" node_ref=import_input on:change=on_import data-testid="import-chats"/>
                 </label>
             </div>
-            <ModelStorage/>
+            <ModelStorage storage_open/>
             <details class="device">
                 <summary>"This device"</summary>
                 <GpuPanel/>
@@ -541,7 +585,7 @@ fn Sidebar(sidebar_open: RwSignal<bool>) -> impl IntoView {
 }
 
 #[component]
-fn ModelStorage() -> impl IntoView {
+fn ModelStorage(storage_open: RwSignal<bool>) -> impl IntoView {
     let ui = ui();
     let model_input = NodeRef::<leptos::html::Input>::new();
     let on_open = move |_ev: leptos::ev::Event| {
@@ -590,9 +634,90 @@ fn ModelStorage() -> impl IntoView {
                 "Open a model file…"
                 <input type="file" accept=".gguf" class="visually-hidden" node_ref=model_input on:change=on_open data-testid="open-model-file"/>
             </label>
+            <button type="button" class="secondary" data-testid="storage-page" on:click=move |_| {
+                #[cfg(feature = "hydrate")]
+                leptos::task::spawn_local(crate::storage::refresh(ui));
+                storage_open.set(true);
+            }>"Manage storage"</button>
         </section>
     }
     .into_any()
+}
+
+/// Everything Eddy keeps on this device, with its size, and the way to remove it.
+#[component]
+fn StoragePanel(storage_open: RwSignal<bool>) -> impl IntoView {
+    let ui = ui();
+    let delete_everything = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let sure = web_sys::window()
+                .and_then(|w| w.confirm_with_message("Delete every model and every conversation from this device?").ok())
+                .unwrap_or(false);
+            if sure {
+                controller::delete_everything(ui);
+            }
+        }
+    };
+    view! {
+        <aside class="settings storage-panel" aria-label="Storage on this device">
+            <div class="settings-head">
+                <h2>"Storage on this device"</h2>
+                <button type="button" class="icon" aria-label="Close storage" data-testid="storage-close" on:click=move |_| storage_open.set(false)>"✕"</button>
+            </div>
+            {move || ui.storage.get().map(|st| view! {
+                <dl class="storage-summary">
+                    <dt>"Used"</dt><dd>{format_bytes(st.usage)}</dd>
+                    <dt>"This browser allows this site"</dt><dd>{format_bytes(st.quota)}</dd>
+                    <dt>"Kept when the disk runs low"</dt><dd data-testid="storage-persisted">{if st.persisted { "yes" } else { "no" }}</dd>
+                </dl>
+            })}
+            <h3>"Models"</h3>
+            <ul class="storage-rows">
+                {move || ui.cached.get().into_iter().map(|m| {
+                    let id = m.id.clone();
+                    view! {
+                        <li data-testid="storage-row" data-kind="model" data-id=m.id.clone() data-bytes=m.stored_bytes.to_string()>
+                            <span class="name">{m.name.clone()}</span>
+                            <span class="size">{format_bytes(m.stored_bytes)}</span>
+                            <button type="button" class="icon small" aria-label=format!("Delete {}", m.name) data-testid="storage-delete" on:click=move |_| {
+                                #[cfg(feature = "hydrate")]
+                                controller::delete_model(ui, &id);
+                                #[cfg(not(feature = "hydrate"))]
+                                let _ = &id;
+                            }>"✕"</button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <h3>"Conversations"</h3>
+            <ul class="storage-rows">
+                {move || ui.conversations.get().into_iter().map(|c| {
+                    let id = c.id.clone();
+                    let bytes = conversation_bytes(&c);
+                    view! {
+                        <li data-testid="storage-row" data-kind="conversation" data-id=c.id.clone() data-bytes=bytes.to_string()>
+                            <span class="name">{c.title.clone()}</span>
+                            <span class="size">{format_bytes(bytes)}</span>
+                            <button type="button" class="icon small" aria-label=format!("Delete {}", c.title) data-testid="storage-delete" on:click=move |_| {
+                                #[cfg(feature = "hydrate")]
+                                controller::delete_chat(ui, &id);
+                                #[cfg(not(feature = "hydrate"))]
+                                let _ = &id;
+                            }>"✕"</button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <button type="button" class="danger" data-testid="delete-everything" on:click=delete_everything>"Delete everything"</button>
+        </aside>
+    }
+    .into_any()
+}
+
+/// A conversation's size as stored (its JSON record).
+fn conversation_bytes(c: &crate::state::Conversation) -> u64 {
+    serde_json::to_string(c).map_or(0, |j| j.len() as u64)
 }
 
 #[component]

@@ -3,6 +3,8 @@
 use engine::gpu::{selftest::SelfTestReport, AdapterReport};
 use leptos::prelude::*;
 
+use crate::state::format_bytes_binary;
+
 /// Where the WebGPU check stands.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GpuState {
@@ -86,17 +88,6 @@ pub fn NoWebGpu() -> impl IntoView {
     }
 }
 
-fn format_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
-}
-
 fn yes_no(v: bool) -> &'static str {
     if v { "yes" } else { "no" }
 }
@@ -119,10 +110,10 @@ fn AdapterDetails(adapter: AdapterReport, selftest: SelfTestReport) -> impl Into
         </dl>
         <h3>"Limits that matter for language models"</h3>
         <dl class="facts" data-testid="limits">
-            <dt>"maxBufferSize"</dt><dd>{format_bytes(l.max_buffer_size)}</dd>
-            <dt>"maxStorageBufferBindingSize"</dt><dd data-testid="limit-max-storage-binding">{format_bytes(l.max_storage_buffer_binding_size)}</dd>
+            <dt>"maxBufferSize"</dt><dd>{format_bytes_binary(l.max_buffer_size)}</dd>
+            <dt>"maxStorageBufferBindingSize"</dt><dd data-testid="limit-max-storage-binding">{format_bytes_binary(l.max_storage_buffer_binding_size)}</dd>
             <dt>"maxStorageBuffersPerShaderStage"</dt><dd>{l.max_storage_buffers_per_shader_stage}</dd>
-            <dt>"maxComputeWorkgroupStorageSize"</dt><dd>{format_bytes(u64::from(l.max_compute_workgroup_storage_size))}</dd>
+            <dt>"maxComputeWorkgroupStorageSize"</dt><dd>{format_bytes_binary(u64::from(l.max_compute_workgroup_storage_size))}</dd>
             <dt>"maxComputeInvocationsPerWorkgroup"</dt><dd>{l.max_compute_invocations_per_workgroup}</dd>
         </dl>
         <p class=if selftest.passed { "selftest ok" } else { "selftest bad" } data-testid="selftest-status" data-passed=selftest.passed.to_string()>
