@@ -38,3 +38,8 @@ export function deleteKeys(page: Page, db: string, store: string, keys: string[]
     d.close();
   }, [db, store, keys] as const);
 }
+
+/** Waits until the app is hydrated (its event handlers attached): the catalog it fetches is listed. */
+export async function hydrated(page: Page) {
+  await expect(page.getByTestId('model-picker').locator('option:not([value=""])').first()).toBeAttached({ timeout: 60_000 });
+}

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { paths } from './paths';
 import { accessLines, startServer, stopServer } from './server';
-import { lastReplyIds, send, storedKeys, waitReady } from './app';
+import { hydrated, lastReplyIds, send, storedKeys, waitReady } from './app';
 
 const reference = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
@@ -315,6 +315,7 @@ test('search finds conversations by title and text, on the device, and opens the
   ];
   const file = path.join(paths.e2e, 'search-sample.json');
   fs.writeFileSync(file, JSON.stringify(sample));
+  await hydrated(page);
   await page.getByTestId('import-chats').setInputFiles(file);
   await expect(page.getByTestId('info')).toContainText('Imported 3 conversations');
   await page.waitForLoadState('networkidle'); // the catalog and its manifests, fetched at start

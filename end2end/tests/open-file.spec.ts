@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { paths } from './paths';
 import { accessLines, startServer, stopServer } from './server';
-import { lastReplyIds, send, storedKeys, waitReady } from './app';
+import { hydrated, lastReplyIds, send, storedKeys, waitReady } from './app';
 
 const smolFile = path.join(paths.cache, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
 
@@ -25,6 +25,7 @@ test('a GGUF opened from disk is stored like a download, chats, and chats again 
   try {
     await page.goto(`${s.url}/?temperature=0&max_tokens=${n}`);
     await controlled(page);
+    await hydrated(page);
     await page.getByTestId('open-model-file').setInputFiles(smolFile);
     await expect(page.getByTestId('download-progress')).toContainText('nothing is uploaded', { timeout: 60_000 });
     await waitReady(page, 300_000);
@@ -53,6 +54,7 @@ test('a GGUF opened from disk is stored like a download, chats, and chats again 
 
 test('a dropped file that is not a model gets a clear error and leaves nothing stored; a dropped GGUF loads', async ({ page }) => {
   await page.goto('/?temperature=0&max_tokens=3');
+  await hydrated(page);
   const drop = async (name: string, bytes: Buffer) => {
     const transfer = await page.evaluateHandle(
       ([n, b64]) => {
