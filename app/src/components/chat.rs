@@ -507,7 +507,7 @@ fn Sidebar(sidebar_open: RwSignal<bool>, storage_open: RwSignal<bool>) -> impl I
                                         sidebar_open.set(false);
                                     }>
                                         <span class="name">{h.title}</span>
-                                        <span class="muted snippet">{h.snippet}</span>
+                                        {(!h.snippet.is_empty()).then(|| view! { <span class="muted snippet">{h.snippet.clone()}</span> })}
                                     </button>
                                 </li>
                             }
@@ -574,7 +574,7 @@ fn Sidebar(sidebar_open: RwSignal<bool>, storage_open: RwSignal<bool>) -> impl I
                     <input type="file" accept="application/json,.json" class="visually-hidden" node_ref=import_input on:change=on_import data-testid="import-chats"/>
                 </label>
             </div>
-            <ModelStorage storage_open/>
+            <ModelStorage storage_open sidebar_open/>
             <details class="device">
                 <summary>"This device"</summary>
                 <GpuPanel/>
@@ -585,13 +585,15 @@ fn Sidebar(sidebar_open: RwSignal<bool>, storage_open: RwSignal<bool>) -> impl I
 }
 
 #[component]
-fn ModelStorage(storage_open: RwSignal<bool>) -> impl IntoView {
+fn ModelStorage(storage_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl IntoView {
     let ui = ui();
     let model_input = NodeRef::<leptos::html::Input>::new();
     let on_open = move |_ev: leptos::ev::Event| {
         #[cfg(feature = "hydrate")]
         if let Some(file) = model_input.get().and_then(|i| i.files()).and_then(|f| f.get(0)) {
             controller::open_model_file(ui, file);
+            // At phone width the sidebar covers the progress.
+            sidebar_open.set(false);
         }
     };
     view! {
@@ -637,6 +639,8 @@ fn ModelStorage(storage_open: RwSignal<bool>) -> impl IntoView {
             <button type="button" class="secondary" data-testid="storage-page" on:click=move |_| {
                 #[cfg(feature = "hydrate")]
                 leptos::task::spawn_local(crate::storage::refresh(ui));
+                // At phone width the sidebar would cover the panel.
+                sidebar_open.set(false);
                 storage_open.set(true);
             }>"Manage storage"</button>
         </section>
