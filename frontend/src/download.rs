@@ -106,22 +106,28 @@ impl Progress {
     }
 }
 
+/// Refuses a model whose largest piece does not fit the GPU's (maxStorageBufferBindingSize,
+/// maxBufferSize), before anything is stored.
+pub fn fits_gpu(manifest: &Manifest, gpu_limits: Option<(u64, u64)>) -> Result<(), String> {
+    let Some((binding, buffer)) = gpu_limits else { return Ok(()) };
+    let limit = binding.min(buffer);
+    if manifest.requirements.min_binding_bytes > limit {
+        return Err(format!(
+            "{} cannot run on this GPU: it needs buffers of {} in one binding, and this GPU allows {}",
+            manifest.name,
+            format_bytes(manifest.requirements.min_binding_bytes),
+            format_bytes(limit)
+        ));
+    }
+    Ok(())
+}
+
 impl Download<'_> {
     /// Downloads (or resumes, or verifies complete) model `id` from `base`.
     pub async fn run(&self, base: &str, id: &str) -> Result<(), String> {
         let fetched = fetch_manifest(base, id).await?;
         let manifest = &fetched.manifest;
-        if let Some((binding, buffer)) = self.gpu_limits {
-            let limit = binding.min(buffer);
-            if manifest.requirements.min_binding_bytes > limit {
-                return Err(format!(
-                    "{} cannot run on this GPU: it needs buffers of {} in one binding, and this GPU allows {}",
-                    manifest.name,
-                    format_bytes(manifest.requirements.min_binding_bytes),
-                    format_bytes(limit)
-                ));
-            }
-        }
+        fits_gpu(manifest, self.gpu_limits)?;
         let previous = self.store.model(id).await.map_err(|e| e.to_string())?;
         let changed = previous.as_ref().is_some_and(|p| p.manifest_sha256 != fetched.sha256);
         let record = ModelRecord {

@@ -283,15 +283,22 @@ impl Host {
         self.emit(Event::Catalog { models, cached, offline, error });
     }
 
-    async fn download(&self, base: String, id: String) {
-        if !app::manifest::valid_model_id(&id) {
-            return self.emit(Event::DownloadFailed { id, message: "this is not a model id".into() });
+    /// What a download or an opened file needs first: a valid id, the cache,
+    /// and the GPU's (maxStorageBufferBindingSize, maxBufferSize) if there is one.
+    async fn prepare_store(&self, id: &str) -> Result<(Rc<Store>, Option<(u64, u64)>), String> {
+        if !app::manifest::valid_model_id(id) {
+            return Err("this is not a model id".into());
         }
-        let store = match self.store().await {
-            Ok(s) => s,
+        let store = self.store().await?;
+        let limits = self.gpu().await.ok().map(|g| (g.limits.max_storage_buffer_binding_size as u64, g.limits.max_buffer_size));
+        Ok((store, limits))
+    }
+
+    async fn download(&self, base: String, id: String) {
+        let (store, limits) = match self.prepare_store(&id).await {
+            Ok(v) => v,
             Err(message) => return self.emit(Event::DownloadFailed { id, message }),
         };
-        let limits = self.gpu().await.ok().map(|g| (g.limits.max_storage_buffer_binding_size as u64, g.limits.max_buffer_size));
         let cancel = Rc::new(Cell::new(false));
         self.state.borrow_mut().downloads.insert(id.clone(), cancel.clone());
         // (The page asked for persistent storage first: workers cannot.)
@@ -318,14 +325,10 @@ impl Host {
     }
 
     async fn import_file(&self, id: String, file: web_sys::File) {
-        if !app::manifest::valid_model_id(&id) {
-            return self.emit(Event::DownloadFailed { id, message: "this is not a model id".into() });
-        }
-        let store = match self.store().await {
-            Ok(s) => s,
+        let (store, limits) = match self.prepare_store(&id).await {
+            Ok(v) => v,
             Err(message) => return self.emit(Event::DownloadFailed { id, message }),
         };
-        let limits = self.gpu().await.ok().map(|g| (g.limits.max_storage_buffer_binding_size as u64, g.limits.max_buffer_size));
         let (emit, id2, store2) = (self.emit.clone(), id.clone(), store.clone());
         let work = async move { OpenFile { store: &store2, emit, gpu_limits: limits }.run(&id2, &file).await };
         match js::with_lock(&format!("eddy-download:{id}"), work).await {

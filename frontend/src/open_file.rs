@@ -71,17 +71,7 @@ impl OpenFile<'_> {
         let spec = ModelSpec::from_gguf(&head, &name, size).map_err(|e| format!("{name}: {e}"))?;
         drop(head);
         let probe = Manifest::describe(&spec, id, "gguf", "gguf", Vec::new(), CHUNK, None).map_err(|e| format!("{name}: {e}"))?;
-        if let Some((binding, buffer)) = self.gpu_limits {
-            let limit = binding.min(buffer);
-            if probe.requirements.min_binding_bytes > limit {
-                return Err(format!(
-                    "{} cannot run on this GPU: it needs buffers of {} in one binding, and this GPU allows {}",
-                    probe.name,
-                    format_bytes(probe.requirements.min_binding_bytes),
-                    format_bytes(limit)
-                ));
-            }
-        }
+        crate::download::fits_gpu(&probe, self.gpu_limits)?;
         if let Some((usage, quota)) = js::storage_estimate().await {
             let free = (quota - usage).max(0.0);
             if size as f64 > free {
