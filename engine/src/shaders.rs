@@ -21,6 +21,7 @@ static FILES: &[(&str, &str)] = shader_files!(
     "matvec_xr.wgsl",
     "matmul.wgsl",
     "matmul64.wgsl",
+    "matmul_coop.wgsl",
     "swiglu.wgsl",
     "rope.wgsl",
     "attention.wgsl",

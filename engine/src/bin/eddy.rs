@@ -44,6 +44,9 @@ struct DeviceArgs {
     /// Compile the kernels without wgpu's bounds checks (to measure their cost).
     #[arg(long)]
     no_bounds_checks: bool,
+    /// Keep prefill mat-mats off the matrix units (cooperative matrices).
+    #[arg(long)]
+    no_coop: bool,
     /// Mat-vec workgroup size (64, 128 or 256).
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_wg)]
     matvec_wg: u32,
@@ -65,6 +68,12 @@ struct DeviceArgs {
     /// Weight bytes each lane of the x-in-registers mat-vec loads at once.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.xr_bytes)]
     xr_bytes: u32,
+    /// The fewest rows per group of the x-in-registers mat-vec.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.xr_min_rows)]
+    xr_min_rows: u32,
+    /// Lanes per output of the MoE experts' mat-vecs.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.moe_lanes)]
+    moe_lanes: u32,
 }
 
 impl DeviceArgs {
@@ -78,6 +87,8 @@ impl DeviceArgs {
                 xr_always: self.matvec_xr_always,
                 int8_min_weights: if self.no_int8 { u64::MAX } else { self.int8_min_weights },
                 xr_bytes: self.xr_bytes,
+                xr_min_rows: self.xr_min_rows,
+                moe_lanes: self.moe_lanes,
             },
             ..Default::default()
         }
@@ -181,7 +192,7 @@ fn main() {
 }
 
 fn open_gpu(device: &DeviceArgs) -> Result<Gpu, ModelError> {
-    Ok(pollster::block_on(Gpu::new(GpuOptions { allow_f16: !device.no_f16, allow_subgroups: true, bounds_checks: !device.no_bounds_checks }))?)
+    Ok(pollster::block_on(Gpu::new(GpuOptions { allow_f16: !device.no_f16, allow_subgroups: true, bounds_checks: !device.no_bounds_checks, allow_coop_matrix: !device.no_coop }))?)
 }
 
 fn load(path: &std::path::Path, gpu: &Gpu, quiet: bool) -> Result<(TextModel, f64), ModelError> {
@@ -350,6 +361,7 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "matvec_lanes": args.device.matvec_lanes,
         "shader_f16": gpu.f16,
         "subgroups": gpu.subgroups,
+        "coop_matrix": gpu.coop_matrix,
     });
     let mut report = report;
     if let Some(p) = &profile {

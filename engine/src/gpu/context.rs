@@ -23,11 +23,15 @@ pub struct GpuOptions {
     /// Keep wgpu's bounds checks in the kernels (natively; the browser
     /// compiles WGSL with its own). Off only to measure what they cost.
     pub bounds_checks: bool,
+    /// Use the GPU's matrix units through wgpu's experimental cooperative
+    /// matrices where the adapter offers 16×16×16 f16 products with f32 sums
+    /// (natively only; the browser's WebGPU has none yet).
+    pub allow_coop_matrix: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        Self { allow_f16: true, allow_subgroups: true, bounds_checks: true }
+        Self { allow_f16: true, allow_subgroups: true, bounds_checks: true, allow_coop_matrix: true }
     }
 }
 
@@ -75,6 +79,10 @@ pub struct Gpu {
     pub browser_features: Vec<String>,
     /// See [`GpuOptions::bounds_checks`].
     pub bounds_checks: bool,
+    /// Prefill mat-mats may run on the matrix units (matmul_coop.wgsl): the
+    /// device has cooperative matrices of 16×16×16 f16 → f32, shader-f16 and
+    /// subgroups of exactly 32 lanes (the kernel's tile layout).
+    pub coop_matrix: bool,
     /// Why the device was lost, once it is, and who waits to hear of it
     /// (set by wgpu's device-lost callback).
     lost: std::sync::Arc<std::sync::Mutex<Lost>>,
@@ -84,6 +92,19 @@ pub struct Gpu {
 struct Lost {
     reason: Option<String>,
     waiters: Vec<futures::channel::oneshot::Sender<String>>,
+}
+
+/// Whether matmul_coop.wgsl can run on this adapter: cooperative matrices of
+/// 16×16×16 with f16 inputs and f32 sums, and subgroups of exactly 32 lanes.
+fn coop_matrix_usable(adapter: &wgpu::Adapter, info: &wgpu::AdapterInfo) -> bool {
+    let features = adapter.features();
+    let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
+    if !features.contains(needed) || info.subgroup_min_size != 32 || info.subgroup_max_size != 32 {
+        return false;
+    }
+    adapter.cooperative_matrix_properties().iter().any(|p| {
+        p.m_size == 16 && p.n_size == 16 && p.k_size == 16 && p.ab_type == wgpu::CooperativeScalarType::F16 && p.cr_type == wgpu::CooperativeScalarType::F32
+    })
 }
 
 impl Gpu {
@@ -133,6 +154,11 @@ impl Gpu {
             wanted |= wgpu::Features::SUBGROUP;
         }
         wanted |= wgpu::Features::TIMESTAMP_QUERY;
+        let info = adapter.get_info();
+        let coop_matrix = options.allow_coop_matrix && options.allow_f16 && options.allow_subgroups && coop_matrix_usable(&adapter, &info);
+        if coop_matrix {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let required_features = adapter_features & wanted;
         // Ask for everything the adapter offers: models need the largest buffers it allows.
         let required_limits = adapter.limits();
@@ -141,7 +167,10 @@ impl Gpu {
                 label: Some("eddy"),
                 required_features,
                 required_limits: required_limits.clone(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                // SAFETY: the one experimental feature asked for is cooperative
+                // matrices, used by one kernel whose results the engine's tests
+                // check against a CPU reference on devices that have them.
+                experimental_features: if coop_matrix { unsafe { wgpu::ExperimentalFeatures::enabled() } } else { wgpu::ExperimentalFeatures::disabled() },
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
@@ -159,7 +188,6 @@ impl Gpu {
             }
         });
         let features = device.features();
-        let info = adapter.get_info();
         let subgroups = features.contains(wgpu::Features::SUBGROUP);
         Ok(Self {
             f16: features.contains(wgpu::Features::SHADER_F16),
@@ -170,6 +198,7 @@ impl Gpu {
             adapter_features,
             browser_features: Vec::new(),
             bounds_checks: options.bounds_checks,
+            coop_matrix: coop_matrix && features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP),
             lost,
             device,
             queue,

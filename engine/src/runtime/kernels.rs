@@ -94,13 +94,13 @@ fn slots_of(key: &KernelKey) -> Vec<Slot> {
         }
         return s;
     }
-    if key.file == "matmul.wgsl" && has("GROUPED") {
+    if (key.file == "matmul.wgsl" || key.file == "matmul_coop.wgsl") && has("GROUPED") {
         return vec![Uniform, Uniform, Read, Read, Write, Read];
     }
     let fixed: &[Slot] = match key.file {
         "embed.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "rmsnorm.wgsl" => &[Uniform, Uniform, Read, Read, Write],
-        "matmul.wgsl" | "matmul64.wgsl" => &[Uniform, Uniform, Read, Read, Write],
+        "matmul.wgsl" | "matmul64.wgsl" | "matmul_coop.wgsl" => &[Uniform, Uniform, Read, Read, Write],
         "swiglu.wgsl" => &[Uniform, Uniform, Read, Write],
         "rope.wgsl" => &[Uniform, Uniform, Read, Read, Read, Read, Write, Write, Write],
         "attention.wgsl" | "attention_split.wgsl" => &[Uniform, Uniform, Read, Read, Read, Write],

@@ -49,15 +49,24 @@ pub struct Tuning {
     /// packed int8 dot products (u64::MAX: never).
     pub int8_min_weights: u64,
     /// x-in-registers: weight bytes each lane loads at once (over a group's
-    /// rows), which sets the rows per group for each weight type.
+    /// rows), which sets the rows per group for each weight type,
     pub xr_bytes: u32,
+    /// but never fewer rows than this (F16's 64-byte chunks want 2 where
+    /// Q4_0's 18-byte chunks want 3: both measured on the H200).
+    pub xr_min_rows: u32,
+    /// Lanes per output of the MoE experts' mat-vecs (their rows are short and
+    /// gathered per slot: fewer lanes than the dense mat-vecs measured slower).
+    pub moe_lanes: u32,
 }
 
 impl Tuning {
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 128 };
+    /// Measured on the H200 (docs/BENCHMARKS.md): 16 lanes per output and 2-3
+    /// rows per x-in-registers group decode LFM2-1.2B Q4_0 17% faster than 32
+    /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes.
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4 };
 
     pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
         if gpu.info.device_type == wgpu::DeviceType::Cpu { Self::CPU } else { Self::DEFAULT }
@@ -224,11 +233,12 @@ impl<'a> Ops<'a> {
     #[allow(clippy::too_many_arguments)]
     fn mv_plan(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str], outputs: u64, pairs: bool, stage: bool, xr: bool) -> (KernelKey, Count) {
         let stage = stage && self.stages_x(m.cols());
+        let tuning = if defines.contains(&"MOE") { Tuning { matvec_lanes: self.tuning.moe_lanes, ..self.tuning } } else { self.tuning };
         // Bytes of one 32-column chunk of a row, scales included.
         let chunk_bytes = (32 * m.dtype().block_bytes() / m.dtype().block_elems()).max(1) as u32;
-        let rows = (self.tuning.xr_bytes / chunk_bytes).clamp(1, 8);
+        let rows = (tuning.xr_bytes / chunk_bytes).clamp(tuning.xr_min_rows.clamp(1, 8), 8);
         let rows = if pairs { (rows / 2).max(1) } else { rows };
-        if let Some(xr) = XrShape::new(m.cols(), x_stride, rows, self.tuning).filter(|_| (xr && !stage) || self.tuning.xr_always) {
+        if let Some(xr) = XrShape::new(m.cols(), x_stride, rows, tuning).filter(|_| (xr && !stage) || self.tuning.xr_always) {
             let mut key = KernelKey::new("matvec_xr.wgsl").weight(m.dtype()).define("DOT");
             for d in defines {
                 key = key.define(d);
@@ -246,9 +256,33 @@ impl<'a> Ops<'a> {
             return (key, xr.groups(outputs));
         }
         let units = m.cols() / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, self.tuning);
+        let shape = MatvecShape::new(units, tuning);
         let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 }, m.cols(), m.rows);
         (key, shape.groups(outputs))
+    }
+
+    /// Whether a prefill mat-mat runs on the matrix units (matmul_coop.wgsl,
+    /// same tiles and parameters as matmul.wgsl): the device has them, x and
+    /// the columns come in the kernel's whole steps (32 columns, vec4 rows),
+    /// and the weights lose nothing that matters as f16: F16 and BF16 are
+    /// exact there, the quantized types' rounding is far below their
+    /// quantization error; F32 weights (the reference models' files) would
+    /// lose 13 bits and stay on the SIMT kernel, in f32 throughout.
+    /// `EDDY_NO_COOP=1` keeps the SIMT kernel (benchmarks, comparisons).
+    fn coop_matmul(&self, m: &GpuMatrix, x_stride: u64) -> bool {
+        self.gpu.coop_matrix && m.dtype() != DType::F32 && m.cols() % 32 == 0 && x_stride % 4 == 0 && std::env::var_os("EDDY_NO_COOP").is_none()
+    }
+
+    /// matmul_coop.wgsl with 64 columns per step instead of 32: on the H200 3-5%
+    /// faster for the dense mat-mats, 10% slower for the grouped MoE ones.
+    /// `EDDY_COOP_BK=32` or `=64` overrides (benchmarks).
+    fn coop_bk64(&self, m: &GpuMatrix, grouped: bool) -> bool {
+        let wanted = match std::env::var("EDDY_COOP_BK").as_deref() {
+            Ok("32") => false,
+            Ok("64") => true,
+            _ => !grouped,
+        };
+        wanted && m.cols() % 64 == 0
     }
 
     fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
@@ -294,7 +328,12 @@ impl<'a> Ops<'a> {
                 Pass::Prefill => {
                     let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
                     let small = std::env::var("EDDY_MATMUL").is_ok_and(|v| v == "64");
-                    let key = KernelKey::new(if small { "matmul64.wgsl" } else { "matmul.wgsl" }).weight(m.dtype()).define(define);
+                    let file = if self.coop_matmul(m, x_stride) { "matmul_coop.wgsl" } else if small { "matmul64.wgsl" } else { "matmul.wgsl" };
+                    let small = small && file == "matmul64.wgsl";
+                    let mut key = KernelKey::new(file).weight(m.dtype()).define(define);
+                    if file == "matmul_coop.wgsl" && self.coop_bk64(m, false) {
+                        key = key.define("BK64");
+                    }
                     let groups = [Count::Fixed((part.rows as u32).div_ceil(if small { 64 } else { 128 })), Count::Tokens { per: 1, div: 64 }];
                     self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
@@ -378,7 +417,11 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / rows_per_expert;
                 let e_hi = e_lo + part.rows / rows_per_expert;
                 let p = [g[0], g[1], g[2], g[3], m.cols() as u32, rows_per_expert as u32, 0, rows_per_expert as u32, x_stride as u32, e_lo as u32, e_hi as u32, rows_per_expert as u32, x_row_div, order_off, 0, 0];
-                let key = KernelKey::new("matmul.wgsl").weight(m.dtype()).define("STORE").define("GROUPED");
+                let file = if self.coop_matmul(m, x_stride) { "matmul_coop.wgsl" } else { "matmul.wgsl" };
+                let mut key = KernelKey::new(file).weight(m.dtype()).define("STORE").define("GROUPED");
+                if file == "matmul_coop.wgsl" && self.coop_bk64(m, true) {
+                    key = key.define("BK64");
+                }
                 let groups = [Count::Fixed((rows_per_expert as u32).div_ceil(128)), tiles];
                 self.dispatch(key, Some(&p), &[&part.buffer, x, y, plan], groups, format!("moe-matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
