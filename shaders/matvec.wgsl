@@ -12,9 +12,10 @@
 //               rows interleaved in tiles of `tile` rows
 //   MOE_GATE_UP as SWIGLU for the expert chosen in slot s of token t (y = t*k + s)
 //   MOE_DOWN    Y[t, r] += Σ_s weight_s * (row r of expert_s · a[t*k + s])
-// With XSHARED, the workgroup first copies the token's x (normed when NORM)
-// into workgroup memory, so its groups read x from there: the x traffic is
-// once per workgroup instead of once per output.
+// With XSHARED, the workgroup first copies the token's x (normed when NORM;
+// MOE_DOWN: its KS slots' x, one after another) into workgroup memory, so its
+// groups read x from there: the x traffic is once per workgroup instead of
+// once per output.
 // (Naga takes subgroup built-ins without `enable subgroups;` when the device
 // has the feature, and rejects the directive.)
 #include "step.wgsl"
@@ -184,8 +185,9 @@ fn xslot(c4: u32) -> u32 {
     return (c4 % XV) * (XS4 / XV) + c4 / XV;
 }
 
+// t4: where the row's x starts in the staged block (0, or MOE_DOWN's slot).
 fn xv4(t4: u32, c4: u32) -> vec4<f32> {
-    return xs[xslot(c4)];
+    return xs[xslot(t4 + c4)];
 }
 
 // Copies x[t] (times the gains with NORM) into xs; returns Σx² (NORM).
@@ -332,6 +334,16 @@ fn lane_sum(v: f32, lid: u32) -> f32 {
 }
 #endif
 
+// Where token t's x starts for row_dot: in X, or in the staged copy (where
+// the workgroup's one token starts at 0).
+fn x_at(t: u32) -> u32 {
+#if XSHARED || I8X
+    return 0u;
+#else
+    return t * P.x_stride;
+#endif
+}
+
 // 1 / rms(x[t]) (NORM), or 1. XSHARED: the staging summed x² already;
 // otherwise the group's lanes sum it, four loads in flight per lane.
 fn inv_rms(t: u32, lane: u32, lid: u32, staged: f32) -> f32 {
@@ -394,7 +406,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if STORE || ADD
     var acc = 0.0;
     if (valid) {
-        acc = row_dot(r, y * P.x_stride, lane);
+        acc = row_dot(r, x_at(y), lane);
     }
     let sum = lane_sum(acc, lid) * inv_rms(y, lane, lid, staged);
     if (valid && lane == 0u) {
@@ -422,7 +434,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var u = 0.0;
     if (live) {
         let gate_row = base + (r / P.tile) * 2u * P.tile + r % P.tile;
-        let gu = row_dot2(gate_row, gate_row + P.tile, t * P.x_stride, lane);
+        let gu = row_dot2(gate_row, gate_row + P.tile, x_at(t), lane);
         g = gu.x;
         u = gu.y;
     }
@@ -443,7 +455,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let live = e >= P.e_lo && e < P.e_hi;
             // Experts outside this part read row r of its first; their weight is 0.
             let w = select(0.0, selw[slot], live);
-            acc += w * row_dot(select(0u, e - P.e_lo, live) * P.rows_per_expert + r, slot * P.x_stride, lane);
+            // With XSHARED the token's KS slots are staged one after another.
+            acc += w * row_dot(select(0u, e - P.e_lo, live) * P.rows_per_expert + r, x_at(y * KS) + s * P.x_stride, lane);
         }
     }
     let total = lane_sum(acc, lid);

@@ -208,11 +208,15 @@ impl<'a> Ops<'a> {
         // Staging pays while it leaves room for several workgroups per core:
         // up to 16 KiB of x (a 4096-wide hidden state).
         let shared = stage_cols * 4 + u64::from(shape.wg) * 8;
-        if stage_cols > 0 && stage_cols <= 4096 && shared <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size) {
+        // MoE down projections stage their token's k slots (k × the expert's
+        // columns), as large as the device allows: read from global memory,
+        // each output's lanes re-read all of them (0.4 TB/s on the H200).
+        let moe_down = defines.contains(&"MOE_DOWN");
+        if stage_cols > 0 && (stage_cols <= 4096 || moe_down) && shared <= u64::from(self.gpu.limits.max_compute_workgroup_storage_size) {
             // Quantizing x costs each workgroup a pass over it: it pays where the
             // matrix is large enough for the dequantization to dominate (measured on
             // the H200: 16384x2048 and 65536x2048 faster, 6144x2048 and smaller slower).
-            let int8 = rows.saturating_mul(stage_cols) >= self.tuning.int8_min_weights && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0 | DType::Q6K);
+            let int8 = !moe_down && rows.saturating_mul(stage_cols) >= self.tuning.int8_min_weights && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0 | DType::Q6K);
             key = key.define(if int8 { "I8X" } else { "XSHARED" });
             key.xs4 = (stage_cols / 4) as u32;
         }
@@ -561,7 +565,15 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
                 let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, fe as u32];
-                let (key, gx) = self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false, false);
+                let (key, gx) = if self.tuning.xr_always || std::env::var_os("EDDY_MOE_X_GLOBAL").is_some() {
+                    self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false, false)
+                } else {
+                    // The token's k slots of x staged together (XSHARED) where they fit.
+                    let tuning = Tuning { matvec_lanes: self.tuning.moe_lanes, ..self.tuning };
+                    let shape = MatvecShape::new(units, tuning);
+                    let stage_cols = if fe % 4 == 0 { u64::from(top_k) * fe } else { 0 };
+                    (self.matvec_key(m.dtype(), &["MOE", "MOE_DOWN"], shape, stage_cols, fe, part.rows), shape.groups(hidden))
+                };
                 let key = key.constant("KS", top_k);
                 let groups = [gx, Count::tokens()];
                 self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
