@@ -93,3 +93,31 @@ fn loader_memory_does_not_grow_with_the_model() {
         assert!(model.peak_loader_bytes * 2 < weights, "{name}/{file}: the loader held {} of {weights} bytes", model.peak_loader_bytes);
     }
 }
+
+/// Warming a session up (every pass run once, so a browser compiles its
+/// pipelines before the first prompt) leaves no trace: the same prompt then
+/// gives bit-identical logits and tokens to a fresh session's, also with a
+/// repetition penalty, which reads the set of tokens seen so far.
+#[test]
+fn a_warmed_up_session_answers_as_a_fresh_one() {
+    let gpu = gpu(false);
+    for name in ["tiny-lfm2", "tiny-lfm2-moe"] {
+        let model = load(&gpu, &models_dir().join(name).join("."));
+        let r = reference(name);
+        let input = ids(&r["prompts"][0]["input_ids"]);
+        let penalised = Sampling { repeat_penalty: 1.3, ..Sampling::default() };
+        for sampling in [Sampling::default(), penalised] {
+            let run = |warm: bool| {
+                let mut s = session(&model, false, false);
+                if warm {
+                    pollster::block_on(s.warm_up()).unwrap();
+                    assert!(s.history().is_empty(), "{name}: the warm-up is forgotten");
+                }
+                pollster::block_on(s.generate(&input, 12, &sampling, &[], true, &mut |_| true)).unwrap()
+            };
+            let (fresh, warmed) = (run(false), run(true));
+            assert_eq!(warmed.tokens, fresh.tokens, "{name} {sampling:?}: tokens after a warm-up");
+            assert_eq!(warmed.last_logits, fresh.last_logits, "{name} {sampling:?}: logits after a warm-up");
+        }
+    }
+}

@@ -359,7 +359,9 @@ impl Host {
                 Some((matvec_wg, matvec_lanes)) => Tuning { matvec_wg, matvec_lanes, ..Tuning::for_adapter(&gpu) },
                 None => Tuning::for_adapter(&gpu),
             };
-            let session = Session::new(text.model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())?;
+            let mut session = Session::new(text.model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())?;
+            // Ready means compiled: the first prompt runs at full speed.
+            session.warm_up().await.map_err(|e| format!("running the model once failed: {e}"))?;
             let name = loaded.manifest.name.clone();
             let serial = {
                 let mut st = self.state.borrow_mut();

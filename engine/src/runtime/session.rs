@@ -500,6 +500,18 @@ impl Session {
         gpu.queue.submit([enc.finish()]);
     }
 
+    /// Runs every pass a chat uses once (a two-token prompt, one decode step)
+    /// and forgets it. A browser finishes compiling a pipeline at its first
+    /// use, so without this the user's first prompt pays for all of them.
+    pub async fn warm_up(&mut self) -> Result<(), ModelError> {
+        self.reset();
+        if self.capacity >= 3 {
+            self.generate(&[0, 0], 1, &Sampling::default(), &[], false, &mut |_| true).await?;
+            self.reset();
+        }
+        Ok(())
+    }
+
     fn set_sampling(&mut self, s: &Sampling) {
         if self.sampling.as_ref() != Some(s) {
             let words = s.words(self.model.config().vocab as u32);
