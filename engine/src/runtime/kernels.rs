@@ -274,12 +274,18 @@ impl Dispatch {
 
 /// A uniform buffer holding `words` (u32s and f32 bit patterns), padded to 16 bytes.
 pub fn uniform(gpu: &Gpu, label: &str, words: &[u32]) -> wgpu::Buffer {
+    uniform_bytes(gpu, label, bytemuck::cast_slice(words))
+}
+
+/// A uniform buffer holding `bytes` (a kernel's parameters: runtime/params.rs),
+/// padded to 16 bytes.
+pub fn uniform_bytes(gpu: &Gpu, label: &str, bytes: &[u8]) -> wgpu::Buffer {
     use wgpu::util::DeviceExt;
-    let mut data = words.to_vec();
-    data.resize(words.len().div_ceil(4).max(1) * 4, 0);
+    let mut data = bytes.to_vec();
+    data.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
     gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
-        contents: bytemuck::cast_slice(&data),
+        contents: &data,
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
     })
 }

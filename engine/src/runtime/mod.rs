@@ -6,5 +6,6 @@ pub mod kernels;
 pub mod loader;
 pub mod model;
 pub mod ops;
+pub mod params;
 pub mod session;
 pub mod weights;

@@ -3,7 +3,11 @@
 //! directly on random inputs.
 
 use super::{
-    kernels::{uniform, Count, Dispatch, KernelKey, Kernels},
+    kernels::{uniform_bytes, Count, Dispatch, KernelKey, Kernels},
+    params::{
+        AttentionMergeParams, AttentionParams, EmbedParams, MatmulParams, MatvecParams, MoeCombineParams, MoePlanParams, MoeRouteParams, RmsnormParams, RopeParams, ShortconvParams,
+        SwigluParams, WeightGeom,
+    },
     weights::GpuMatrix,
 };
 use crate::{formats::DType, gpu::Gpu};
@@ -148,9 +152,9 @@ fn m_units(dtype: DType, cols: u64, shape: MatvecShape) -> Option<u32> {
     (!off && units % lanes == 0 && units / lanes <= 8).then_some((units / lanes) as u32)
 }
 
-fn geom(m: &GpuMatrix, part: usize) -> [u32; 4] {
+fn geom(m: &GpuMatrix, part: usize) -> WeightGeom {
     let p = &m.parts[part];
-    [m.layout.payload_words as u32, m.layout.scale_words as u32, p.scale_offset_words as u32, p.rows as u32]
+    WeightGeom { row_words: m.layout.payload_words as u32, scale_words: m.layout.scale_words as u32, scale_off: p.scale_offset_words as u32, rows: p.rows as u32 }
 }
 
 /// Attention geometry shared by the rope and attention kernels.
@@ -289,10 +293,10 @@ impl<'a> Ops<'a> {
         wanted && m.cols() % 64 == 0
     }
 
-    fn dispatch(&self, key: KernelKey, params: Option<&[u32]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
+    fn dispatch(&self, key: KernelKey, params: Option<&[u8]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
         let label = label.into();
         let kernel = self.kernels.get(self.gpu, &key);
-        let params_buf = params.map(|p| uniform(self.gpu, &label, p));
+        let params_buf = params.map(|p| uniform_bytes(self.gpu, &label, p));
         let mut all: Vec<&wgpu::Buffer> = Vec::with_capacity(buffers.len() + 2);
         if let Some(p) = &params_buf {
             all.push(p);
@@ -305,9 +309,9 @@ impl<'a> Ops<'a> {
     /// y[row] = w * x[row] / rms(x[row]) over rows of `n`; with `last_only`,
     /// just the pass's last row, into row 0.
     pub fn rmsnorm(&self, x: &wgpu::Buffer, w: &wgpu::Buffer, y: &wgpu::Buffer, n: u32, eps: f32, last_only: bool) -> Dispatch {
-        let p = [n, eps.to_bits(), last_only as u32, 0];
+        let p = RmsnormParams { n, eps, last_only: last_only as u32, _pad: 0 };
         let groups = if last_only { Count::Fixed(1) } else { Count::tokens() };
-        self.dispatch(KernelKey::new("rmsnorm.wgsl"), Some(&p), &[x, w, y], [groups, Count::Fixed(1)], "rmsnorm")
+        self.dispatch(KernelKey::new("rmsnorm.wgsl"), Some(bytemuck::bytes_of(&p)), &[x, w, y], [groups, Count::Fixed(1)], "rmsnorm")
     }
 
     /// y[t, out_first + row] (+)= W · x[t] for every part of `m`, over `tokens` tokens.
@@ -324,13 +328,13 @@ impl<'a> Ops<'a> {
             out.push(match pass {
                 Pass::Decode => {
                     let units = m.cols() / dot_unit(m.dtype());
-                    let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, m.cols() as u32];
+                    let p = MatvecParams { geom: g, units: units as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: x_stride as u32, cols: m.cols() as u32, ..Default::default() };
                     let (key, gx) = self.mv_plan(m, x_stride, &[define], part.rows, false, x_stride == m.cols(), true);
                     let groups = [gx, tokens];
-                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
+                    self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
                 Pass::Prefill => {
-                    let p = [g[0], g[1], g[2], g[3], m.cols() as u32, part.rows as u32, first, y_stride as u32, x_stride as u32, 0, 0, 0, 0, 0, 0, 0];
+                    let p = MatmulParams { geom: g, k: m.cols() as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: x_stride as u32, ..Default::default() };
                     let small = std::env::var("EDDY_MATMUL").is_ok_and(|v| v == "64");
                     let file = if self.coop_matmul(m, x_stride) { "matmul_coop.wgsl" } else if small { "matmul64.wgsl" } else { "matmul.wgsl" };
                     let small = small && file == "matmul64.wgsl";
@@ -339,7 +343,7 @@ impl<'a> Ops<'a> {
                         key = key.define("BK64");
                     }
                     let groups = [Count::Fixed((part.rows as u32).div_ceil(if small { 64 } else { 128 })), Count::Tokens { per: 1, div: 64 }];
-                    self.dispatch(key, Some(&p), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
+                    self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
             });
         }
@@ -356,9 +360,9 @@ impl<'a> Ops<'a> {
             .map(|(i, part)| {
                 let g = geom(m, i);
                 let first = (out_first + part.first_row) as u32;
-                let p = [g[0], g[1], g[2], g[3], units as u32, part.rows as u32, first, y_stride as u32, m.cols() as u32, 0, 0, 0, 0, 0, eps.to_bits(), m.cols() as u32];
+                let p = MatvecParams { geom: g, units: units as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: m.cols() as u32, norm_eps: eps, cols: m.cols() as u32, ..Default::default() };
                 let (key, gx) = self.mv_plan(m, m.cols(), &["STORE", "NORM"], part.rows, false, true, true);
-                self.dispatch(key, Some(&p), &[&part.buffer, x, y, gain], [gx, tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
+                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y, gain], [gx, tokens], format!("matvec+norm {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
@@ -374,7 +378,7 @@ impl<'a> Ops<'a> {
             .map(|(i, part)| {
                 let g = geom(m, i);
                 let pairs = part.rows / 2;
-                let p = [g[0], g[1], g[2], g[3], units as u32, pairs as u32, (part.first_row / 2) as u32, width as u32, m.cols() as u32, tile as u32, 0, 0, 0, 0, eps.to_bits(), m.cols() as u32];
+                let p = MatvecParams { geom: g, units: units as u32, n_out: pairs as u32, out_first: (part.first_row / 2) as u32, out_stride: width as u32, x_stride: m.cols() as u32, tile: tile as u32, norm_eps: eps, cols: m.cols() as u32, ..Default::default() };
                 let defines: &[&'static str] = if norm.is_some() { &["SWIGLU", "NORM"] } else { &["SWIGLU"] };
                 let (key, gx) = self.mv_plan(m, m.cols(), defines, pairs, true, true, true);
                 let mut buffers = vec![&part.buffer, x, y];
@@ -382,31 +386,31 @@ impl<'a> Ops<'a> {
                     buffers.push(gain);
                 }
                 let groups = [gx, Count::tokens()];
-                self.dispatch(key, Some(&p), &buffers, groups, format!("swiglu-matvec{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
+                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &buffers, groups, format!("swiglu-matvec{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
 
     /// a[t, p] = silu(z[t, gate_p]) * z[t, up_p] with z rows of 2 * width.
     pub fn swiglu(&self, z: &wgpu::Buffer, a: &wgpu::Buffer, width: u64, tile: u64) -> Dispatch {
-        let p = [width as u32, tile as u32, (2 * width) as u32, 0];
+        let p = SwigluParams { width: width as u32, tile: tile as u32, z_stride: (2 * width) as u32, _pad: 0 };
         let groups = [Count::Fixed((width as u32).div_ceil(64)), Count::tokens()];
-        self.dispatch(KernelKey::new("swiglu.wgsl"), Some(&p), &[z, a], groups, "swiglu")
+        self.dispatch(KernelKey::new("swiglu.wgsl"), Some(bytemuck::bytes_of(&p)), &[z, a], groups, "swiglu")
     }
 
     /// The rows of a pass's token slots through SwiGLU: a[r, p] for
     /// `rows` rows (the batched MoE prefill: one row per (token, slot)).
     pub fn swiglu_rows(&self, z: &wgpu::Buffer, a: &wgpu::Buffer, width: u64, tile: u64, rows: Count) -> Dispatch {
-        let p = [width as u32, tile as u32, (2 * width) as u32, 0];
+        let p = SwigluParams { width: width as u32, tile: tile as u32, z_stride: (2 * width) as u32, _pad: 0 };
         let groups = [Count::Fixed((width as u32).div_ceil(64)), rows];
         let key = KernelKey::new("swiglu.wgsl").define("ROWS");
-        self.dispatch(key, Some(&p), &[z, a], groups, "swiglu")
+        self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[z, a], groups, "swiglu")
     }
 
     /// Sorts the pass's (token, slot) pairs by expert into `plan` (moe_plan.wgsl).
     pub fn moe_plan(&self, n_experts: u32, top_k: u32, sel: &wgpu::Buffer, plan: &wgpu::Buffer, order_off: u32) -> Dispatch {
-        let p = [n_experts, top_k, order_off, 0];
-        self.dispatch(KernelKey::new("moe_plan.wgsl"), Some(&p), &[sel, plan], [Count::Fixed(1), Count::Fixed(1)], "moe-plan")
+        let p = MoePlanParams { n_experts, k: top_k, order_off, _pad: 0 };
+        self.dispatch(KernelKey::new("moe_plan.wgsl"), Some(bytemuck::bytes_of(&p)), &[sel, plan], [Count::Fixed(1), Count::Fixed(1)], "moe-plan")
     }
 
     /// y[slot] = expert(slot) · x[slot / x_row_div] for every planned slot, as
@@ -420,22 +424,22 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let e_lo = part.first_row / rows_per_expert;
                 let e_hi = e_lo + part.rows / rows_per_expert;
-                let p = [g[0], g[1], g[2], g[3], m.cols() as u32, rows_per_expert as u32, 0, rows_per_expert as u32, x_stride as u32, e_lo as u32, e_hi as u32, rows_per_expert as u32, x_row_div, order_off, 0, 0];
+                let p = MatmulParams { geom: g, k: m.cols() as u32, n_out: rows_per_expert as u32, out_first: 0, out_stride: rows_per_expert as u32, x_stride: x_stride as u32, e_lo: e_lo as u32, e_hi: e_hi as u32, rows_per_expert: rows_per_expert as u32, x_row_div, order_off, ..Default::default() };
                 let file = if self.coop_matmul(m, x_stride) { "matmul_coop.wgsl" } else { "matmul.wgsl" };
                 let mut key = KernelKey::new(file).weight(m.dtype()).define("STORE").define("GROUPED");
                 if file == "matmul_coop.wgsl" && self.coop_bk64(m, true) {
                     key = key.define("BK64");
                 }
                 let groups = [Count::Fixed((rows_per_expert as u32).div_ceil(128)), tiles];
-                self.dispatch(key, Some(&p), &[&part.buffer, x, y, plan], groups, format!("moe-matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
+                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y, plan], groups, format!("moe-matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
 
     /// x[t] += Σ_s weight[t, s] * y[t * k + s] (the batched MoE prefill's outputs).
     pub fn moe_combine(&self, y: &wgpu::Buffer, sel_w: &wgpu::Buffer, x: &wgpu::Buffer, dim: u64, top_k: u32) -> Dispatch {
-        let p = [dim as u32, top_k, 0, 0];
-        self.dispatch(KernelKey::new("moe_combine.wgsl"), Some(&p), &[y, sel_w, x], [Count::Fixed((dim as u32).div_ceil(256)), Count::tokens()], "moe-combine")
+        let p = MoeCombineParams { dim: dim as u32, k: top_k, ..Default::default() };
+        self.dispatch(KernelKey::new("moe_combine.wgsl"), Some(bytemuck::bytes_of(&p)), &[y, sel_w, x], [Count::Fixed((dim as u32).div_ceil(256)), Count::tokens()], "moe-combine")
     }
 
     /// x[t] = row tokens[t] of `m`.
@@ -446,9 +450,9 @@ impl<'a> Ops<'a> {
             .enumerate()
             .map(|(i, part)| {
                 let g = geom(m, i);
-                let p = [g[0], g[1], g[2], g[3], part.first_row as u32, groups8, m.cols() as u32, 0];
+                let p = EmbedParams { geom: g, first_row: part.first_row as u32, groups: groups8, dim: m.cols() as u32, _pad: 0 };
                 let key = KernelKey::new("embed.wgsl").weight(m.dtype());
-                self.dispatch(key, Some(&p), &[&part.buffer, tokens, x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], format!("embed {}", m.dtype()))
+                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, tokens, x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], format!("embed {}", m.dtype()))
             })
             .collect()
     }
@@ -460,8 +464,8 @@ impl<'a> Ops<'a> {
 
     /// LFM2's gated short conv over z = [B | C | x] rows of 3 * dim.
     pub fn shortconv(&self, z: &wgpu::Buffer, taps: &wgpu::Buffer, state: &wgpu::Buffer, y: &wgpu::Buffer, dim: u32) -> Dispatch {
-        let p = [dim, 0, 0, 0];
-        self.dispatch(KernelKey::new("shortconv.wgsl"), Some(&p), &[z, taps, state, y], [Count::Fixed(dim.div_ceil(64)), Count::Fixed(1)], "shortconv")
+        let p = ShortconvParams { dim, ..Default::default() };
+        self.dispatch(KernelKey::new("shortconv.wgsl"), Some(bytemuck::bytes_of(&p)), &[z, taps, state, y], [Count::Fixed(dim.div_ceil(64)), Count::Fixed(1)], "shortconv")
     }
 
     /// QK norm (when `norms` is given), RoPE, and the KV-cache write.
@@ -479,24 +483,24 @@ impl<'a> Ops<'a> {
     ) -> Dispatch {
         let stride = (shape.n_heads + 2 * shape.n_kv_heads) * shape.head_dim;
         let (qn, kn, eps) = norms.unwrap_or((table, table, 0.0));
-        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, stride, shape.capacity, norms.is_some() as u32, neox as u32, eps.to_bits()];
+        let p = RopeParams { n_heads: shape.n_heads, n_kv_heads: shape.n_kv_heads, head_dim: shape.head_dim, qkv_stride: stride, capacity: shape.capacity, has_norm: norms.is_some() as u32, neox: neox as u32, eps };
         let mut key = KernelKey::new("rope.wgsl");
         if kv_f16 {
             key = key.define("KV_F16");
         }
         let slots = shape.n_heads + 2 * shape.n_kv_heads;
-        self.dispatch(key, Some(&p), &[qkv, qn, kn, table, q, kv.0, kv.1], [Count::Fixed(slots), Count::tokens()], "rope")
+        self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[qkv, qn, kn, table, q, kv.0, kv.1], [Count::Fixed(slots), Count::tokens()], "rope")
     }
 
     /// Causal attention of the pass's queries over the cache.
     pub fn attention(&self, shape: HeadShape, q: &wgpu::Buffer, kv: (&wgpu::Buffer, &wgpu::Buffer), out: &wgpu::Buffer, kv_f16: bool) -> Dispatch {
         let scale = 1.0 / (shape.head_dim as f32).sqrt();
-        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.capacity, scale.to_bits(), 0, 0, 0];
+        let p = AttentionParams { n_heads: shape.n_heads, n_kv_heads: shape.n_kv_heads, head_dim: shape.head_dim, capacity: shape.capacity, scale, ..Default::default() };
         let mut key = KernelKey::new("attention.wgsl");
         if kv_f16 {
             key = key.define("KV_F16");
         }
-        self.dispatch(key, Some(&p), &[q, kv.0, kv.1, out], [Count::Fixed(shape.n_heads), Count::tokens()], "attention")
+        self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[q, kv.0, kv.1, out], [Count::Fixed(shape.n_heads), Count::tokens()], "attention")
     }
 
     /// Decode attention split over tiles of 64 keys, then merged: many
@@ -508,22 +512,22 @@ impl<'a> Ops<'a> {
         // workgroup memory (8 heads, 1024 query values).
         let group = shape.n_heads / shape.n_kv_heads;
         let per_chunk = (1..=group.min(8)).rev().find(|c| group % c == 0 && c * shape.head_dim <= 1024).unwrap_or(1);
-        let p = [shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.capacity, scale.to_bits(), max_splits, per_chunk, 0];
+        let p = AttentionParams { n_heads: shape.n_heads, n_kv_heads: shape.n_kv_heads, head_dim: shape.head_dim, capacity: shape.capacity, scale, max_splits, heads_per_chunk: per_chunk, _pad1: 0 };
         let mut key = KernelKey::new("attention_split.wgsl");
         if kv_f16 {
             key = key.define("KV_F16");
         }
         let chunks = shape.n_heads / per_chunk;
-        let split = self.dispatch(key, Some(&p), &[q, kv.0, kv.1, partial], [Count::Fixed(chunks), Count::Keys { div: 64 }], "attention-split");
-        let p = [shape.n_heads, shape.head_dim, max_splits, 0];
-        let merge = self.dispatch(KernelKey::new("attention_merge.wgsl"), Some(&p), &[partial, out], [Count::Fixed(shape.n_heads), Count::Fixed(1)], "attention-merge");
+        let split = self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[q, kv.0, kv.1, partial], [Count::Fixed(chunks), Count::Keys { div: 64 }], "attention-split");
+        let p = AttentionMergeParams { n_heads: shape.n_heads, head_dim: shape.head_dim, max_splits, _pad: 0 };
+        let merge = self.dispatch(KernelKey::new("attention_merge.wgsl"), Some(bytemuck::bytes_of(&p)), &[partial, out], [Count::Fixed(shape.n_heads), Count::Fixed(1)], "attention-merge");
         [split, merge]
     }
 
     /// Top-k routing from router logits into (expert ids, weights).
     pub fn moe_route(&self, r: Routing, logits: &wgpu::Buffer, bias: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Dispatch {
-        let p = [r.n_experts, r.top_k, r.norm_topk as u32, r.scale.to_bits()];
-        self.dispatch(KernelKey::new("moe_route.wgsl"), Some(&p), &[logits, bias, sel, sel_w], [Count::tokens(), Count::Fixed(1)], "moe-route")
+        let p = MoeRouteParams { n_experts: r.n_experts, k: r.top_k, norm: r.norm_topk as u32, scale: r.scale };
+        self.dispatch(KernelKey::new("moe_route.wgsl"), Some(bytemuck::bytes_of(&p)), &[logits, bias, sel, sel_w], [Count::tokens(), Count::Fixed(1)], "moe-route")
     }
 
     /// act[t*k + s] = SwiGLU of the expert chosen in slot s, for each token.
@@ -539,7 +543,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let e_lo = part.first_row / (2 * fe);
                 let e_hi = e_lo + part.rows / (2 * fe);
-                let p = [g[0], g[1], g[2], g[3], units as u32, fe as u32, 0, fe as u32, d as u32, tile as u32, e_lo as u32, e_hi as u32, top_k, (2 * fe) as u32, eps.to_bits(), d as u32];
+                let p = MatvecParams { geom: g, units: units as u32, n_out: fe as u32, out_first: 0, out_stride: fe as u32, x_stride: d as u32, tile: tile as u32, e_lo: e_lo as u32, e_hi: e_hi as u32, k: top_k, rows_per_expert: (2 * fe) as u32, norm_eps: eps, cols: d as u32 };
                 let defines: &[&'static str] = if norm.is_some() { &["MOE", "MOE_GATE_UP", "NORM"] } else { &["MOE", "MOE_GATE_UP"] };
                 let (key, gx) = self.mv_plan(m, d, defines, fe, true, true, true);
                 let mut buffers = vec![&part.buffer, x, act, sel, sel_w];
@@ -547,7 +551,7 @@ impl<'a> Ops<'a> {
                     buffers.push(gain);
                 }
                 let groups = [gx, Count::Tokens { per: top_k, div: 1 }];
-                self.dispatch(key, Some(&p), &buffers, groups, format!("moe-gate-up{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
+                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &buffers, groups, format!("moe-gate-up{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }
@@ -564,7 +568,7 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let e_lo = part.first_row / hidden;
                 let e_hi = e_lo + part.rows / hidden;
-                let p = [g[0], g[1], g[2], g[3], units as u32, hidden as u32, 0, hidden as u32, fe as u32, 0, e_lo as u32, e_hi as u32, top_k, hidden as u32, 0, fe as u32];
+                let p = MatvecParams { geom: g, units: units as u32, n_out: hidden as u32, out_first: 0, out_stride: hidden as u32, x_stride: fe as u32, tile: 0, e_lo: e_lo as u32, e_hi: e_hi as u32, k: top_k, rows_per_expert: hidden as u32, norm_eps: 0.0, cols: fe as u32 };
                 let (key, gx) = if self.tuning.xr_always || std::env::var_os("EDDY_MOE_X_GLOBAL").is_some() {
                     self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false, false)
                 } else {
@@ -576,7 +580,7 @@ impl<'a> Ops<'a> {
                 };
                 let key = key.constant("KS", top_k);
                 let groups = [gx, Count::tokens()];
-                self.dispatch(key, Some(&p), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
+                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, act, x, sel, sel_w], groups, format!("moe-down {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }

@@ -5,9 +5,10 @@
 use std::rc::Rc;
 
 use super::{
-    kernels::{uniform, Count, Dispatch},
+    kernels::{uniform_bytes, Count, Dispatch},
     model::{Ffn, GateUp, Mixer, Model, Qkv},
     ops::{Epilogue, HeadShape, Ops, Pass, Routing, Tuning},
+    params::{SamplerParams, Step},
     weights::GpuMatrix,
 };
 use crate::{
@@ -57,18 +58,18 @@ impl Default for Sampling {
 }
 
 impl Sampling {
-    fn words(&self, vocab: u32) -> [u32; 8] {
+    fn params(&self, vocab: u32) -> SamplerParams {
         let greedy = self.temperature <= 0.0;
-        [
+        SamplerParams {
             vocab,
-            self.top_k,
-            self.seed,
-            greedy as u32,
-            (if greedy { 1.0 } else { 1.0 / self.temperature }).to_bits(),
-            self.top_p.clamp(0.0, 1.0).to_bits(),
-            self.min_p.clamp(0.0, 1.0).to_bits(),
-            self.repeat_penalty.max(f32::MIN_POSITIVE).to_bits(),
-        ]
+            top_k: self.top_k,
+            seed: self.seed,
+            greedy: greedy as u32,
+            inv_temperature: if greedy { 1.0 } else { 1.0 / self.temperature },
+            top_p: self.top_p.clamp(0.0, 1.0),
+            min_p: self.min_p.clamp(0.0, 1.0),
+            penalty: self.repeat_penalty.max(f32::MIN_POSITIVE),
+        }
     }
 }
 
@@ -427,8 +428,8 @@ impl Session {
         let rope_buf = storage(&gpu, "rope", rope.len() as u64 * 4);
         gpu.queue.write_buffer(&rope_buf, 0, bytemuck::cast_slice(&rope));
         let bufs = Buffers {
-            step: uniform(&gpu, "step", &[0; 4]),
-            sampler: uniform(&gpu, "sampler", &Sampling::default().words(c.vocab as u32)),
+            step: uniform_bytes(&gpu, "step", bytemuck::bytes_of(&Step::default())),
+            sampler: uniform_bytes(&gpu, "sampler", bytemuck::bytes_of(&Sampling::default().params(c.vocab as u32))),
             tokens: storage(&gpu, "tokens", 4 * n),
             x: storage(&gpu, "x", 4 * n * d),
             h: storage(&gpu, "h", 4 * n * d),
@@ -514,15 +515,15 @@ impl Session {
 
     fn set_sampling(&mut self, s: &Sampling) {
         if self.sampling.as_ref() != Some(s) {
-            let words = s.words(self.model.config().vocab as u32);
-            self.model.gpu.queue.write_buffer(&self.bufs.sampler, 0, bytemuck::cast_slice(&words));
+            let params = s.params(self.model.config().vocab as u32);
+            self.model.gpu.queue.write_buffer(&self.bufs.sampler, 0, bytemuck::bytes_of(&params));
             self.sampling = Some(s.clone());
         }
     }
 
     fn write_step(&self, n_tokens: usize, pos0: usize, step: usize) {
-        let words = [n_tokens as u32, pos0 as u32, step as u32, 0];
-        self.model.gpu.queue.write_buffer(&self.bufs.step, 0, bytemuck::cast_slice(&words));
+        let params = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, step: step as u32, _pad: 0 };
+        self.model.gpu.queue.write_buffer(&self.bufs.step, 0, bytemuck::bytes_of(&params));
     }
 
     /// Records `passes` into one compute pass, copies out_ids[step] into a
