@@ -2,7 +2,13 @@
 //! it fills, in every shader that declares it: member names, byte offsets and
 //! sizes from naga's layouter, as wgpu will lay the uniform out.
 
-use engine::{runtime::params::*, shaders};
+use engine::{
+    runtime::{
+        kernels::{slots_of, Slot},
+        params::*,
+    },
+    shaders,
+};
 
 /// What is wrong between `T` and struct `T::WGSL_STRUCT` in `source`, if anything.
 fn mismatches<T: KernelParams>(source: &str) -> Vec<String> {
@@ -99,4 +105,16 @@ fn a_drifted_struct_is_reported() {
     assert_eq!(mismatches::<RopeParams>(&swapped).len(), 2, "{:?}", mismatches::<RopeParams>(&swapped));
     let renamed = source.replace("neox", "rotate_halves");
     assert!(mismatches::<RopeParams>(&renamed).iter().any(|m| m.contains("rotate_halves has no Rust field")));
+}
+
+/// A kernel's bind group layout comes from its expanded source: each `#if`
+/// that adds a binding adds it to the layout.
+#[test]
+fn bindings_follow_the_expanded_shader() {
+    use Slot::*;
+    let slots = |defines: &[&str]| slots_of(&shaders::compile("matvec.wgsl", defines, &[("WTYPE", "q4_0")]));
+    assert_eq!(slots(&["DOT", "STORE"]), [Uniform, Uniform, Read, Read, Write]);
+    assert_eq!(slots(&["DOT", "STORE", "NORM"]), [Uniform, Uniform, Read, Read, Write, Read]);
+    assert_eq!(slots(&["DOT", "MOE", "MOE_GATE_UP", "NORM"]), [Uniform, Uniform, Read, Read, Write, Read, Read, Read]);
+    assert_eq!(slots_of(&shaders::compile("sample.wgsl", &[], &[])), [Uniform, Uniform, Read, Write, Write, Write]);
 }

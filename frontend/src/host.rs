@@ -360,8 +360,12 @@ impl Host {
                 None => Tuning::for_adapter(&gpu),
             };
             let mut session = Session::new(text.model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())?;
-            // Ready means compiled: the first prompt runs at full speed.
-            session.warm_up().await.map_err(|e| format!("running the model once failed: {e}"))?;
+            // Ready means compiled: the first prompt runs at full speed. Not
+            // on a CPU adapter (SwiftShader): there one pass of a large model
+            // costs far more than its pipelines take to compile.
+            if !gpu.is_cpu() {
+                session.warm_up().await.map_err(|e| format!("running the model once failed: {e}"))?;
+            }
             let name = loaded.manifest.name.clone();
             let serial = {
                 let mut st = self.state.borrow_mut();

@@ -205,6 +205,12 @@ impl Gpu {
         })
     }
 
+    /// A CPU implementation of the API (SwiftShader, lavapipe): every
+    /// workgroup barrier costs, and a pass over a large model takes seconds.
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Why the device was lost (a driver reset, a crash, `destroy`), if it was:
     /// nothing made on it works any more, and a new `Gpu` is needed.
     pub fn lost(&self) -> Option<String> {

@@ -80,40 +80,32 @@ fn wtype_file(dtype: DType) -> &'static str {
     }
 }
 
-/// The binding signature of each shader file, in binding order.
-fn slots_of(key: &KernelKey) -> Vec<Slot> {
-    use Slot::*;
-    let has = |d: &str| key.defines.contains(&d);
-    if key.file == "matvec.wgsl" || key.file == "matvec_xr.wgsl" {
-        let mut s = vec![Uniform, Uniform, Read, Read, Write];
-        if has("MOE") {
-            s.extend([Read, Read]);
-        }
-        if has("NORM") {
-            s.push(Read);
-        }
-        return s;
+/// The bindings of an expanded shader, in binding order, read from its
+/// `@group(0) @binding(N) var<…>` declarations: the shader is the one
+/// definition of its signature (a table kept beside it had to follow every
+/// `#if` by hand).
+pub fn slots_of(source: &str) -> Vec<Slot> {
+    let mut found: Vec<(u32, Slot)> = source
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let rest = line.strip_prefix("@group(0) @binding(")?;
+            let (index, rest) = rest.split_once(')')?;
+            let space = rest.split_once("var<")?.1.split_once('>')?.0;
+            let slot = match space.replace(' ', "").as_str() {
+                "uniform" => Slot::Uniform,
+                "storage,read" => Slot::Read,
+                "storage,read_write" => Slot::Write,
+                other => panic!("binding {index}: unknown address space {other}"),
+            };
+            Some((index.parse().expect("a binding number"), slot))
+        })
+        .collect();
+    found.sort_by_key(|&(i, _)| i);
+    for (n, &(i, _)) in found.iter().enumerate() {
+        assert_eq!(i as usize, n, "bindings must be numbered 0, 1, 2, … without gaps");
     }
-    if (key.file == "matmul.wgsl" || key.file == "matmul_coop.wgsl") && has("GROUPED") {
-        return vec![Uniform, Uniform, Read, Read, Write, Read];
-    }
-    let fixed: &[Slot] = match key.file {
-        "embed.wgsl" => &[Uniform, Uniform, Read, Read, Write],
-        "rmsnorm.wgsl" => &[Uniform, Uniform, Read, Read, Write],
-        "matmul.wgsl" | "matmul64.wgsl" | "matmul_coop.wgsl" => &[Uniform, Uniform, Read, Read, Write],
-        "swiglu.wgsl" => &[Uniform, Uniform, Read, Write],
-        "rope.wgsl" => &[Uniform, Uniform, Read, Read, Read, Read, Write, Write, Write],
-        "attention.wgsl" | "attention_split.wgsl" => &[Uniform, Uniform, Read, Read, Read, Write],
-        "attention_merge.wgsl" => &[Uniform, Uniform, Read, Write],
-        "shortconv.wgsl" => &[Uniform, Uniform, Read, Read, Write, Write],
-        "moe_route.wgsl" => &[Uniform, Uniform, Read, Read, Write, Write],
-        "sample.wgsl" => &[Uniform, Uniform, Read, Write, Write, Write],
-        "mark_seen.wgsl" => &[Uniform, Read, Write],
-        "moe_plan.wgsl" => &[Uniform, Uniform, Read, Write],
-        "moe_combine.wgsl" => &[Uniform, Uniform, Read, Read, Write],
-        other => panic!("no binding signature for {other}"),
-    };
-    fixed.to_vec()
+    found.into_iter().map(|(_, slot)| slot).collect()
 }
 
 /// Creates pipelines on first use and keeps them.
@@ -144,6 +136,7 @@ impl Kernels {
     fn build(gpu: &Gpu, key: &KernelKey) -> Kernel {
         let wtype = key.wtype.map(wtype_file).unwrap_or("f32");
         let source = shaders::compile(key.file, &key.defines, &[("WTYPE", wtype)]);
+        let slots = slots_of(&source);
         let label = format!("{}:{}:{}", key.file, wtype, key.defines.join(","));
         let desc = wgpu::ShaderModuleDescriptor { label: Some(&label), source: wgpu::ShaderSource::Wgsl(source.into()) };
         // wgpu's default checks bound every loop with a hidden counter (which
@@ -159,7 +152,6 @@ impl Kernels {
         };
         // SAFETY: see above; the shaders come from this crate, not from a model file.
         let module = unsafe { gpu.device.create_shader_module_trusted(desc, checks) };
-        let slots = slots_of(key);
         let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
             .iter()
             .enumerate()

@@ -73,7 +73,7 @@ impl Tuning {
     pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4 };
 
     pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu { Self::CPU } else { Self::DEFAULT }
+        if gpu.is_cpu() { Self::CPU } else { Self::DEFAULT }
     }
 }
 
