@@ -11,32 +11,13 @@ const BM: u32 = 64u;    // tokens per tile
 const BN: u32 = 128u;   // rows per tile
 const BK: u32 = 32u;    // columns per step
 
-struct Params {
-    geom: WeightGeom,
-    k: u32,           // columns
-    n_out: u32,       // rows of this part
-    out_first: u32,
-    out_stride: u32,
-    x_stride: u32,
-    e_lo: u32,            // GROUPED: this part holds experts e_lo..e_hi,
-    e_hi: u32,
-    rows_per_expert: u32, // n_out rows each
-    x_row_div: u32,
-    order_off: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+#include "matmul_tile.wgsl"
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<uniform> S: Step;
 @group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> X: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-#if GROUPED
-@group(0) @binding(5) var<storage, read> plan: array<u32>;
-var<workgroup> tile_info: vec4<u32>;   // expert, first position, rows, live
-var<workgroup> slots: array<u32, 64>;
-#endif
 
 fn wg() -> WeightGeom { return P.geom; }
 #include "quant/common.wgsl"
@@ -54,23 +35,11 @@ var<workgroup> ws: array<vec4<f32>, 1056>;   // BK × PN / 4
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let n0 = wid.x * BN;
 #if GROUPED
-    if (lid == 0u) {
-        let i = wid.y;
-        var info = vec4<u32>(0u);
-        if (i < plan[0]) {
-            info = vec4<u32>(plan[4u + 4u * i], plan[5u + 4u * i], plan[6u + 4u * i], 1u);
-            info.w = u32(info.x >= P.e_lo && info.x < P.e_hi);
-        }
-        tile_info = info;
-    }
-    let info = workgroupUniformLoad(&tile_info);
+    let info = plan_tile(wid.y, lid);
     if (info.w == 0u) {
         return;
     }
-    if (lid < BM) {
-        slots[lid] = plan[P.order_off + info.y + min(lid, info.z - 1u)];
-    }
-    workgroupBarrier();
+    load_slots(info, lid);
     let t0 = 0u;
     let n_tok = info.z;
     let w_row0 = (info.x - P.e_lo) * P.rows_per_expert;

@@ -7,17 +7,7 @@ const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 32u;
 
-struct Params {
-    geom: WeightGeom,
-    k: u32,           // columns
-    n_out: u32,       // rows of this part
-    out_first: u32,
-    out_stride: u32,
-    x_stride: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+#include "matmul_tile.wgsl"
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<uniform> S: Step;

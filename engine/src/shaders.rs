@@ -22,6 +22,7 @@ static FILES: &[(&str, &str)] = shader_files!(
     "matmul.wgsl",
     "matmul64.wgsl",
     "matmul_coop.wgsl",
+    "matmul_tile.wgsl",
     "swiglu.wgsl",
     "rope.wgsl",
     "attention.wgsl",
