@@ -241,7 +241,7 @@ impl<'a> Ops<'a> {
     #[allow(clippy::too_many_arguments)]
     fn mv_plan(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str], outputs: u64, pairs: bool, stage: bool, xr: bool) -> (KernelKey, Count) {
         let stage = stage && self.stages_x(m.cols());
-        let tuning = if defines.contains(&"MOE") { Tuning { matvec_lanes: self.tuning.moe_lanes, ..self.tuning } } else { self.tuning };
+        let tuning = self.tuning_for(defines);
         // Bytes of one 32-column chunk of a row, scales included.
         let chunk_bytes = (32 * m.dtype().block_bytes() / m.dtype().block_elems()).max(1) as u32;
         let rows = (tuning.xr_bytes / chunk_bytes).clamp(tuning.xr_min_rows.clamp(1, 8), 8);
@@ -267,6 +267,35 @@ impl<'a> Ops<'a> {
         let shape = MatvecShape::new(units, tuning);
         let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 }, m.cols(), m.rows);
         (key, shape.groups(outputs))
+    }
+
+    /// The tuning a mat-vec with `defines` runs with: the MoE experts' own
+    /// lanes per output (`Tuning::moe_lanes`).
+    fn tuning_for(&self, defines: &[&str]) -> Tuning {
+        if defines.contains(&"MOE") { Tuning { matvec_lanes: self.tuning.moe_lanes, ..self.tuning } } else { self.tuning }
+    }
+
+    /// The prefill mat-mat kernel for `m` with `defines` (a mode, GROUPED),
+    /// and the rows its tiles hold: the matrix units where `coop_matmul`
+    /// allows, else the SIMT kernel (`EDDY_MATMUL=64`: its 64-row variant,
+    /// which has no GROUPED).
+    fn matmul_key(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str]) -> (KernelKey, u32) {
+        let grouped = defines.contains(&"GROUPED");
+        let (file, rows) = if self.coop_matmul(m, x_stride) {
+            ("matmul_coop.wgsl", 128)
+        } else if !grouped && std::env::var("EDDY_MATMUL").is_ok_and(|v| v == "64") {
+            ("matmul64.wgsl", 64)
+        } else {
+            ("matmul.wgsl", 128)
+        };
+        let mut key = KernelKey::new(file).weight(m.dtype());
+        for d in defines {
+            key = key.define(d);
+        }
+        if file == "matmul_coop.wgsl" && self.coop_bk64(m, grouped) {
+            key = key.define("BK64");
+        }
+        (key, rows)
     }
 
     /// Whether a prefill mat-mat runs on the matrix units (matmul_coop.wgsl,
@@ -335,14 +364,8 @@ impl<'a> Ops<'a> {
                 }
                 Pass::Prefill => {
                     let p = MatmulParams { geom: g, k: m.cols() as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: x_stride as u32, ..Default::default() };
-                    let small = std::env::var("EDDY_MATMUL").is_ok_and(|v| v == "64");
-                    let file = if self.coop_matmul(m, x_stride) { "matmul_coop.wgsl" } else if small { "matmul64.wgsl" } else { "matmul.wgsl" };
-                    let small = small && file == "matmul64.wgsl";
-                    let mut key = KernelKey::new(file).weight(m.dtype()).define(define);
-                    if file == "matmul_coop.wgsl" && self.coop_bk64(m, false) {
-                        key = key.define("BK64");
-                    }
-                    let groups = [Count::Fixed((part.rows as u32).div_ceil(if small { 64 } else { 128 })), Count::Tokens { per: 1, div: 64 }];
+                    let (key, tile_rows) = self.matmul_key(m, x_stride, &[define]);
+                    let groups = [Count::Fixed((part.rows as u32).div_ceil(tile_rows)), Count::Tokens { per: 1, div: 64 }];
                     self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
             });
@@ -425,11 +448,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / rows_per_expert;
                 let e_hi = e_lo + part.rows / rows_per_expert;
                 let p = MatmulParams { geom: g, k: m.cols() as u32, n_out: rows_per_expert as u32, out_first: 0, out_stride: rows_per_expert as u32, x_stride: x_stride as u32, e_lo: e_lo as u32, e_hi: e_hi as u32, rows_per_expert: rows_per_expert as u32, x_row_div, order_off, ..Default::default() };
-                let file = if self.coop_matmul(m, x_stride) { "matmul_coop.wgsl" } else { "matmul.wgsl" };
-                let mut key = KernelKey::new(file).weight(m.dtype()).define("STORE").define("GROUPED");
-                if file == "matmul_coop.wgsl" && self.coop_bk64(m, true) {
-                    key = key.define("BK64");
-                }
+                let (key, _) = self.matmul_key(m, x_stride, &["STORE", "GROUPED"]);
                 let groups = [Count::Fixed((rows_per_expert as u32).div_ceil(128)), tiles];
                 self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y, plan], groups, format!("moe-matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
@@ -573,8 +592,7 @@ impl<'a> Ops<'a> {
                     self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false, false)
                 } else {
                     // The token's k slots of x staged together (XSHARED) where they fit.
-                    let tuning = Tuning { matvec_lanes: self.tuning.moe_lanes, ..self.tuning };
-                    let shape = MatvecShape::new(units, tuning);
+                    let shape = MatvecShape::new(units, self.tuning_for(&["MOE"]));
                     let stage_cols = if fe % 4 == 0 { u64::from(top_k) * fe } else { 0 };
                     (self.matvec_key(m.dtype(), &["MOE", "MOE_DOWN"], shape, stage_cols, fe, part.rows), shape.groups(hidden))
                 };
