@@ -16,4 +16,4 @@ log "site build (release wasm) and debug server"
 log "Playwright (headless Chromium, SwiftShader WebGPU)"
 (cd "$ROOT/end2end" && EDDY_SERVER_BIN="$ROOT/target/debug/server" npx playwright test)
 
-log "all tests passed in $(( $(date +%s) - start )) s"
+log "all tests passed in $(( $(date +%s) - start )) s; target/ holds $(du -sh "$ROOT/target" | cut -f1)"
