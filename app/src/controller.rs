@@ -9,11 +9,12 @@ use leptos::task::spawn_local;
 use crate::{
     chats,
     client::Client,
-    protocol::{ChatTurn, Event, GenerationParams, Request},
+    protocol::{Event, GenerationParams, Request},
     state::{Conversation, Message, ModelStatus, Ui},
 };
 
 const LAST_MODEL: &str = "eddy.model";
+const PRESETS: &str = "eddy.presets";
 
 fn client() -> Option<Client> {
     Client::get()
@@ -113,6 +114,7 @@ pub fn start(ui: Ui) {
         ui.apply(event);
         follow_up(ui, event, redownloaded);
     });
+    ui.presets.set(LocalStorage::get(PRESETS).unwrap_or_default());
     if let Some(model) = param("model").or_else(|| LocalStorage::get::<String>(LAST_MODEL).ok()) {
         ui.selected.set(Some(model));
     }
@@ -136,12 +138,16 @@ pub fn start(ui: Ui) {
     spawn_local(crate::storage::refresh(ui));
     crate::pwa::watch(ui, || send(Request::Catalog { base_url: base_url() }));
     send(Request::Catalog { base_url: base_url() });
-    install_test_hooks();
+    install_test_hooks(ui);
 }
 
 /// With the `test_hooks` link parameter, `window.eddyTest.destroyGpu()` makes
-/// the engine lose its GPU device (how the Playwright tests play a driver reset).
-fn install_test_hooks() {
+/// the engine lose its GPU device (how the Playwright tests play a driver
+/// reset), `window.eddyTest.streamReply(json)` starts a reply and plays a
+/// JSON list of engine events into it, as if a model wrote it (for what the
+/// tiny test models never write, like a thinking section), and
+/// `window.eddyTest.events(json)` plays more.
+fn install_test_hooks(ui: Ui) {
     use wasm_bindgen::{closure::Closure, JsCast};
     if param("test_hooks").is_none() {
         return;
@@ -151,6 +157,27 @@ fn install_test_hooks() {
     let hooks = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&hooks, &"destroyGpu".into(), destroy.as_ref().unchecked_ref());
     destroy.forget();
+    let stream = Closure::<dyn Fn(String)>::new(move |json: String| {
+        let Ok(events) = serde_json::from_str::<Vec<Event>>(&json) else { return };
+        ui.conversation.update(|c| c.messages.push(Message::pending_reply()));
+        ui.generating.set(true);
+        for e in &events {
+            ui.apply(e);
+        }
+    });
+    let _ = js_sys::Reflect::set(&hooks, &"streamReply".into(), stream.as_ref().unchecked_ref());
+    stream.forget();
+    let more = Closure::<dyn Fn(String)>::new(move |json: String| {
+        let Ok(events) = serde_json::from_str::<Vec<Event>>(&json) else { return };
+        for e in &events {
+            ui.apply(e);
+            if matches!(e, Event::Generated { .. }) {
+                save_conversation(ui);
+            }
+        }
+    });
+    let _ = js_sys::Reflect::set(&hooks, &"events".into(), more.as_ref().unchecked_ref());
+    more.forget();
     let _ = js_sys::Reflect::set(&window, &"eddyTest".into(), &hooks);
 }
 
@@ -284,30 +311,85 @@ pub fn cancel_download(id: &str) {
     send(Request::CancelDownload { id: id.to_string() });
 }
 
+/// Whether a new request for a reply may go now.
+fn can_ask(ui: Ui) -> bool {
+    !ui.generating.get_untracked() && ui.status.get_untracked() == ModelStatus::Ready
+}
+
 /// Sends `text` as the next user turn and streams the reply.
 pub fn send_message(ui: Ui, text: String) {
-    if ui.generating.get_untracked() || ui.status.get_untracked() != ModelStatus::Ready || text.trim().is_empty() {
+    if !can_ask(ui) || text.trim().is_empty() {
         return;
     }
-    ui.context_full.set(false);
     ui.conversation.update(|c| {
-        c.model = ui.selected.get_untracked();
         if c.messages.is_empty() && c.title == "New chat" {
             c.title = text.chars().take(48).collect();
         }
-        c.messages.push(Message { role: "user".into(), text: text.clone(), token_ids: Vec::new(), stats: None, pending: false });
+        c.messages.push(Message::user(text.clone()));
+        c.messages.push(Message::pending_reply());
+    });
+    request_reply(ui);
+}
+
+/// Replaces the reply at `index` with a new one (the old one stays as a version).
+pub fn regenerate(ui: Ui, index: usize) {
+    if !can_ask(ui) || !ui.conversation.with_untracked(|c| c.messages.get(index).is_some_and(|m| m.role == "assistant")) {
+        return;
+    }
+    ui.conversation.update(|c| crate::branches::replace_tail(&mut c.messages, index, vec![Message::pending_reply()]));
+    // Each version samples with its own seed: the same seed would write the same reply again.
+    let version = ui.conversation.with_untracked(|c| c.messages.get(index).map_or(0, |m| m.version));
+    request_reply_with(ui, version as u32);
+}
+
+/// Replaces the user message at `index` with `text` and asks for a new reply
+/// (the old message and what followed it stay as a version).
+pub fn edit_message(ui: Ui, index: usize, text: String) {
+    if !can_ask(ui) || text.trim().is_empty() || !ui.conversation.with_untracked(|c| c.messages.get(index).is_some_and(|m| m.role == "user")) {
+        return;
+    }
+    ui.conversation.update(|c| crate::branches::replace_tail(&mut c.messages, index, vec![Message::user(text.clone()), Message::pending_reply()]));
+    request_reply(ui);
+}
+
+/// Shows the previous (`delta` -1) or next (+1) version of the message at `index`.
+pub fn switch_version(ui: Ui, index: usize, delta: isize) {
+    if ui.generating.get_untracked() {
+        return;
+    }
+    let mut changed = false;
+    ui.conversation.update(|c| {
+        if let Some(to) = c.messages.get(index).and_then(|m| m.version.checked_add_signed(delta)) {
+            changed = crate::branches::switch(&mut c.messages, index, to);
+        }
+    });
+    if changed {
+        ui.context_full.set(false);
+        save_conversation(ui);
+    }
+}
+
+/// Asks the engine for the reply the conversation ends with (a pending
+/// message), given everything before it.
+fn request_reply(ui: Ui) {
+    request_reply_with(ui, 0);
+}
+
+/// As `request_reply`, with the sampling seed moved by `seed_offset`.
+fn request_reply_with(ui: Ui, seed_offset: u32) {
+    ui.context_full.set(false);
+    ui.conversation.update(|c| {
+        c.model = ui.selected.get_untracked();
         c.updated_ms = now_ms();
     });
     let conv = ui.conversation.get_untracked();
-    let mut turns = Vec::new();
-    if !conv.system_prompt.trim().is_empty() {
-        turns.push(ChatTurn { role: "system".into(), content: conv.system_prompt.clone() });
-    }
-    turns.extend(conv.messages.iter().map(|m| ChatTurn { role: m.role.clone(), content: m.text.clone() }));
-    ui.conversation.update(|c| c.messages.push(Message { role: "assistant".into(), text: String::new(), token_ids: Vec::new(), stats: None, pending: true }));
+    let before = conv.messages.len() - usize::from(conv.messages.last().is_some_and(|m| m.pending));
+    let turns = conv.turns(before);
     ui.generating.set(true);
     save_conversation(ui);
-    send(Request::Chat { conversation: conv.id, messages: turns, params: ui.params.get_untracked() });
+    let mut params = ui.params.get_untracked();
+    params.seed = params.seed.wrapping_add(seed_offset);
+    send(Request::Chat { conversation: conv.id, messages: turns, params });
 }
 
 pub fn stop() {
@@ -341,8 +423,57 @@ pub fn open_chat(ui: Ui, id: &str) {
         return;
     }
     if let Some(c) = ui.conversations.with_untracked(|l| l.iter().find(|c| c.id == id).cloned()) {
+        // A conversation with a preset answers with the preset's sampling.
+        let preset = c.preset.as_deref().and_then(|name| ui.presets.with_untracked(|l| crate::presets::find(l, name).cloned()));
         ui.conversation.set(c);
         ui.context_full.set(false);
+        if let Some(p) = preset {
+            ui.params.set(p.params);
+        }
+    }
+}
+
+/// Uses preset `name` for this conversation (its system prompt and
+/// sampling), or with `None` the model's own settings again.
+pub fn choose_preset(ui: Ui, name: Option<String>) {
+    match name.as_deref().and_then(|n| ui.presets.with_untracked(|l| crate::presets::find(l, n).cloned())) {
+        Some(p) => {
+            ui.conversation.update(|c| {
+                c.system_prompt = p.system_prompt.clone();
+                c.preset = Some(p.name.clone());
+            });
+            ui.params.set(p.params);
+        }
+        None => {
+            ui.conversation.update(|c| c.preset = None);
+            if let Some(id) = ui.selected.get_untracked() {
+                apply_settings(ui, &id);
+            }
+        }
+    }
+    save_conversation(ui);
+}
+
+/// Saves this conversation's system prompt and sampling as preset `name`.
+pub fn save_preset(ui: Ui, name: String) {
+    let preset = crate::presets::Preset { name, system_prompt: ui.conversation.with_untracked(|c| c.system_prompt.clone()), params: ui.params.get_untracked() };
+    let mut kept = None;
+    ui.presets.update(|l| kept = crate::presets::save(l, preset));
+    let Some(name) = kept else {
+        ui.notice.set(Some("A preset needs a name.".into()));
+        return;
+    };
+    let _ = LocalStorage::set(PRESETS, ui.presets.get_untracked());
+    ui.conversation.update(|c| c.preset = Some(name));
+    save_conversation(ui);
+}
+
+pub fn delete_preset(ui: Ui, name: &str) {
+    ui.presets.update(|l| crate::presets::remove(l, name));
+    let _ = LocalStorage::set(PRESETS, ui.presets.get_untracked());
+    if ui.conversation.with_untracked(|c| c.preset.as_deref() == Some(name)) {
+        ui.conversation.update(|c| c.preset = None);
+        save_conversation(ui);
     }
 }
 

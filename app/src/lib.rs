@@ -2,6 +2,7 @@
 //! Eddy's user interface (Leptos). Rendered on the server (`ssr`) and hydrated
 //! in the browser (`hydrate`), where it drives the engine.
 
+pub mod branches;
 pub mod components;
 pub mod manifest;
 pub mod markdown;
@@ -12,7 +13,9 @@ pub mod chats;
 pub mod client;
 #[cfg(feature = "hydrate")]
 pub mod controller;
+pub mod presets;
 pub mod protocol;
+pub mod thinking;
 #[cfg(feature = "hydrate")]
 pub mod pwa;
 #[cfg(feature = "hydrate")]

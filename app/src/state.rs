@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{CachedModel, CatalogModel, Event, GenerationParams, GenerationStats};
+use crate::protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelStatus {
@@ -28,6 +28,36 @@ pub struct Message {
     /// Still streaming.
     #[serde(default)]
     pub pending: bool,
+    /// The other versions of this message and of everything after it (edits,
+    /// regenerated replies), each a whole tail of the conversation; see branches.rs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Vec<Message>>,
+    /// Where this version stands among all of them (0-based).
+    #[serde(default)]
+    pub version: usize,
+    /// Tokens of the reply's thinking (`<think>…</think>`; see thinking.rs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub thinking_tokens: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Message {
+    pub fn user(text: String) -> Self {
+        Self { role: "user".into(), text, token_ids: Vec::new(), stats: None, pending: false, alternatives: Vec::new(), version: 0, thinking_tokens: 0 }
+    }
+
+    /// An assistant message about to stream in.
+    pub fn pending_reply() -> Self {
+        Self { role: "assistant".into(), text: String::new(), token_ids: Vec::new(), stats: None, pending: true, alternatives: Vec::new(), version: 0, thinking_tokens: 0 }
+    }
+
+    /// How many versions this message has (1 when it was never edited or regenerated).
+    pub fn versions(&self) -> usize {
+        self.alternatives.len() + 1
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,11 +72,28 @@ pub struct Conversation {
     /// Listed above the others.
     #[serde(default)]
     pub pinned: bool,
+    /// The preset (presets.rs) chosen for this conversation, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
 }
 
 impl Conversation {
     pub fn new(id: String, now_ms: f64) -> Self {
-        Self { id, title: "New chat".into(), model: None, system_prompt: String::new(), messages: Vec::new(), created_ms: now_ms, updated_ms: now_ms, pinned: false }
+        Self { id, title: "New chat".into(), model: None, system_prompt: String::new(), messages: Vec::new(), created_ms: now_ms, updated_ms: now_ms, pinned: false, preset: None }
+    }
+
+    /// What the model is given for a reply after `messages[..upto]`: the
+    /// system prompt, then each message, replies without their thinking.
+    pub fn turns(&self, upto: usize) -> Vec<ChatTurn> {
+        let mut turns = Vec::new();
+        if !self.system_prompt.trim().is_empty() {
+            turns.push(ChatTurn { role: "system".into(), content: self.system_prompt.clone() });
+        }
+        turns.extend(self.messages[..upto.min(self.messages.len())].iter().map(|m| ChatTurn {
+            role: m.role.clone(),
+            content: if m.role == "assistant" { crate::thinking::answer(&m.text).to_string() } else { m.text.clone() },
+        }));
+        turns
     }
 }
 
@@ -101,6 +148,8 @@ pub struct Ui {
     pub conversations: RwSignal<Vec<Conversation>>,
     pub generating: RwSignal<bool>,
     pub params: RwSignal<GenerationParams>,
+    /// Saved system prompts with sampling (presets.rs).
+    pub presets: RwSignal<Vec<crate::presets::Preset>>,
     /// A problem to show (dismissable).
     pub notice: RwSignal<Option<String>>,
     /// News that is not a problem (dismissable).
@@ -130,6 +179,7 @@ impl Ui {
             conversations: RwSignal::new(Vec::new()),
             generating: RwSignal::new(false),
             params: RwSignal::new(GenerationParams { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05, max_tokens: 512, seed: 0 }),
+            presets: RwSignal::new(Vec::new()),
             notice: RwSignal::new(None),
             info: RwSignal::new(None),
             context_full: RwSignal::new(false),
@@ -197,8 +247,12 @@ impl Ui {
             }
             Event::Token { id, text } => self.conversation.update(|c| {
                 if let Some(m) = c.messages.last_mut().filter(|m| m.pending) {
+                    let thinking = crate::thinking::is_open(&m.text);
                     m.text.push_str(text);
                     m.token_ids.push(*id);
+                    if thinking && crate::thinking::is_open(&m.text) {
+                        m.thinking_tokens += 1;
+                    }
                 }
             }),
             Event::Generated { tokens, text, stats } => {
@@ -220,7 +274,11 @@ impl Ui {
                 }
                 self.conversation.update(|c| {
                     if c.messages.last().is_some_and(|m| m.pending && m.text.is_empty()) {
-                        c.messages.pop();
+                        // A regenerated reply that never started: back to the version before it.
+                        let at = c.messages.len() - 1;
+                        if !crate::branches::discard(&mut c.messages, at) {
+                            c.messages.pop();
+                        }
                     } else if let Some(m) = c.messages.last_mut() {
                         m.pending = false;
                     }
@@ -325,7 +383,7 @@ mod tests {
     fn conv(id: &str, title: &str, texts: &[&str]) -> Conversation {
         let mut c = Conversation::new(id.into(), 0.0);
         c.title = title.into();
-        c.messages = texts.iter().map(|t| Message { role: "user".into(), text: t.to_string(), token_ids: Vec::new(), stats: None, pending: false }).collect();
+        c.messages = texts.iter().map(|t| Message::user(t.to_string())).collect();
         c
     }
 
@@ -346,6 +404,32 @@ mod tests {
         assert!(hit.snippet.contains("the Capital of FRANCE is Paris"), "{}", hit.snippet);
         assert!(hit.snippet.chars().count() < 100);
         assert_eq!(search(&all, "trip")[0].snippet, "");
+    }
+
+    #[test]
+    fn the_next_turn_gives_replies_without_their_thinking() {
+        let mut c = conv("c", "t", &["What is the capital of France?"]);
+        c.system_prompt = "Be brief.".into();
+        c.messages.push(Message { text: "<think>It is Paris.</think>Paris.".into(), pending: false, ..Message::pending_reply() });
+        c.messages.push(Message::user("And of Spain?".into()));
+        let turns = c.turns(3);
+        let contents: Vec<(&str, &str)> = turns.iter().map(|t| (t.role.as_str(), t.content.as_str())).collect();
+        assert_eq!(contents, [("system", "Be brief."), ("user", "What is the capital of France?"), ("assistant", "Paris."), ("user", "And of Spain?")]);
+        assert_eq!(c.turns(1).len(), 2);
+        c.system_prompt = "  ".into();
+        assert_eq!(c.turns(9).len(), 3);
+    }
+
+    #[test]
+    fn thinking_tokens_are_counted_as_they_stream() {
+        let ui = Ui::new();
+        ui.conversation.update(|c| c.messages.push(Message::pending_reply()));
+        for (i, piece) in ["<think>", "Hmm", ",", " Paris", "</think>", "Paris", "."].iter().enumerate() {
+            ui.apply(&Event::Token { id: i as u32, text: piece.to_string() });
+        }
+        let m = ui.conversation.with_untracked(|c| c.messages[0].clone());
+        assert_eq!(m.thinking_tokens, 3);
+        assert_eq!(crate::thinking::split(&m.text).answer, "Paris.");
     }
 
     #[test]

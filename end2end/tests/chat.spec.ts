@@ -352,3 +352,159 @@ test('search finds conversations by title and text, on the device, and opens the
   await page.getByTestId('conversation').first().getByTestId('pin-conversation').click();
   await expect.poll(listed).toEqual(['s-paris', 's-geo', 's-cook']);
 });
+
+/** The token ids of assistant message `i` (once it finished). */
+async function replyIds(page: any, i: number): Promise<number[]> {
+  const m = page.getByTestId('message-assistant').nth(i);
+  await expect(m).toHaveAttribute('aria-busy', 'false', { timeout: 240_000 });
+  const ids = (await m.getAttribute('data-token-ids')) ?? '';
+  return ids ? ids.split(',').map(Number) : [];
+}
+
+async function counters(page: any, i: number) {
+  const m = page.getByTestId('message-assistant').nth(i);
+  return { reused: Number(await m.getAttribute('data-reused-tokens')), prefill: Number(await m.getAttribute('data-prefill-tokens')) };
+}
+
+test('regenerate and edit keep every version as a branch, prefill only what changed, and persist', async ({ page }) => {
+  await openWithSystemPrompt(page, '/?model=tiny-lfm2&temperature=1&min_p=0&top_p=1&repetition_penalty=1&max_tokens=8');
+  await send(page, user.content);
+  const first = await replyIds(page, 0);
+  const n = chat.input_ids.length;
+  expect(await counters(page, 0)).toEqual({ reused: 0, prefill: n });
+
+  // Regenerating the only reply runs one token: the prompt's state was kept without it.
+  await page.getByTestId('message-assistant').first().getByTestId('regenerate').click();
+  const second = await replyIds(page, 0);
+  expect(await counters(page, 0)).toEqual({ reused: n - 1, prefill: 1 });
+  expect(second).not.toEqual(first); // each version samples with its own seed
+  const reply = page.getByTestId('message-assistant').first();
+  await expect(reply.getByTestId('branch-index')).toHaveText('2/2');
+  await reply.getByTestId('branch-prev').click();
+  await expect(reply.getByTestId('branch-index')).toHaveText('1/2');
+  expect(await replyIds(page, 0)).toEqual(first);
+  await reply.getByTestId('branch-next').click();
+  await expect(reply.getByTestId('branch-index')).toHaveText('2/2');
+  expect(await replyIds(page, 0)).toEqual(second);
+
+  // A second turn on version 2, then that question edited: the edit starts
+  // from the state at the end of turn one, as the original question did.
+  await send(page, 'And of Spain?');
+  await replyIds(page, 1);
+  const asked = await counters(page, 1);
+  expect(asked.reused).toBe(n + second.length);
+  const question = page.getByTestId('message-user').nth(1);
+  await question.getByTestId('edit-message').click();
+  await question.getByTestId('edit-input').fill('And of Italy?');
+  await question.getByTestId('edit-save').click();
+  await replyIds(page, 1);
+  const edited = await counters(page, 1);
+  expect(edited.reused).toBe(asked.reused);
+  expect(edited.prefill).toBeGreaterThan(0);
+  expect(edited.prefill).toBeLessThan(20);
+  await expect(page.getByTestId('message-user').nth(1)).toContainText('And of Italy?');
+  await expect(page.getByTestId('message-user').nth(1).getByTestId('branch-index')).toHaveText('2/2');
+
+  // Versions are saved with the conversation.
+  await page.reload();
+  await waitReady(page);
+  await page.getByTestId('conversation').first().locator('.conv-title').click();
+  const again = page.getByTestId('message-user').nth(1);
+  await expect(again.getByTestId('branch-index')).toHaveText('2/2');
+  await again.getByTestId('branch-prev').click();
+  await expect(page.getByTestId('message-user').nth(1)).toContainText('And of Spain?');
+  await expect(page.getByTestId('message-assistant').first().getByTestId('branch-index')).toHaveText('2/2');
+  await page.getByTestId('message-assistant').first().getByTestId('branch-prev').click();
+  // Version 1 of the first reply had no second turn.
+  await expect(page.getByTestId('message-user')).toHaveCount(1);
+  expect(await replyIds(page, 0)).toEqual(first);
+});
+
+test('a new conversation with the same system prompt starts from its cached state', async ({ page }) => {
+  await openWithSystemPrompt(page, '/?model=tiny-lfm2&temperature=0&max_tokens=4');
+  await send(page, user.content);
+  await replyIds(page, 0);
+  expect((await counters(page, 0)).reused).toBe(0);
+  await page.getByTestId('new-chat').click();
+  await send(page, 'Something else entirely.');
+  await replyIds(page, 0);
+  const { reused, prefill } = await counters(page, 0);
+  // The system turn's tokens (of the reference chat's prompt) come from the cache.
+  expect(reused).toBeGreaterThan(5);
+  expect(reused).toBeLessThan(chat.input_ids.length);
+  expect(prefill).toBeGreaterThan(0);
+  await expect(page.getByTestId('message-stats').last()).toContainText('reused');
+});
+
+test('a thinking reply streams into a folding section with its own token count', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=4&test_hooks=1');
+  await waitReady(page);
+  const stats = { prompt_tokens: 10, reused_tokens: 0, prefill_tokens: 10, generated_tokens: 9, prefill_tokens_per_s: 1, decode_tokens_per_s: 1,
+    context_used: 19, context_size: 4096, stop_reason: 'stop', prefill_seconds_saved: 0 };
+  const pieces = ['<think>', 'The', ' capital', ' is', ' Paris', '.', '</think>', 'Paris', '.'];
+  const tokens = pieces.map((text, id) => ({ type: 'token', id, text }));
+  // Streaming: the section is open and counts the thinking tokens so far.
+  await page.evaluate((events) => (window as any).eddyTest.streamReply(JSON.stringify(events)), tokens.slice(0, 4));
+  const thinking = page.getByTestId('thinking');
+  await expect(thinking).toHaveAttribute('data-thinking-tokens', '3');
+  await expect(thinking).toHaveAttribute('open', '');
+  await expect(thinking).toContainText('The capital is');
+  // The rest of the reply, and its end: folded, with the answer shown.
+  await page.evaluate((events) => (window as any).eddyTest.events(JSON.stringify(events)), [
+    ...tokens.slice(4), { type: 'generated', tokens: pieces.map((_, i) => i), text: pieces.join(''), stats }]);
+  const last = page.getByTestId('message-assistant').last();
+  await expect(last).toHaveAttribute('aria-busy', 'false');
+  await expect(last.getByTestId('thinking')).toHaveAttribute('data-thinking-tokens', '5');
+  await expect(last.getByTestId('thinking')).not.toHaveAttribute('open', '');
+  await expect(last.getByTestId('thinking')).toContainText('Thought for 5 tokens');
+  await expect(last.locator('.body.markdown').last()).toHaveText('Paris.');
+  await expect(last.getByTestId('thinking').locator('.body')).toBeHidden();
+  await last.getByTestId('thinking').locator('summary').click();
+  await expect(last.getByTestId('thinking').locator('.body')).toBeVisible();
+  // Kept with the conversation.
+  await page.reload();
+  await waitReady(page);
+  await page.getByTestId('conversation').first().locator('.conv-title').click();
+  await expect(page.getByTestId('thinking')).toHaveAttribute('data-thinking-tokens', '5');
+});
+
+test('presets keep a system prompt with its sampling, chosen per conversation; the model settings stay the default', async ({ page }) => {
+  await page.goto('/?model=tiny-lfm2');
+  await waitReady(page);
+  await page.getByTestId('settings-toggle').click();
+  const recommended = await page.getByTestId('temperature').inputValue();
+  await expect(page.getByTestId('preset-select')).toHaveValue('');
+  await page.getByTestId('system-prompt').fill('You are a pirate.');
+  await page.getByTestId('system-prompt').blur();
+  await page.getByTestId('temperature').fill('1.25');
+  await page.getByTestId('temperature').blur();
+  await page.getByTestId('preset-name').fill('Pirate');
+  await page.getByTestId('preset-save').click();
+  await expect(page.getByTestId('preset-select')).toHaveValue('Pirate');
+
+  // A new conversation has no preset; the model's own settings (kept per
+  // model as they are changed) go back to the recommended temperature.
+  await page.getByTestId('settings-close').click();
+  await page.getByTestId('new-chat').click();
+  await page.getByTestId('settings-toggle').click();
+  await expect(page.getByTestId('preset-select')).toHaveValue('');
+  await page.getByTestId('temperature').fill(recommended);
+  await page.getByTestId('temperature').blur();
+  await page.getByTestId('system-prompt').fill('');
+  await page.getByTestId('system-prompt').blur();
+  await page.getByTestId('preset-select').selectOption('Pirate');
+  await expect(page.getByTestId('temperature')).toHaveValue('1.25');
+  await expect(page.getByTestId('system-prompt')).toHaveValue('You are a pirate.');
+  await page.getByTestId('preset-select').selectOption('');
+  await expect(page.getByTestId('temperature')).toHaveValue(recommended);
+
+  // Presets outlive a reload; deleting one removes it.
+  await page.reload();
+  await waitReady(page);
+  await page.getByTestId('settings-toggle').click();
+  await expect(page.getByTestId('preset-select').locator('option')).toHaveText(["The model's settings", 'Pirate']);
+  await page.getByTestId('preset-select').selectOption('Pirate');
+  await page.getByTestId('preset-delete').click();
+  await expect(page.getByTestId('preset-select').locator('option')).toHaveText(["The model's settings"]);
+  await expect(page.getByTestId('preset-select')).toHaveValue('');
+});

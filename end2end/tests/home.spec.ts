@@ -16,6 +16,8 @@ test('the first page shows the WebGPU adapter and a passed self-test', async ({ 
   await expect(page.getByTestId('adapter-name')).not.toBeEmpty();
   // SwiftShader has no shader-f16; the page must say so rather than assume it.
   await expect(page.getByTestId('feature-shader-f16')).toHaveText('no');
+  // Chromium's SwiftShader offers subgroups (of 4): the engine's device has them and the kernels use them.
+  await expect(page.getByTestId('feature-subgroups')).toHaveText('yes');
   await expect(page.getByTestId('limit-max-storage-binding')).toContainText('iB');
   await expect(page.getByTestId('webgpu-unavailable')).toHaveCount(0);
 

@@ -108,6 +108,28 @@ impl Tokenizer {
         self.inner.decode(ids, skip_special).unwrap_or_default()
     }
 
+    /// The text of `ids` as a chat shows it: special tokens left out, but for
+    /// those in [`SHOWN_SPECIALS`] (a thinking model's `<think>` … `</think>`,
+    /// special tokens in some vocabularies, which the UI folds away).
+    pub fn decode_shown(&self, ids: &[u32]) -> String {
+        let shown: Vec<(u32, &str)> = SHOWN_SPECIALS.iter().filter_map(|&t| self.token_to_id(t).map(|id| (id, t))).collect();
+        if shown.is_empty() {
+            return self.decode(ids, true);
+        }
+        let mut out = String::new();
+        for part in ids.split_inclusive(|id| shown.iter().any(|(s, _)| s == id)) {
+            let (last, body) = part.split_last().expect("split_inclusive gives non-empty parts");
+            match shown.iter().find(|(s, _)| s == last) {
+                Some((_, text)) => {
+                    out.push_str(&self.decode(body, true));
+                    out.push_str(text);
+                }
+                None => out.push_str(&self.decode(part, true)),
+            }
+        }
+        out
+    }
+
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
     }
@@ -116,6 +138,9 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 }
+
+/// Special tokens a chat shows as text (see [`Tokenizer::decode_shown`]).
+pub const SHOWN_SPECIALS: [&str; 2] = ["<think>", "</think>"];
 
 /// Turns a stream of token ids into text pieces, holding back bytes of a
 /// character split across tokens.
@@ -129,7 +154,7 @@ impl TextStream {
     /// Adds a token; returns the new text it completes (maybe empty).
     pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> String {
         self.ids.push(id);
-        let text = tokenizer.decode(&self.ids, true);
+        let text = tokenizer.decode_shown(&self.ids);
         if text.ends_with('\u{FFFD}') || text.len() < self.emitted {
             return String::new();
         }

@@ -121,3 +121,68 @@ fn a_warmed_up_session_answers_as_a_fresh_one() {
         }
     }
 }
+
+/// A snapshot at a turn boundary takes the session back there (regenerate,
+/// edit, switch branches): the next turn is bit for bit what a session that
+/// never went further answers, also with a repetition penalty, which reads
+/// the tokens seen so far, and on the hybrid model, whose conv layers carry
+/// the last inputs they saw. With its KV rows, a snapshot survives the
+/// session starting another conversation (a prefix cache).
+#[test]
+fn a_restored_snapshot_answers_as_if_nothing_came_after_it() {
+    use engine::runtime::session::RestoreError;
+    let gpu = gpu(true);
+    for name in ["tiny-lfm2", "tiny-lfm2-moe"] {
+        let model = load(&gpu, &models_dir().join(name).join("."));
+        let r = reference(name);
+        let first = ids(&r["prompts"][0]["input_ids"]);
+        let vocab = model.config().vocab as u32;
+        // Tokens the first turn never saw, so the repetition penalty tells the branches apart.
+        let detour: Vec<u32> = (1..8).map(|i| (first[0] + 97 * i) % vocab).collect();
+        let second: Vec<u32> = (3..8).map(|i| (first[0] + 31 * i) % vocab).collect();
+        let sampling = Sampling { repeat_penalty: 1.3, ..Sampling::default() };
+        for kv_f16 in [false, true] {
+            let turn = |s: &mut engine::runtime::session::Session, prompt: &[u32]| {
+                pollster::block_on(s.generate(prompt, 6, &sampling, &[], true, &mut |_| true)).unwrap()
+            };
+            let mut straight = session(&model, false, kv_f16);
+            turn(&mut straight, &first);
+            let want = turn(&mut straight, &second);
+
+            let mut s = session(&model, false, kv_f16);
+            turn(&mut s, &first);
+            let snap = s.snapshot(false);
+            let with_kv = s.snapshot(true);
+            assert!(with_kv.gpu_bytes() > snap.gpu_bytes());
+            turn(&mut s, &detour);
+            s.restore(&snap).unwrap();
+            assert_eq!(s.history(), snap.tokens());
+            let got = turn(&mut s, &second);
+            assert_eq!(got.tokens, want.tokens, "{name} kv_f16={kv_f16}: tokens after going back");
+            assert_eq!(got.last_logits, want.last_logits, "{name} kv_f16={kv_f16}: logits after going back");
+
+            // Another conversation overwrites the KV rows: only the snapshot with them comes back.
+            s.reset();
+            turn(&mut s, &detour);
+            assert_eq!(s.can_restore(&snap), Err(RestoreError::Diverged));
+            s.restore(&with_kv).unwrap();
+            let got = turn(&mut s, &second);
+            assert_eq!(got.tokens, want.tokens, "{name} kv_f16={kv_f16}: tokens from a snapshot with KV rows");
+            assert_eq!(got.last_logits, want.last_logits, "{name} kv_f16={kv_f16}: logits from a snapshot with KV rows");
+            let other = session(&model, false, kv_f16);
+            assert_eq!(other.can_restore(&with_kv), Err(RestoreError::OtherSession));
+        }
+
+        // A prompt run as all but its last token (snapshotted there, so a
+        // regenerated reply prefills one token) and then that token answers
+        // as the prompt run whole.
+        let mut whole = session(&model, false, false);
+        let want = pollster::block_on(whole.generate(&first, 6, &sampling, &[], true, &mut |_| true)).unwrap();
+        let mut split = session(&model, false, false);
+        pollster::block_on(split.extend(&first[..first.len() - 1])).unwrap();
+        let got = pollster::block_on(split.generate(&first[first.len() - 1..], 6, &sampling, &[], true, &mut |_| true)).unwrap();
+        let e = rel_err(got.last_logits.as_ref().unwrap(), want.last_logits.as_ref().unwrap());
+        assert!(e < 1e-5, "{name}: a split prompt's logits off by {e:.1e}");
+        assert_eq!(got.tokens, want.tokens, "{name}: a split prompt's tokens");
+    }
+}

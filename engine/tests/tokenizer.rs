@@ -72,3 +72,32 @@ fn text_stream_holds_back_split_characters() {
     assert_eq!(pieces.concat(), text);
     assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')));
 }
+
+/// A thinking model's `<think>` and `</think>` survive decoding for the chat
+/// (which folds the thinking away) where the vocabulary makes them special
+/// tokens, which plain decoding with special tokens skipped drops.
+#[test]
+fn thinking_markers_are_shown_even_when_special() {
+    let mut spec = spec("tiny-lfm2", ".");
+    let engine::model::TokenizerSpec::HfJson(json) = &spec.tokenizer else { panic!("tiny-lfm2 has a tokenizer.json") };
+    let mut t: Value = serde_json::from_str(json).unwrap();
+    let next = t["model"]["vocab"].as_object().unwrap().len();
+    for (i, content) in ["<think>", "</think>"].iter().enumerate() {
+        t["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({
+            "id": next + i, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true
+        }));
+    }
+    spec.tokenizer = engine::model::TokenizerSpec::HfJson(t.to_string());
+    let tok = Tokenizer::from_spec(&spec).unwrap();
+    let text = "<think>Paris, surely.</think>It is Paris.";
+    let ids = tok.encode_rendered(text).unwrap();
+    assert_eq!(ids[0] as usize, next, "<think> is one special token");
+    assert!(!tok.decode(&ids, true).contains("<think>"), "plain decoding drops special tokens");
+    assert_eq!(tok.decode_shown(&ids), text);
+    let mut stream = TextStream::default();
+    let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&tok, id)).collect();
+    assert_eq!(pieces.concat(), text);
+    // Other special tokens stay hidden.
+    let im_end = tok.token_to_id("<|im_end|>").unwrap();
+    assert_eq!(tok.decode_shown(&[ids.clone(), vec![im_end]].concat()), text);
+}

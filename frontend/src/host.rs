@@ -28,6 +28,7 @@ use crate::{
     download::{self, Download, Emit},
     js, loading,
     open_file::OpenFile,
+    resume::Checkpoints,
     store::Store,
 };
 
@@ -45,6 +46,16 @@ struct Active {
     history_text: String,
     conversation: Option<String>,
     prefill_tokens_per_s: f64,
+    /// Snapshots of the session to start later turns from.
+    checkpoints: Checkpoints,
+}
+
+/// How a chat request starts: the tokens the session already holds for it,
+/// and the prompt tokens run before `generate` (kept as snapshots).
+struct Prepared {
+    reused: usize,
+    early_prefill: usize,
+    started_ms: f64,
 }
 
 #[derive(Default)]
@@ -163,7 +174,7 @@ impl Host {
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
                     a.conversation = None;
                 }
-                self.generate(false, prompt_ids, &params).await;
+                self.generate(false, prompt_ids, &params, None).await;
             }
             Request::Reset => {
                 let mut st = self.state.borrow_mut();
@@ -173,6 +184,7 @@ impl Host {
                     }
                     a.history_text.clear();
                     a.conversation = None;
+                    a.checkpoints.forget_turns();
                 }
             }
             Request::Stop | Request::CancelDownload { .. } => {}
@@ -380,6 +392,7 @@ impl Host {
                 history_text: String::new(),
                 conversation: None,
                 prefill_tokens_per_s: 0.0,
+                checkpoints: Checkpoints::new(prefix_budget(&gpu)),
             });
             Ok::<_, String>((name, context, (js::now_ms() - t0) / 1000.0, loaded.peak_wasm_bytes))
         }
@@ -396,52 +409,128 @@ impl Host {
         }
     }
 
-    /// Continues `conversation`: when the session holds a prefix of the
-    /// rendered conversation, only the rest is run through the model.
+    /// Continues `conversation`. The session starts from the longest state it
+    /// holds or has a snapshot of whose text begins the rendered conversation
+    /// (the conversation so far, the same conversation before an edited or
+    /// regenerated message, or another one's system prompt); only the rest
+    /// runs through the model. A system prompt run from scratch is kept with
+    /// its KV rows, and every prompt but its last token, so that regenerating
+    /// the reply prefills one token.
     async fn chat(&self, conversation: String, messages: Vec<ChatTurn>, params: GenerationParams) {
-        let prepared = {
+        let started_ms = js::now_ms();
+        let rendered = {
             let st = self.state.borrow();
             let Some(active) = st.active.as_ref() else {
                 drop(st);
                 return self.emit(Event::GenerationFailed { message: "no model is loaded".into() });
             };
             let messages: Vec<ChatMessage> = messages.iter().map(|m| ChatMessage::new(&m.role, &m.content)).collect();
-            let rendered = match active.text.template.as_ref() {
-                Some(t) => t.render(&messages, true),
+            let system: Vec<ChatMessage> = messages.iter().take_while(|m| m.role == "system").cloned().collect();
+            match active.text.template.as_ref() {
+                Some(t) => t.render(&messages, true).map(|text| {
+                    let system_text = if system.is_empty() { None } else { t.render(&system, false).ok().filter(|s| text.starts_with(s.as_str())) };
+                    (text, system_text)
+                }),
                 None => Err(engine::model::ModelError::ChatTemplate("the model has no chat template".into())),
-            };
-            rendered.map(|text| {
-                let same = active.conversation.as_deref() == Some(conversation.as_str());
-                let reuse = same && !active.history_text.is_empty() && text.starts_with(&active.history_text);
-                (text, reuse, active.history_text.len())
-            })
+            }
         };
-        let (text, reuse, prefix_len) = match prepared {
-            Ok(p) => p,
+        let (text, system_text) = match rendered {
+            Ok(r) => r,
             Err(e) => return self.emit(Event::GenerationFailed { message: e.to_string() }),
         };
-        let ids = {
+        let taken = {
             let mut st = self.state.borrow_mut();
-            let active = st.active.as_mut().expect("checked above");
-            if !reuse {
-                if let Some(s) = active.session.as_mut() {
-                    s.reset();
-                }
-                active.history_text.clear();
-            }
-            active.conversation = Some(conversation);
-            let new_text = if reuse { &text[prefix_len..] } else { &text[..] };
-            active.text.tokenizer.encode_rendered(new_text)
+            st.active.as_mut().map(|a| (a.session.take(), a.text.clone(), a.serial))
         };
-        match ids {
-            Ok(ids) => self.generate(true, ids, &params).await,
-            Err(e) => self.emit(Event::GenerationFailed { message: e.to_string() }),
+        let Some((Some(mut session), model, serial)) = taken else {
+            return self.emit(Event::GenerationFailed { message: "no model is loaded, or it is busy".into() });
+        };
+        let prepared = self.prepare(&mut session, &model, &conversation, &text, system_text.as_deref()).await;
+        let put_back = |host: &Self, session: Session| {
+            let mut st = host.state.borrow_mut();
+            match st.active.as_mut() {
+                Some(a) if a.serial == serial => {
+                    a.session = Some(session);
+                    true
+                }
+                _ => false,
+            }
+        };
+        match prepared {
+            Ok((ids, early)) => {
+                if !put_back(self, session) {
+                    return self.emit(Event::GenerationFailed { message: "the model was unloaded while it was answering; the reply is incomplete".into() });
+                }
+                self.generate(true, ids, &params, Some(Prepared { started_ms, ..early })).await
+            }
+            Err(e) => {
+                session.reset();
+                if put_back(self, session) {
+                    if let Some(a) = self.state.borrow_mut().active.as_mut() {
+                        a.history_text.clear();
+                    }
+                }
+                self.emit(Event::GenerationFailed { message: e })
+            }
+        }
+    }
+
+    /// Brings `session` to the best start for `text` and runs all of the new
+    /// prompt but its last token; returns that token (or the prompt, when it
+    /// is one token) for `generate`.
+    async fn prepare(&self, session: &mut Session, model: &TextModel, conversation: &str, text: &str, system_text: Option<&str>) -> Result<(Vec<u32>, Prepared), String> {
+        let mut st = self.state.borrow_mut();
+        let active = st.active.as_mut().ok_or("no model is loaded")?;
+        let same = active.conversation.as_deref() == Some(conversation);
+        let held = if same && !active.history_text.is_empty() && text.starts_with(&active.history_text) { active.history_text.len() } else { 0 };
+        let mut prefix_len = held;
+        if let Some((start, _)) = active.checkpoints.best(session, text, held) {
+            match active.checkpoints.restore(session, start) {
+                Some(t) => {
+                    prefix_len = t.len();
+                    active.history_text = t;
+                }
+                None => prefix_len = 0,
+            }
+        }
+        if prefix_len == 0 {
+            session.reset();
+            active.history_text.clear();
+        }
+        active.conversation = Some(conversation.to_string());
+        let reused = session.history().len();
+        drop(st);
+        let mut early = 0;
+        // A system prompt run now is kept, KV rows and all, for other chats.
+        if let Some(system) = system_text.filter(|s| s.len() > prefix_len) {
+            let ids = model.tokenizer.encode_rendered(&system[prefix_len..]).map_err(|e| e.to_string())?;
+            session.extend(&ids).await.map_err(|e| e.to_string())?;
+            early += ids.len();
+            prefix_len = system.len();
+            let saved = model.tokenizer.decode(session.history(), false);
+            self.with_checkpoints(|c| c.save_prefix(session, saved));
+        }
+        let mut ids = model.tokenizer.encode_rendered(&text[prefix_len..]).map_err(|e| e.to_string())?;
+        if ids.len() >= 2 {
+            let last = ids.split_off(ids.len() - 1);
+            session.extend(&ids).await.map_err(|e| e.to_string())?;
+            early += ids.len();
+            let saved = model.tokenizer.decode(session.history(), false);
+            self.with_checkpoints(|c| c.save_turn(session, saved));
+            ids = last;
+        }
+        Ok((ids, Prepared { reused, early_prefill: early, started_ms: 0.0 }))
+    }
+
+    fn with_checkpoints(&self, f: impl FnOnce(&mut Checkpoints)) {
+        if let Some(a) = self.state.borrow_mut().active.as_mut() {
+            f(&mut a.checkpoints);
         }
     }
 
     /// Generates after `new_ids`; with `continue_session`, they extend what the
     /// session holds (a chat turn), otherwise the session starts empty.
-    async fn generate(&self, continue_session: bool, new_ids: Vec<u32>, params: &GenerationParams) {
+    async fn generate(&self, continue_session: bool, new_ids: Vec<u32>, params: &GenerationParams, prepared: Option<Prepared>) {
         let taken = {
             let mut st = self.state.borrow_mut();
             st.active.as_mut().map(|a| (a.session.take(), a.text.clone(), a.prefill_tokens_per_s, a.serial))
@@ -453,7 +542,10 @@ impl Host {
             session.reset();
         }
         self.stop.set(false);
-        let reused = session.history().len();
+        let generate_ms = js::now_ms();
+        let reused = prepared.as_ref().map_or(session.history().len(), |p| p.reused);
+        let early_prefill = prepared.as_ref().map_or(0, |p| p.early_prefill);
+        let early_seconds = prepared.as_ref().map_or(0.0, |p| (generate_ms - p.started_ms).max(0.0) / 1000.0);
         let stops = text.stop_ids();
         let mut stream = TextStream::default();
         let emit = self.emit.clone();
@@ -471,6 +563,11 @@ impl Host {
         let mut st = self.state.borrow_mut();
         match st.active.as_mut() {
             Some(active) if active.serial == serial => {
+                if continue_session && result.is_ok() {
+                    active.checkpoints.save_turn(&session, history_text.clone());
+                } else {
+                    active.checkpoints.prune(&session);
+                }
                 active.session = Some(session);
                 active.history_text = history_text;
             }
@@ -485,16 +582,19 @@ impl Host {
         drop(st);
         match result {
             Ok(g) => {
-                let rate = if g.prefill_tokens_per_s() > 0.0 { g.prefill_tokens_per_s() } else { old_rate };
+                let prefill_tokens = g.prefill_tokens + early_prefill;
+                let prefill_seconds = g.prefill_seconds + early_seconds;
+                let prefill_rate = if prefill_seconds > 0.0 { prefill_tokens as f64 / prefill_seconds } else { 0.0 };
+                let rate = if prefill_rate > 0.0 { prefill_rate } else { old_rate };
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
                     a.prefill_tokens_per_s = rate;
                 }
                 let stats = GenerationStats {
-                    prompt_tokens: reused + new_ids.len(),
+                    prompt_tokens: reused + prefill_tokens,
                     reused_tokens: reused,
-                    prefill_tokens: g.prefill_tokens,
+                    prefill_tokens,
                     generated_tokens: g.tokens.len(),
-                    prefill_tokens_per_s: g.prefill_tokens_per_s(),
+                    prefill_tokens_per_s: prefill_rate,
                     decode_tokens_per_s: g.decode_tokens_per_s(),
                     context_used: used,
                     context_size: capacity,
@@ -502,7 +602,7 @@ impl Host {
                     prefill_seconds_saved: if rate > 0.0 { reused as f64 / rate } else { 0.0 },
                 };
                 let visible: Vec<u32> = g.tokens.iter().copied().filter(|t| !stops.contains(t)).collect();
-                self.emit(Event::Generated { text: text.tokenizer.decode(&visible, true), tokens: g.tokens, stats });
+                self.emit(Event::Generated { text: text.tokenizer.decode_shown(&visible), tokens: g.tokens, stats });
             }
             Err(e) => {
                 // A failed generation leaves the state unknown: start clean next time.
@@ -516,4 +616,10 @@ impl Host {
             }
         }
     }
+}
+
+/// GPU memory for system-prompt snapshots (with their KV rows): a slice of
+/// what one binding may hold, between 8 and 64 MiB.
+fn prefix_budget(gpu: &Gpu) -> u64 {
+    (gpu.limits.max_storage_buffer_binding_size as u64 / 8).clamp(8 << 20, 64 << 20)
 }

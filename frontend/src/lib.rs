@@ -6,6 +6,7 @@ mod host;
 mod js;
 mod loading;
 mod open_file;
+mod resume;
 mod store;
 mod worker;
 

@@ -337,26 +337,113 @@ fn stats_line(s: &GenerationStats) -> String {
     parts.join(" · ")
 }
 
-fn message_view(m: Message) -> impl IntoView {
+/// ‹ 2/3 › for a message with versions (edits, regenerated replies).
+fn version_nav(index: usize, m: &Message) -> Option<impl IntoView> {
+    let (shown, total) = (m.version + 1, m.versions());
+    (total > 1).then(|| {
+        let ui = ui();
+        let busy = move || ui.generating.get();
+        view! {
+            <span class="versions">
+                <button type="button" class="icon small" data-testid="branch-prev" aria-label="Previous version"
+                    disabled=move || busy() || shown == 1
+                    on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        controller::switch_version(ui, index, -1);
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = (ui, index);
+                    }>"‹"</button>
+                <span data-testid="branch-index">{format!("{shown}/{total}")}</span>
+                <button type="button" class="icon small" data-testid="branch-next" aria-label="Next version"
+                    disabled=move || busy() || shown == total
+                    on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        controller::switch_version(ui, index, 1);
+                    }>"›"</button>
+            </span>
+        }
+    })
+}
+
+fn message_view(index: usize, m: Message, editing: RwSignal<Option<usize>>) -> impl IntoView {
+    let ui = ui();
     let ids = m.token_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let nav = version_nav(index, &m);
+    let idle = move || !ui.generating.get() && ui.status.get() == ModelStatus::Ready;
     if m.role == "assistant" {
-        let html = markdown::to_html(&m.text);
+        let parts = crate::thinking::split(&m.text);
+        let html = markdown::to_html(parts.answer);
+        let thinking = parts.thinking.map(|t| {
+            let (html, n, done) = (markdown::to_html(t), m.thinking_tokens, parts.done);
+            let label = if done { format!("Thought for {n} tokens") } else { format!("Thinking… {n} tokens") };
+            // Open while it streams, folded once the answer starts.
+            view! {
+                <details class="thinking" data-testid="thinking" data-thinking-tokens=n.to_string() open=!done>
+                    <summary>{label}</summary>
+                    <div class="body markdown" inner_html=html></div>
+                </details>
+            }
+        });
         let stats = m.stats.as_ref().map(stats_line);
         let (reused, prefilled) = m.stats.as_ref().map_or((String::new(), String::new()), |s| (s.reused_tokens.to_string(), s.prefill_tokens.to_string()));
+        let pending = m.pending;
         view! {
             <article class="msg assistant" class:pending=m.pending data-testid="message-assistant" data-token-ids=ids
                 data-reused-tokens=reused data-prefill-tokens=prefilled aria-busy=m.pending.to_string()>
                 <div class="who">"Assistant"</div>
+                {thinking}
                 <div class="body markdown" inner_html=html></div>
                 {stats.map(|s| view! { <div class="stats" data-testid="message-stats">{s}</div> })}
+                <div class="msg-actions" hidden=pending>
+                    {nav}
+                    <button type="button" class="secondary small" data-testid="regenerate" disabled=move || !idle()
+                        title="Write this reply again (this version stays)"
+                        on:click=move |_| {
+                            #[cfg(feature = "hydrate")]
+                            controller::regenerate(ui, index);
+                        }>"Regenerate"</button>
+                </div>
             </article>
         }
         .into_any()
     } else {
+        let draft = RwSignal::new(m.text.clone());
+        let text = m.text.clone();
+        let save = move || {
+            let t = draft.get_untracked();
+            editing.set(None);
+            #[cfg(feature = "hydrate")]
+            controller::edit_message(ui, index, t);
+            #[cfg(not(feature = "hydrate"))]
+            let _ = t;
+        };
         view! {
             <article class="msg user" data-testid="message-user">
                 <div class="who">"You"</div>
-                <div class="body">{m.text}</div>
+                <Show when=move || editing.get() == Some(index)
+                    fallback=move || view! { <div class="body">{text.clone()}</div> }>
+                    <textarea class="edit" data-testid="edit-input" rows="3" aria-label="Edit the message"
+                        prop:value=move || draft.get() on:input=move |ev| draft.set(event_target_value(&ev))
+                        on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                            if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                                ev.prevent_default();
+                                save();
+                            } else if ev.key() == "Escape" {
+                                editing.set(None);
+                            }
+                        }></textarea>
+                    <div class="msg-actions">
+                        <button type="button" class="secondary small" on:click=move |_| editing.set(None)>"Cancel"</button>
+                        <button type="button" class="primary small" data-testid="edit-save" disabled=move || !idle()
+                            on:click=move |_| save()>"Save and ask"</button>
+                    </div>
+                </Show>
+                <div class="msg-actions" hidden=move || editing.get() == Some(index)>
+                    {nav}
+                    <button type="button" class="secondary small" data-testid="edit-message" disabled=move || !idle()
+                        title="Change this message and ask again (this version stays)"
+                        on:click=move |_| editing.set(Some(index))>"Edit"</button>
+                </div>
             </article>
         }
         .into_any()
@@ -367,6 +454,8 @@ fn message_view(m: Message) -> impl IntoView {
 fn Messages() -> impl IntoView {
     let ui = ui();
     let list = NodeRef::<leptos::html::Div>::new();
+    // The user message being edited, if any.
+    let editing = RwSignal::new(None::<usize>);
     // Keep the newest text in view while it streams.
     Effect::new(move |_| {
         ui.conversation.track();
@@ -398,7 +487,7 @@ fn Messages() -> impl IntoView {
                 if msgs.is_empty() {
                     view! { <p class="empty">"Ask anything. The model runs on your GPU; nothing you type leaves this device."</p> }.into_any()
                 } else {
-                    msgs.into_iter().map(message_view).collect_view().into_any()
+                    msgs.into_iter().enumerate().map(|(i, m)| message_view(i, m, editing)).collect_view().into_any()
                 }
             }}
         </div>
@@ -724,6 +813,58 @@ fn conversation_bytes(c: &crate::state::Conversation) -> u64 {
     serde_json::to_string(c).map_or(0, |j| j.len() as u64)
 }
 
+/// Choose, save or delete a preset (a system prompt with its sampling) for this conversation.
+#[component]
+fn Presets() -> impl IntoView {
+    let ui = ui();
+    let name = RwSignal::new(String::new());
+    let chosen = move || ui.conversation.with(|c| c.preset.clone()).unwrap_or_default();
+    view! {
+        <div class="field presets">
+            <label for="preset-select"><span>"Preset"</span></label>
+            <div class="row">
+                <select id="preset-select" data-testid="preset-select" prop:value=chosen
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        #[cfg(feature = "hydrate")]
+                        controller::choose_preset(ui, (!v.is_empty()).then_some(v));
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = v;
+                    }>
+                    <option value="">"The model's settings"</option>
+                    {move || ui.presets.get().into_iter().map(|p| {
+                        let selected = ui.conversation.with(|c| c.preset.as_deref() == Some(p.name.as_str()));
+                        view! { <option value=p.name.clone() selected=selected>{p.name.clone()}</option> }
+                    }).collect_view()}
+                </select>
+                <button type="button" class="secondary small" data-testid="preset-delete" disabled=move || chosen().is_empty()
+                    on:click=move |_| {
+                        let n = chosen();
+                        #[cfg(feature = "hydrate")]
+                        controller::delete_preset(ui, &n);
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = n;
+                    }>"Delete"</button>
+            </div>
+            <div class="row">
+                <input type="text" data-testid="preset-name" placeholder="Name" aria-label="Preset name"
+                    prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev))/>
+                <button type="button" class="secondary small" data-testid="preset-save" disabled=move || name.with(|n| n.trim().is_empty())
+                    title="Keep this system prompt and these settings under a name"
+                    on:click=move |_| {
+                        let n = name.get_untracked();
+                        name.set(String::new());
+                        #[cfg(feature = "hydrate")]
+                        controller::save_preset(ui, n);
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = n;
+                    }>"Save as preset"</button>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
 #[component]
 fn SettingsPanel(settings_open: RwSignal<bool>) -> impl IntoView {
     let ui = ui();
@@ -747,6 +888,7 @@ fn SettingsPanel(settings_open: RwSignal<bool>) -> impl IntoView {
                 <h2>"Settings"</h2>
                 <button type="button" class="icon" aria-label="Close settings" data-testid="settings-close" on:click=move |_| settings_open.set(false)>"✕"</button>
             </div>
+            <Presets/>
             <label class="field">
                 <span>"System prompt"</span>
                 <textarea rows="3" data-testid="system-prompt" prop:value=move || ui.conversation.with(|c| c.system_prompt.clone())

@@ -96,7 +96,7 @@ fn yes_no(v: bool) -> &'static str {
 fn AdapterDetails(adapter: AdapterReport, selftest: SelfTestReport) -> impl IntoView {
     let l = adapter.limits.clone();
     let subgroups = match (adapter.subgroups, adapter.subgroups_in_kernels) {
-        (true, false) => "yes (not yet usable through wgpu's WebGPU backend)",
+        (true, false) => "yes (not used: the device was opened without them)",
         (v, _) => yes_no(v),
     };
     let verdict = if selftest.passed { "passed" } else { "FAILED" };

@@ -74,6 +74,9 @@ pub struct Gpu {
     pub subgroups: bool,
     /// The smallest subgroup the device may run (0 without subgroups).
     pub subgroup_min_size: u32,
+    /// Kernels using subgroups must say `enable subgroups;`: the browser's
+    /// WGSL compiler requires the directive, and Naga (native) rejects it.
+    pub wgsl_enables_subgroups: bool,
     /// Features the browser lists for its adapter (empty natively); wgpu's
     /// WebGPU backend does not pass all of them on.
     pub browser_features: Vec<String>,
@@ -120,6 +123,44 @@ impl Gpu {
         if super::web::navigator_gpu().is_none() || !wgpu::util::is_browser_webgpu_supported().await {
             return Err(GpuError::WebGpuUnavailable);
         }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let browser = super::web::browser_adapter().await;
+            let offers_subgroups = browser.as_ref().is_some_and(|b| b.features.iter().any(|f| f == "subgroups"));
+            let attempt = if options.allow_subgroups && offers_subgroups {
+                let request = super::web::SubgroupsRequest::install();
+                let attempt = Self::open(backends, options).await;
+                let granted = request.as_ref().is_some_and(|r| r.granted());
+                drop(request);
+                match attempt {
+                    Ok(mut gpu) => {
+                        if granted {
+                            gpu.subgroups = true;
+                            gpu.subgroup_min_size = gpu.info.subgroup_min_size;
+                            gpu.wgsl_enables_subgroups = true;
+                        }
+                        Ok(gpu)
+                    }
+                    // A device with subgroups was refused: one without them is still a device.
+                    Err(_) => Self::open(backends, options).await,
+                }
+            } else {
+                Self::open(backends, options).await
+            };
+            let mut gpu = attempt?;
+            if let Some(browser) = browser {
+                if gpu.info.name.is_empty() {
+                    gpu.info.name = browser.name;
+                }
+                gpu.browser_features = browser.features;
+            }
+            Ok(gpu)
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        Self::open(backends, options).await
+    }
+
+    async fn open(backends: wgpu::Backends, options: GpuOptions) -> Result<Self, GpuError> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
         let instance = wgpu::Instance::new(desc);
@@ -132,16 +173,7 @@ impl Gpu {
             })
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
-        #[allow(unused_mut)]
-        let mut gpu = Self::from_adapter(adapter, options).await?;
-        #[cfg(target_arch = "wasm32")]
-        if let Some(browser) = super::web::browser_adapter().await {
-            if gpu.info.name.is_empty() {
-                gpu.info.name = browser.name;
-            }
-            gpu.browser_features = browser.features;
-        }
-        Ok(gpu)
+        Self::from_adapter(adapter, options).await
     }
 
     async fn from_adapter(adapter: wgpu::Adapter, options: GpuOptions) -> Result<Self, GpuError> {
@@ -193,6 +225,7 @@ impl Gpu {
             f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups,
             subgroup_min_size: if subgroups { info.subgroup_min_size } else { 0 },
+            wgsl_enables_subgroups: false,
             limits: device.limits(),
             info,
             adapter_features,

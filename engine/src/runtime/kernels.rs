@@ -135,7 +135,10 @@ impl Kernels {
 
     fn build(gpu: &Gpu, key: &KernelKey) -> Kernel {
         let wtype = key.wtype.map(wtype_file).unwrap_or("f32");
-        let source = shaders::compile(key.file, &key.defines, &[("WTYPE", wtype)]);
+        let mut source = shaders::compile(key.file, &key.defines, &[("WTYPE", wtype)]);
+        if gpu.wgsl_enables_subgroups {
+            source.insert_str(0, "enable subgroups;\n");
+        }
         let slots = slots_of(&source);
         let label = format!("{}:{}:{}", key.file, wtype, key.defines.join(","));
         let desc = wgpu::ShaderModuleDescriptor { label: Some(&label), source: wgpu::ShaderSource::Wgsl(source.into()) };

@@ -4,6 +4,9 @@
 
 use std::rc::Rc;
 
+mod snapshot;
+pub use snapshot::{RestoreError, Snapshot};
+
 use super::{
     kernels::{uniform_bytes, Count, Dispatch},
     model::{Ffn, GateUp, Mixer, Model, Qkv},
@@ -391,6 +394,10 @@ pub struct Session {
     readback: Vec<wgpu::Buffer>,
     history: Vec<u32>,
     sampling: Option<Sampling>,
+    /// Whether the KV caches hold f16 (2 bytes per value) or f32.
+    kv_f16: bool,
+    /// Which session this is (snapshots are restored only into their own).
+    id: u64,
 }
 
 impl Session {
@@ -466,7 +473,7 @@ impl Session {
                 })
             })
             .collect();
-        Ok(Self { model, options, capacity, chunk, bufs, prefill, decode, head, all_logits, readback, history: Vec::new(), sampling: None })
+        Ok(Self { model, options, capacity, chunk, bufs, prefill, decode, head, all_logits, readback, history: Vec::new(), sampling: None, kv_f16, id: snapshot::next_session_id() })
     }
 
     pub fn model(&self) -> &Rc<Model> {
@@ -593,6 +600,22 @@ impl Session {
         Ok(flat.chunks(self.model.config().vocab).map(<[f32]>::to_vec).collect())
     }
 
+    /// Runs `tokens` through the model after the history without sampling
+    /// (a prefix to snapshot before the rest of a prompt).
+    pub async fn extend(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        self.check_tokens(tokens)?;
+        self.prefill(tokens, None).await?;
+        Ok(())
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), ModelError> {
+        let vocab = self.model.config().vocab;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(ModelError::Invalid(format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        self.check_room(tokens.len())
+    }
+
     fn check_room(&self, new: usize) -> Result<(), ModelError> {
         if self.history.len() + new > self.capacity {
             return Err(ModelError::ContextOverflow { tokens: self.history.len() + new, context: self.capacity });
@@ -617,10 +640,7 @@ impl Session {
             return Err(ModelError::Invalid("the prompt is empty".into()));
         }
         let vocab = self.model.config().vocab;
-        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
-            return Err(ModelError::Invalid(format!("token id {bad} is outside the vocabulary of {vocab}")));
-        }
-        self.check_room(prompt.len())?;
+        self.check_tokens(prompt)?;
         self.set_sampling(sampling);
         let gpu = self.model.gpu.clone();
         let t0 = crate::clock::now();
