@@ -9,7 +9,8 @@ use crate::protocol::{Event, Request};
 
 type Listener = Rc<dyn Fn(&Event)>;
 
-type SendFile = Box<dyn Fn(String, web_sys::File)>;
+/// (model id, the folder's name when a folder was picked, the files).
+type SendFile = Box<dyn Fn(String, Option<String>, Vec<web_sys::File>)>;
 
 struct Inner {
     send: RefCell<Option<Box<dyn Fn(Request)>>>,
@@ -67,10 +68,15 @@ impl Client {
                 *client.inner.send.borrow_mut() = Some(Box::new(move |r: Request| {
                     let _ = worker.post_message(&JsValue::from_str(&serde_json::to_string(&r).expect("requests serialize")));
                 }));
-                *client.inner.send_file.borrow_mut() = Some(Box::new(move |id: String, file: web_sys::File| {
+                *client.inner.send_file.borrow_mut() = Some(Box::new(move |id: String, folder: Option<String>, picked: Vec<web_sys::File>| {
                     let message = js_sys::Object::new();
+                    let list = js_sys::Array::new();
+                    for f in &picked {
+                        list.push(f);
+                    }
                     let _ = js_sys::Reflect::set(&message, &"open_file".into(), &id.into());
-                    let _ = js_sys::Reflect::set(&message, &"file".into(), &file);
+                    let _ = js_sys::Reflect::set(&message, &"folder".into(), &folder.map_or(JsValue::UNDEFINED, |f| f.into()));
+                    let _ = js_sys::Reflect::set(&message, &"files".into(), &list);
                     let _ = files.post_message(&message);
                 }));
             }
@@ -116,9 +122,11 @@ impl Client {
         }
     }
 
-    pub fn open_file(&self, id: String, file: web_sys::File) {
+    /// Hands a model from the user's disk to the engine: one `.gguf`, or a
+    /// Hugging Face folder's files with the folder's name.
+    pub fn open_files(&self, id: String, folder: Option<String>, files: Vec<web_sys::File>) {
         if let Some(send) = self.inner.send_file.borrow().as_ref() {
-            send(id, file);
+            send(id, folder, files);
         }
     }
 

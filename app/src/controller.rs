@@ -262,8 +262,27 @@ fn apply_settings(ui: Ui, id: &str) {
 /// read and hashed in the engine's worker, nothing uploaded.
 pub fn open_model_file(ui: Ui, file: web_sys::File) {
     let id = crate::manifest::local_model_id(&file.name());
+    open_from_disk(ui, id, file.name(), None, vec![file]);
+}
+
+/// The same for a Hugging Face folder (safetensors, config, tokenizer), picked
+/// with the folder picker: `files` are its files.
+pub fn open_model_folder(ui: Ui, files: Vec<web_sys::File>) {
+    // The picker gives each file's path from the folder: "Folder/config.json".
+    let path = |f: &web_sys::File| js_sys::Reflect::get(f, &"webkitRelativePath".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    let Some(folder) = files.first().map(path).and_then(|p| p.split('/').next().map(str::to_string)).filter(|f| !f.is_empty()) else {
+        ui.notice.set(Some("No folder was picked.".into()));
+        return;
+    };
+    // Only the folder's own files, not those of folders inside it.
+    let files: Vec<web_sys::File> = files.into_iter().filter(|f| path(f).matches('/').count() == 1).collect();
+    let id = crate::manifest::local_folder_id(&folder);
+    open_from_disk(ui, id, folder.clone(), Some(folder), files);
+}
+
+fn open_from_disk(ui: Ui, id: String, label: String, folder: Option<String>, files: Vec<web_sys::File>) {
     if !crate::manifest::valid_model_id(&id) {
-        ui.notice.set(Some(format!("{} cannot be opened: its name makes no model id", file.name())));
+        ui.notice.set(Some(format!("{label} cannot be opened: its name makes no model id")));
         return;
     }
     ui.selected.set(Some(id.clone()));
@@ -274,7 +293,7 @@ pub fn open_model_file(ui: Ui, file: web_sys::File) {
     spawn_local(async move {
         crate::storage::request_persistence(ui).await;
         if let Some(c) = client() {
-            c.open_file(id, file);
+            c.open_files(id, folder, files);
         }
     });
 }

@@ -29,6 +29,11 @@ pub fn local_model_id(file_name: &str) -> String {
     sanitize_id(&format!("local-{stem}"))
 }
 
+/// The id of a Hugging Face folder opened from disk (its name kept whole: `LFM2-1.2B`).
+pub fn local_folder_id(folder: &str) -> String {
+    sanitize_id(&format!("local-{folder}"))
+}
+
 /// The sampling the model's makers recommend (model cards), or generation_config.json's.
 pub fn recommended_sampling(arch: engine::model::Arch, generation_config: Option<&str>) -> RecommendedSampling {
     use engine::model::Arch;

@@ -54,6 +54,16 @@ impl Message {
         Self { role: "assistant".into(), text: String::new(), token_ids: Vec::new(), stats: None, pending: true, alternatives: Vec::new(), version: 0, thinking_tokens: 0 }
     }
 
+    /// A streamed token and its text; one inside the thinking counts as thinking.
+    pub fn push_token(&mut self, id: u32, piece: &str) {
+        let thinking = crate::thinking::is_open(&self.text);
+        self.text.push_str(piece);
+        self.token_ids.push(id);
+        if thinking && crate::thinking::is_open(&self.text) {
+            self.thinking_tokens += 1;
+        }
+    }
+
     /// How many versions this message has (1 when it was never edited or regenerated).
     pub fn versions(&self) -> usize {
         self.alternatives.len() + 1
@@ -247,12 +257,7 @@ impl Ui {
             }
             Event::Token { id, text } => self.conversation.update(|c| {
                 if let Some(m) = c.messages.last_mut().filter(|m| m.pending) {
-                    let thinking = crate::thinking::is_open(&m.text);
-                    m.text.push_str(text);
-                    m.token_ids.push(*id);
-                    if thinking && crate::thinking::is_open(&m.text) {
-                        m.thinking_tokens += 1;
-                    }
+                    m.push_token(*id, text);
                 }
             }),
             Event::Generated { tokens, text, stats } => {
@@ -422,13 +427,12 @@ mod tests {
 
     #[test]
     fn thinking_tokens_are_counted_as_they_stream() {
-        let ui = Ui::new();
-        ui.conversation.update(|c| c.messages.push(Message::pending_reply()));
+        let mut m = Message::pending_reply();
         for (i, piece) in ["<think>", "Hmm", ",", " Paris", "</think>", "Paris", "."].iter().enumerate() {
-            ui.apply(&Event::Token { id: i as u32, text: piece.to_string() });
+            m.push_token(i as u32, piece);
         }
-        let m = ui.conversation.with_untracked(|c| c.messages[0].clone());
         assert_eq!(m.thinking_tokens, 3);
+        assert_eq!(m.token_ids.len(), 7);
         assert_eq!(crate::thinking::split(&m.text).answer, "Paris.");
     }
 

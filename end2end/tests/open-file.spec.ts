@@ -78,3 +78,39 @@ test('a dropped file that is not a model gets a clear error and leaves nothing s
   await send(page, 'hello');
   expect((await lastReplyIds(page)).length).toBeGreaterThan(0);
 });
+
+test('a Hugging Face folder opened from disk is stored, chats with the reference tokens, and survives a reload; a folder without a tokenizer is refused', async ({ page }) => {
+  const moe = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2-moe/reference.json'), 'utf8'));
+  const chat = moe.prompts.find((p: any) => p.name === 'chat');
+  const [system, user] = chat.messages;
+  // A folder missing its tokenizer: a clear error, nothing stored.
+  const broken = path.join(paths.e2e, 'folder-without-tokenizer');
+  fs.rmSync(broken, { recursive: true, force: true });
+  fs.mkdirSync(broken, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(paths.fixtures, 'models/tiny-lfm2-moe', f), path.join(broken, f));
+  await page.goto('/?temperature=0&max_tokens=20');
+  await hydrated(page);
+  await page.getByTestId('open-model-folder').setInputFiles(broken);
+  await expect(page.getByTestId('model-status')).toContainText('has no tokenizer.json', { timeout: 60_000 });
+  expect(await storedKeys(page, 'eddy', 'chunks')).toEqual([]);
+  expect(await storedKeys(page, 'eddy', 'models')).toEqual([]);
+
+  // The real folder (with other files in it, which are left alone).
+  await page.getByTestId('open-model-folder').setInputFiles(path.join(paths.fixtures, 'models/tiny-lfm2-moe'));
+  await waitReady(page);
+  await expect(page.getByTestId('model-status')).toContainText('local-tiny-lfm2-moe ready');
+  const stored = await storedKeys(page, 'eddy', 'chunks');
+  const sizes = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+    .map((f) => Math.ceil(fs.statSync(path.join(paths.fixtures, 'models/tiny-lfm2-moe', f)).size / (8 << 20)));
+  expect(stored.length).toBe(sizes.reduce((a, b) => a + b, 0));
+  await page.getByTestId('settings-toggle').click();
+  await page.getByTestId('system-prompt').fill(system.content);
+  await page.getByTestId('system-prompt').blur();
+  await page.getByTestId('settings-close').click();
+  await send(page, user.content);
+  expect(await lastReplyIds(page)).toEqual(chat.greedy_ids);
+
+  await page.reload();
+  await waitReady(page);
+  await expect(page.getByTestId('model-status')).toContainText('local-tiny-lfm2-moe ready');
+});

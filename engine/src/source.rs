@@ -10,7 +10,7 @@ use std::{
 use crate::{
     formats::{gguf, safetensors},
     gpu::Gpu,
-    model::{HfFolder, ModelError, ModelSpec},
+    model::{hf_weight_files, HfFolder, ModelError, ModelSpec, HF_INDEX},
     runtime::model::Model,
 };
 
@@ -94,35 +94,12 @@ fn with_path(path: &Path, e: ModelError) -> ModelError {
 }
 
 fn open_hf(dir: &Path) -> Result<LocalModel, ModelError> {
-    let mut files: Vec<PathBuf> = match read_optional(&dir.join("model.safetensors.index.json")) {
-        Some(index) => {
-            let v: serde_json::Value = serde_json::from_str(&index).map_err(|e| io_err(&dir.join("model.safetensors.index.json"), e))?;
-            let mut names: Vec<String> = v
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            names.sort();
-            names.dedup();
-            // The index names files of this folder: never a path out of it.
-            for n in &names {
-                let p = Path::new(n);
-                if p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-                    return Err(io_err(&dir.join("model.safetensors.index.json"), format!("it names {n}, outside the model folder")));
-                }
-            }
-            names.into_iter().map(|n| dir.join(n)).collect()
-        }
-        None => std::fs::read_dir(dir)
-            .map_err(|e| io_err(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .collect(),
-    };
-    files.sort();
-    if files.is_empty() {
-        return Err(io_err(dir, "no .safetensors files in this folder"));
-    }
+    let present: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .collect();
+    let index = read_optional(&dir.join(HF_INDEX));
+    let files: Vec<PathBuf> = hf_weight_files(index.as_deref(), &present).map_err(|e| io_err(dir, e))?.into_iter().map(|n| dir.join(n)).collect();
     let mut safetensors_headers = Vec::new();
     for f in &files {
         let header = parse_prefix(f, safetensors::parse, |e| match e {

@@ -330,19 +330,19 @@ impl Host {
         self.emit_cached().await;
     }
 
-    /// Stores a model file from the user's disk under `id` (see open_file.rs).
-    pub fn open_file(&self, id: String, file: web_sys::File) {
+    /// Stores a model from the user's disk under `id` (see open_file.rs).
+    pub fn open_files(&self, id: String, folder: Option<String>, picked: Vec<web_sys::File>) {
         let host = self.clone();
-        spawn_local(async move { host.import_file(id, file).await });
+        spawn_local(async move { host.import_files(id, folder, picked).await });
     }
 
-    async fn import_file(&self, id: String, file: web_sys::File) {
+    async fn import_files(&self, id: String, folder: Option<String>, picked: Vec<web_sys::File>) {
         let (store, limits) = match self.prepare_store(&id).await {
             Ok(v) => v,
             Err(message) => return self.emit(Event::DownloadFailed { id, message }),
         };
         let (emit, id2, store2) = (self.emit.clone(), id.clone(), store.clone());
-        let work = async move { OpenFile { store: &store2, emit, gpu_limits: limits }.run(&id2, &file).await };
+        let work = async move { OpenFile { store: &store2, emit, gpu_limits: limits }.run(&id2, folder.as_deref(), &picked).await };
         match js::with_lock(&format!("eddy-download:{id}"), work).await {
             None => self.emit(Event::DownloadFailed { id, message: "another tab is storing this model".into() }),
             Some(Ok(())) => self.emit(Event::Downloaded { id }),

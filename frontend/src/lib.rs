@@ -23,7 +23,7 @@ pub fn hydrate() {
         Client::in_page(|emit| {
             let host = host::Host::new(move |e| emit(e));
             let files = host.clone();
-            (Box::new(move |r| host.handle(r)), Box::new(move |id, file| files.open_file(id, file)))
+            (Box::new(move |r| host.handle(r)), Box::new(move |id, folder, picked| files.open_files(id, folder, picked)))
         })
     } else {
         Client::worker("/worker.js")

@@ -14,12 +14,12 @@ fn post(scope: &DedicatedWorkerGlobalScope, event: &Event) {
 }
 
 fn dispatch(host: &Host, scope: &DedicatedWorkerGlobalScope, data: JsValue) {
-    // A file from the user's disk travels as itself (a File is cloned to the
+    // Files from the user's disk travel as themselves (a File is cloned to the
     // worker without copying its bytes), beside the JSON requests.
-    if let (Some(id), Some(file)) = (crate::js::get(&data, "open_file").and_then(|v| v.as_string()), crate::js::get(&data, "file")) {
-        if let Ok(file) = file.dyn_into::<web_sys::File>() {
-            host.open_file(id, file);
-        }
+    if let (Some(id), Some(files)) = (crate::js::get(&data, "open_file").and_then(|v| v.as_string()), crate::js::get(&data, "files")) {
+        let folder = crate::js::get(&data, "folder").and_then(|v| v.as_string());
+        let picked: Vec<web_sys::File> = js_sys::Array::from(&files).iter().filter_map(|f| f.dyn_into().ok()).collect();
+        host.open_files(id, folder, picked);
         return;
     }
     let Some(text) = data.as_string() else { return };

@@ -113,7 +113,7 @@ pub fn import(source: &str, models_dir: &Path, id: Option<&str>, name: Option<&s
     let mut generation_config = None;
     let tokenizer;
     if path.is_dir() {
-        for name in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja"] {
+        for name in engine::model::HF_TEXT_FILES {
             let p = path.join(name);
             if p.exists() {
                 if name == "generation_config.json" {

@@ -677,6 +677,21 @@ fn Sidebar(sidebar_open: RwSignal<bool>, storage_open: RwSignal<bool>) -> impl I
 fn ModelStorage(storage_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl IntoView {
     let ui = ui();
     let model_input = NodeRef::<leptos::html::Input>::new();
+    let folder_input = NodeRef::<leptos::html::Input>::new();
+    // A folder picker (`webkitdirectory`, which Leptos has no attribute for).
+    Effect::new(move |_| {
+        if let Some(input) = folder_input.get() {
+            let _ = input.set_attribute("webkitdirectory", "");
+        }
+    });
+    let on_open_folder = move |_ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        if let Some(list) = folder_input.get().and_then(|i| i.files()) {
+            let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
+            controller::open_model_folder(ui, files);
+            sidebar_open.set(false);
+        }
+    };
     let on_open = move |_ev: leptos::ev::Event| {
         #[cfg(feature = "hydrate")]
         if let Some(file) = model_input.get().and_then(|i| i.files()).and_then(|f| f.get(0)) {
@@ -724,6 +739,10 @@ fn ModelStorage(storage_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> i
             <label class="button secondary" title="A GGUF file on this device: stored here like a download, never uploaded">
                 "Open a model file…"
                 <input type="file" accept=".gguf" class="visually-hidden" node_ref=model_input on:change=on_open data-testid="open-model-file"/>
+            </label>
+            <label class="button secondary" title="A Hugging Face model folder on this device (config.json, tokenizer.json, .safetensors): stored here, never uploaded">
+                "Open a model folder…"
+                <input type="file" multiple class="visually-hidden" node_ref=folder_input on:change=on_open_folder data-testid="open-model-folder"/>
             </label>
             <button type="button" class="secondary" data-testid="storage-page" on:click=move |_| {
                 #[cfg(feature = "hydrate")]

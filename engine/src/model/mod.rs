@@ -6,4 +6,4 @@ pub mod spec;
 
 pub use config::{Arch, LayerKind, ModelConfig, MoeConfig, RopeStyle};
 pub use error::ModelError;
-pub use spec::{HfFolder, ModelSpec, TokenizerSpec, WeightSpec};
+pub use spec::{hf_weight_files, HfFolder, ModelSpec, TokenizerSpec, WeightSpec, HF_INDEX, HF_TEXT_FILES};

@@ -234,6 +234,43 @@ impl ModelSpec {
 // ---------------------------------------------------------------------------------------------
 // Hugging Face folders
 
+/// The text files of a Hugging Face model folder the engine reads (config.json
+/// and tokenizer.json required), in the order a cache stores them.
+pub const HF_TEXT_FILES: [&str; 5] = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja"];
+
+/// The index of a sharded safetensors checkpoint.
+pub const HF_INDEX: &str = "model.safetensors.index.json";
+
+/// The weight files of a Hugging Face folder, sorted: those its index
+/// (`index_json`, the text of [`HF_INDEX`]) names, else every `.safetensors`
+/// file `present`. An index naming a path outside the folder is refused.
+pub fn hf_weight_files(index_json: Option<&str>, present: &[String]) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = match index_json {
+        Some(index) => {
+            let v: Json = serde_json::from_str(index).map_err(|e| format!("{HF_INDEX}: {e}"))?;
+            let names: Vec<String> = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            for n in &names {
+                let p = std::path::Path::new(n);
+                if p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) || n.contains('/') || n.contains('\\') {
+                    return Err(format!("{HF_INDEX} names {n}, outside the model folder"));
+                }
+            }
+            names
+        }
+        None => present.iter().filter(|n| n.ends_with(".safetensors")).cloned().collect(),
+    };
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Err("no .safetensors files in this folder".into());
+    }
+    Ok(names)
+}
+
 /// The text files of a Hugging Face model folder, and its parsed safetensors headers.
 pub struct HfFolder {
     pub name: String,
