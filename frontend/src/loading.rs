@@ -1,8 +1,10 @@
-//! From the cache to the GPU: chunks are read from IndexedDB one at a time and
-//! fed to the engine's streaming loader, so the wasm heap holds one chunk (and
-//! the model's header), never the model.
+//! From the cache to the GPU: chunks are read from IndexedDB a few ahead and
+//! fed to the engine's streaming loader one at a time, so the wasm heap holds
+//! one chunk (and the model's header), never the model.
 
 use std::rc::Rc;
+
+use futures::StreamExt;
 
 use app::{
     manifest::{Manifest, ManifestFile},
@@ -29,6 +31,9 @@ pub async fn missing_chunks(store: &Store, id: &str, manifest: &Manifest) -> Res
     let have = store.chunk_hashes(id).await.map_err(|e| e.to_string())?;
     Ok(manifest.files.iter().flat_map(|f| &f.chunks).filter(|c| !have.contains(&c.sha256)).count())
 }
+
+/// Chunks read from IndexedDB ahead of the one being fed to the GPU.
+const READ_AHEAD: usize = 3;
 
 /// The most header bytes the loader reads into memory (a model's header with
 /// a 262k-token vocabulary is ~10 MB).
@@ -144,24 +149,60 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit) -> Result<Loa
     };
     let mut load = Model::begin_load(gpu, spec).map_err(|e| e.to_string())?;
     let total: u64 = data_files.iter().map(|f| f.size).sum();
-    let mut done = 0u64;
+    let mut before = 0u64;
     let mut peak = js::wasm_memory_bytes();
+    let mut buf = std::mem::take(&mut reader.buf);
+    drop(reader);
     for (index, file) in data_files.iter().enumerate() {
         let needed = load.loader.needed_ranges(index);
-        for (i, c) in file.chunks.iter().enumerate() {
-            done += c.length;
-            // Skip chunks that hold no needed tensor bytes (headers are parsed already).
-            let end = c.offset + c.length;
-            if !needed.iter().any(|&(s, e)| s < end && e > c.offset) {
+        // Chunks that hold needed tensor bytes (headers are parsed already).
+        let wanted: Vec<usize> = (0..file.chunks.len())
+            .filter(|&i| {
+                let c = &file.chunks[i];
+                needed.iter().any(|&(s, e)| s < c.offset + c.length && e > c.offset)
+            })
+            .collect();
+        // The next chunks are read from IndexedDB while this one is fed to the
+        // GPU; they wait as browser buffers, outside the wasm heap.
+        let mut reads = futures::stream::iter(wanted.into_iter().map(|i| {
+            let sha = file.chunks[i].sha256.clone();
+            async move { (i, store.get_chunk(id, &sha).await) }
+        }))
+        .buffered(READ_AHEAD);
+        let mut failed = None;
+        while let Some((i, got)) = reads.next().await {
+            if failed.is_some() {
+                continue; // Let the reads in flight finish: a dropped request's callback would outlive it.
+            }
+            let c = &file.chunks[i];
+            let data = match got {
+                Ok(Some(data)) => data,
+                Ok(None) => {
+                    failed = Some(format!("a chunk of {} is missing from the cache; download the model again", file.name));
+                    continue;
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    continue;
+                }
+            };
+            let view = js_sys::Uint8Array::new(&data);
+            buf.resize(view.length() as usize, 0);
+            view.copy_to(&mut buf);
+            if let Err(e) = load.feed(index, c.offset, &buf) {
+                failed = Some(e.to_string());
                 continue;
             }
-            let bytes = reader.chunk(file, i).await?;
-            load.feed(index, c.offset, bytes).map_err(|e| e.to_string())?;
             peak = peak.max(js::wasm_memory_bytes());
+            let done = before + c.offset + c.length;
             emit.as_ref()(Event::LoadProgress { id: id.to_string(), done_bytes: done, total_bytes: total, wasm_memory_bytes: js::wasm_memory_bytes() });
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        before += file.size;
     }
-    drop(reader);
+    drop(buf);
     let model = load.finish().map_err(|e| e.to_string())?;
     let text = TextModel::new(Rc::new(model)).map_err(|e| e.to_string())?;
     peak = peak.max(js::wasm_memory_bytes());

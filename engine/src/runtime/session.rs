@@ -571,7 +571,10 @@ impl Session {
             let last = i + 1 == chunks.len();
             gpu.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(chunk));
             self.write_step(chunk.len(), self.history.len(), sample_step.unwrap_or(0));
-            let mut passes: Vec<&[Dispatch]> = vec![&self.prefill];
+            // One token (a regenerated reply's prompt is its last token) runs
+            // through the decode pass: the mat-mats would pay for whole tiles.
+            let body = if chunk.len() == 1 && all.is_none() { &self.decode } else { &self.prefill };
+            let mut passes: Vec<&[Dispatch]> = vec![body];
             if all.is_some() {
                 passes.push(&self.all_logits);
             }
