@@ -10,6 +10,14 @@ export async function send(page: Page, text: string) {
   await page.getByTestId('send').click();
 }
 
+/** Sets the open conversation's system prompt through the settings panel. */
+export async function setSystemPrompt(page: Page, text: string) {
+  await page.getByTestId('settings-toggle').click();
+  await page.getByTestId('system-prompt').fill(text);
+  await page.getByTestId('system-prompt').blur();
+  await page.getByTestId('settings-close').click();
+}
+
 /** The token ids of the last assistant message, once it finished. */
 export async function lastReplyIds(page: Page, timeout = 240_000): Promise<number[]> {
   const last = page.getByTestId('message-assistant').last();

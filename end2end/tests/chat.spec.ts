@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { paths } from './paths';
 import { accessLines, startServer, stopServer } from './server';
-import { hydrated, lastReplyIds, send, storedKeys, waitReady } from './app';
+import { hydrated, lastReplyIds, send, setSystemPrompt, storedKeys, waitReady } from './app';
 
 const reference = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
@@ -14,10 +14,7 @@ const [system, user] = chat.messages;
 async function openWithSystemPrompt(page: any, url: string) {
   await page.goto(url);
   await waitReady(page);
-  await page.getByTestId('settings-toggle').click();
-  await page.getByTestId('system-prompt').fill(system.content);
-  await page.getByTestId('system-prompt').blur();
-  await page.getByTestId('settings-close').click();
+  await setSystemPrompt(page, system.content);
 }
 
 test('the reference chat gives the reference greedy tokens', async ({ page }) => {
@@ -168,10 +165,7 @@ test('URL parameters preset the model and sampling; settings and keyboard work',
 test('the MoE model chats from a Hugging Face folder (safetensors)', async ({ page }) => {
   await page.goto('/?model=tiny-lfm2-moe&temperature=0&max_tokens=20');
   await waitReady(page);
-  await page.getByTestId('settings-toggle').click();
-  await page.getByTestId('system-prompt').fill(system.content);
-  await page.getByTestId('system-prompt').blur();
-  await page.getByTestId('settings-close').click();
+  await setSystemPrompt(page, system.content);
   await send(page, user.content);
   const moe = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2-moe/reference.json'), 'utf8'));
   expect(await lastReplyIds(page)).toEqual(moe.prompts.find((p: any) => p.name === 'chat').greedy_ids);

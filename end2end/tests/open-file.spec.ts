@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { paths } from './paths';
 import { accessLines, startServer, stopServer } from './server';
-import { hydrated, lastReplyIds, send, storedKeys, waitReady } from './app';
+import { hydrated, lastReplyIds, send, setSystemPrompt, storedKeys, waitReady } from './app';
 
 const smolFile = path.join(paths.cache, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
 
@@ -103,10 +103,7 @@ test('a Hugging Face folder opened from disk is stored, chats with the reference
   const sizes = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
     .map((f) => Math.ceil(fs.statSync(path.join(paths.fixtures, 'models/tiny-lfm2-moe', f)).size / (8 << 20)));
   expect(stored.length).toBe(sizes.reduce((a, b) => a + b, 0));
-  await page.getByTestId('settings-toggle').click();
-  await page.getByTestId('system-prompt').fill(system.content);
-  await page.getByTestId('system-prompt').blur();
-  await page.getByTestId('settings-close').click();
+  await setSystemPrompt(page, system.content);
   await send(page, user.content);
   expect(await lastReplyIds(page)).toEqual(chat.greedy_ids);
 

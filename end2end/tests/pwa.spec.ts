@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { paths } from './paths';
 import { startServer, stopServer } from './server';
-import { lastReplyIds, send, waitReady } from './app';
+import { lastReplyIds, send, setSystemPrompt, waitReady } from './app';
 
 const reference = JSON.parse(fs.readFileSync(path.join(paths.fixtures, 'models/tiny-lfm2/reference.json'), 'utf8'));
 const chat = reference.prompts.find((p: any) => p.name === 'chat');
@@ -57,10 +57,7 @@ test('offline: the app opens from the service worker, loads the model from Index
   await expect(picker.locator('option[value="tiny-lfm2"]')).toBeEnabled();
   await expect(page.getByTestId('notice')).toHaveCount(0);
 
-  await page.getByTestId('settings-toggle').click();
-  await page.getByTestId('system-prompt').fill(system.content);
-  await page.getByTestId('system-prompt').blur();
-  await page.getByTestId('settings-close').click();
+  await setSystemPrompt(page, system.content);
   await send(page, user.content);
   expect(await lastReplyIds(page)).toEqual(chat.greedy_ids);
 

@@ -25,6 +25,9 @@ pub struct Tokenizer {
     bos: Option<u32>,
     /// Prepend BOS to plain text ourselves (GGUF tokenizers have no post-processor).
     add_bos: bool,
+    /// The [`SHOWN_SPECIALS`] this vocabulary has, with their ids (looked up
+    /// once: `decode_shown` runs for every streamed token).
+    shown: Vec<(u32, &'static str)>,
 }
 
 fn tok_err(e: impl std::fmt::Display) -> ModelError {
@@ -82,7 +85,8 @@ impl Tokenizer {
             TokenizerSpec::HfJson(json) => HfTokenizer::from_bytes(json.as_bytes()).map_err(tok_err)?,
             TokenizerSpec::Gguf { model, pre, tokens, token_types, merges } => from_gguf(model, pre, tokens, token_types, merges)?,
         };
-        Ok(Self { inner, bos: spec.bos, add_bos: spec.add_bos })
+        let shown = SHOWN_SPECIALS.iter().filter_map(|&t| inner.token_to_id(t).map(|id| (id, t))).collect();
+        Ok(Self { inner, bos: spec.bos, add_bos: spec.add_bos, shown })
     }
 
     /// Tokenizes plain text as the model's tokenizer says: BOS where it adds one.
@@ -112,7 +116,7 @@ impl Tokenizer {
     /// those in [`SHOWN_SPECIALS`] (a thinking model's `<think>` … `</think>`,
     /// special tokens in some vocabularies, which the UI folds away).
     pub fn decode_shown(&self, ids: &[u32]) -> String {
-        let shown: Vec<(u32, &str)> = SHOWN_SPECIALS.iter().filter_map(|&t| self.token_to_id(t).map(|id| (id, t))).collect();
+        let shown = &self.shown;
         if shown.is_empty() {
             return self.decode(ids, true);
         }

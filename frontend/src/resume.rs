@@ -45,14 +45,10 @@ impl Checkpoints {
     /// and is longer than `at_least` bytes.
     pub fn best(&self, session: &Session, text: &str, at_least: usize) -> Option<(Start, usize)> {
         let fits = |s: &Saved| s.text.len() > at_least && text.starts_with(&s.text) && session.can_restore(&s.snap).is_ok();
-        let turn = self.turns.iter().enumerate().filter(|(_, s)| fits(s)).max_by_key(|(_, s)| s.text.len());
-        let prefix = self.prefixes.iter().enumerate().filter(|(_, s)| fits(s)).max_by_key(|(_, s)| s.text.len());
-        match (turn, prefix) {
-            (Some((i, t)), Some((j, p))) => Some(if t.text.len() >= p.text.len() { (Start::Turn(i), t.text.len()) } else { (Start::Prefix(j), p.text.len()) }),
-            (Some((i, t)), None) => Some((Start::Turn(i), t.text.len())),
-            (None, Some((j, p))) => Some((Start::Prefix(j), p.text.len())),
-            (None, None) => None,
-        }
+        let prefixes = self.prefixes.iter().enumerate().map(|(j, s)| (Start::Prefix(j), s));
+        let turns = self.turns.iter().enumerate().map(|(i, s)| (Start::Turn(i), s));
+        // Of equal lengths the last wins: a turn (which needs no KV copy).
+        prefixes.chain(turns).filter(|(_, s)| fits(s)).max_by_key(|(_, s)| s.text.len()).map(|(start, s)| (start, s.text.len()))
     }
 
     /// Restores `start` into `session`; returns the text it decodes to.
