@@ -1,8 +1,11 @@
 // y = W·x for a few tokens at a time (decode), reading each weight once per token.
-// A workgroup of WG lanes is split into groups of TPR lanes, one output per
-// group; a group's lanes share the output's columns, four dot units at a time
-// so that each lane has several 128-bit weight loads in flight, then sum by
-// subgroup shuffles (SUBGROUP_REDUCE) or in workgroup memory.
+// A workgroup of WG lanes is split into groups of TPR lanes, RG consecutive
+// outputs per group; a group's lanes share the outputs' columns, four dot units
+// at a time (RG = 1) or one unit of every output's row at a time (RG > 1: the
+// unit's x is read from workgroup memory once for all RG rows, and the staging
+// is shared by RG times more outputs), so that each lane has several 128-bit
+// weight loads in flight, then sum by subgroup shuffles (SUBGROUP_REDUCE) or
+// in workgroup memory.
 // With NORM, x is the residual stream and RMSNorm is applied on the way in:
 // W·(g ⊙ x) / rms(x) (saving a dispatch and a pass over x per norm).
 // MODE (set by the engine):
@@ -31,6 +34,8 @@ override KS: u32 = 1u;
 // constant trip count lets the loop unroll, so all of a lane's weight loads
 // (both rows' with SWIGLU) are issued before any is used.
 override UL: u32 = 0u;
+// Outputs per lane group (at most 8; SWIGLU: pairs, so 16 row dots).
+override RG: u32 = 1u;
 
 struct Params {
     geom: WeightGeom,
@@ -149,9 +154,13 @@ struct XQ {
     d: vec4<f32>,
 }
 
+// The unit where the row's x starts in the staged block (MOE_DOWN: its slot's).
+var<private> xq_base: u32;
+
 fn xq_unit(u: u32) -> XQ {
     let units = XS4 / 8u;
-    return XQ(xq[u], xq[units + u], xq[2u * units + u], xq[3u * units + u], xd[u]);
+    let v = xq_base + u;
+    return XQ(xq[v], xq[units + v], xq[2u * units + v], xq[3u * units + v], xd[v]);
 }
 
 // Σ w·x over 16 bytes of weights against 16 of x, both levels.
@@ -266,6 +275,9 @@ fn wg_total(v: f32, lid: u32) -> f32 {
 // Σ over this lane's units of row · x, four units per step.
 fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
     let t4 = xb / 4u;
+#if I8X
+    xq_base = xb / QU;
+#endif
     var acc = 0.0;
     if (UL > 0u) {
         for (var j = 0u; j < UL; j++) {
@@ -289,6 +301,37 @@ fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
         acc += dq_dot(row, u, t4);
     }
     return acc;
+}
+
+// RG > 1: the row dots of a group's outputs, rows[i] · x for i < n (n a
+// constant: RG, or 2 RG for gate/up pairs), into accs. One unit of every row
+// per step, so the unit's x (the same workgroup-memory addresses for every
+// row) is read once and every row's weight load is in flight together.
+var<private> rows: array<u32, 16>;
+var<private> accs: array<f32, 16>;
+
+fn rows_dot(n: u32, xb: u32, lane: u32) {
+    let t4 = xb / 4u;
+#if I8X
+    xq_base = xb / QU;
+#endif
+    for (var i = 0u; i < n; i++) {
+        accs[i] = 0.0;
+    }
+    if (UL > 0u) {
+        for (var j = 0u; j < UL; j++) {
+            let u = lane + j * TPR;
+            for (var i = 0u; i < n; i++) {
+                accs[i] += dq_dot(rows[i], u, t4);
+            }
+        }
+        return;
+    }
+    for (var u = lane; u < P.units; u += TPR) {
+        for (var i = 0u; i < n; i++) {
+            accs[i] += dq_dot(rows[i], u, t4);
+        }
+    }
 }
 
 // Both rows of a gate/up pair at once (their loads in flight together).
@@ -403,7 +446,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 #endif
 
+    // RG > 1: this group's outputs are out0 .. out0 + RG - 1; those past the
+    // end read the last row and are not stored.
+    let out0 = ((wid.x + wid.z * nwg.x) * (WG / TPR) + lid / TPR) * RG;
+    let last = P.n_out - 1u;
+
 #if STORE || ADD
+    if (RG > 1u) {
+        for (var i = 0u; i < RG; i++) {
+            rows[i] = min(out0 + i, last);
+        }
+        rows_dot(RG, x_at(y), lane);
+        let scale = inv_rms(y, lane, lid, staged);
+        for (var i = 0u; i < RG; i++) {
+            accs[i] = lane_sum(accs[i], lid) * scale;
+        }
+        if (lane == 0u) {
+            for (var i = 0u; i < RG; i++) {
+                if (out0 + i < P.n_out) {
+                    let o = y * P.out_stride + P.out_first + out0 + i;
+#if STORE
+                    Y[o] = accs[i];
+#else
+                    Y[o] = Y[o] + accs[i];
+#endif
+                }
+            }
+        }
+        return;
+    }
     var acc = 0.0;
     if (valid) {
         acc = row_dot(r, x_at(y), lane);
@@ -421,15 +492,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 #if SWIGLU || MOE_GATE_UP
     var base = 0u;
-    var live = valid;
+    var expert_live = true;
 #if MOE_GATE_UP
     let e = sel[y];
-    live = live && e >= P.e_lo && e < P.e_hi;
+    expert_live = e >= P.e_lo && e < P.e_hi;
     base = (e - P.e_lo) * P.rows_per_expert;
     let t = y / P.k;
 #else
     let t = y;
 #endif
+    let live = valid && expert_live;
+    if (RG > 1u) {
+        let ok = expert_live;
+        if (ok) {
+            for (var i = 0u; i < RG; i++) {
+                let p = min(out0 + i, last);
+                let gate_row = base + (p / P.tile) * 2u * P.tile + p % P.tile;
+                rows[2u * i] = gate_row;
+                rows[2u * i + 1u] = gate_row + P.tile;
+            }
+            rows_dot(2u * RG, x_at(t), lane);
+        }
+        let scale = inv_rms(t, lane, lid, staged);
+        for (var i = 0u; i < 2u * RG; i++) {
+            accs[i] = lane_sum(accs[i], lid) * scale;
+        }
+        if (ok && lane == 0u) {
+            for (var i = 0u; i < RG; i++) {
+                if (out0 + i < P.n_out) {
+                    Y[y * P.out_stride + P.out_first + out0 + i] = silu(accs[2u * i]) * accs[2u * i + 1u];
+                }
+            }
+        }
+        return;
+    }
     var g = 0.0;
     var u = 0.0;
     if (live) {
@@ -447,6 +543,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 
 #if MOE_DOWN
+    if (RG > 1u) {
+        var tot: array<f32, 8>;
+        for (var s = 0u; s < KS; s++) {
+            let slot = y * KS + s;
+            let e = sel[slot];
+            let live = e >= P.e_lo && e < P.e_hi;
+            let w = select(0.0, selw[slot], live);
+            let base = select(0u, e - P.e_lo, live) * P.rows_per_expert;
+            for (var i = 0u; i < RG; i++) {
+                rows[i] = base + min(out0 + i, last);
+            }
+            rows_dot(RG, x_at(y * KS) + s * P.x_stride, lane);
+            for (var i = 0u; i < RG; i++) {
+                tot[i] += w * accs[i];
+            }
+        }
+        for (var i = 0u; i < RG; i++) {
+            tot[i] = lane_sum(tot[i], lid);
+        }
+        if (lane == 0u) {
+            for (var i = 0u; i < RG; i++) {
+                if (out0 + i < P.n_out) {
+                    let o = y * P.out_stride + P.out_first + out0 + i;
+                    Y[o] = Y[o] + tot[i];
+                }
+            }
+        }
+        return;
+    }
     var acc = 0.0;
     if (valid) {
         for (var s = 0u; s < KS; s++) {

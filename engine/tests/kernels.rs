@@ -260,13 +260,13 @@ fn matmul_whole_and_partial_tiles() {
 const TUNINGS: [Tuning; 9] = [
     Tuning::DEFAULT,
     Tuning { matvec_xr: true, xr_always: true, ..Tuning::DEFAULT },
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60 },
-    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16 },
-    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256 },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128 },
-    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128 },
-    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128 },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128 },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0 },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0 },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0 },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0 },
+    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0 },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0 },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64 },
 ];
 
 /// Rows as long as real models' (2048 to 8192 columns), where a group spans
@@ -288,6 +288,11 @@ fn matvec_long_rows() {
             (DType::Q4_1, 4096, Tuning { int8_min_weights: 0, ..Tuning::DEFAULT }),
             (DType::Q6K, 2048, Tuning { int8_min_weights: u64::MAX, ..Tuning::DEFAULT }),
             (DType::Q4_1, 4096, Tuning { int8_min_weights: u64::MAX, ..Tuning::DEFAULT }),
+            // Several outputs per lane group: int8 x, float x with a constant unit count and without (4 lanes on 128 units).
+            (DType::Q4_0, 2048, Tuning { int8_min_weights: 0, matvec_rows: 4, rows_min_workgroups: 0, min_workgroups: 0, ..Tuning::DEFAULT }),
+            (DType::Q6K, 2048, Tuning { int8_min_weights: 0, matvec_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, ..Tuning::DEFAULT }),
+            (DType::Q4_1, 4096, Tuning { matvec_lanes: 4, matvec_rows: 4, int8_min_weights: u64::MAX, rows_min_workgroups: 0, min_workgroups: 0, ..Tuning::DEFAULT }),
+            (DType::Q4_0, 2048, Tuning { int8_min_weights: u64::MAX, matvec_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, ..Tuning::DEFAULT }),
         ] {
             h.tuning.set(tuning);
             let rows = 45u64;
@@ -660,7 +665,14 @@ fn moe_routing_and_experts() {
         assert!(rel_err(&h.read_f32(&sel_w, t_n * k), &want_w) < 1e-5, "routing weights {dev}");
         // Experts, with the expert stacks split across bindings at expert boundaries,
         // through both mat-vec kernels.
-        for (dtype, tuning) in [DType::F32, DType::Q8_0, DType::Q4K].into_iter().flat_map(|d| [(d, Tuning::DEFAULT), (d, Tuning { xr_always: true, ..Tuning::DEFAULT })]) {
+        for (dtype, tuning) in [DType::F32, DType::Q8_0, DType::Q4K].into_iter().flat_map(|d| {
+            [
+                (d, Tuning::DEFAULT),
+                (d, Tuning { xr_always: true, ..Tuning::DEFAULT }),
+                (d, Tuning { moe_rows: 3, int8_min_weights: 0, rows_min_workgroups: 0, min_workgroups: 0, ..Tuning::DEFAULT }),
+                (d, Tuning { moe_rows: 2, moe_lanes: 8, min_workgroups: 0, int8_min_weights: u64::MAX, ..Tuning::DEFAULT }),
+            ]
+        }) {
             h.tuning.set(tuning);
             let cols = if dtype.block_elems() == 256 { 256 } else { d };
             let row_bytes = (cols / dtype.block_elems() * dtype.block_bytes()) as usize;

@@ -74,6 +74,18 @@ struct DeviceArgs {
     /// Lanes per output of the MoE experts' mat-vecs.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.moe_lanes)]
     moe_lanes: u32,
+    /// Outputs per lane group of the staged mat-vec.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.matvec_rows)]
+    matvec_rows: u32,
+    /// Outputs per lane group of the MoE experts' mat-vecs.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.moe_rows)]
+    moe_rows: u32,
+    /// Staged mat-vecs with fewer workgroups keep one output per group.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.rows_min_workgroups)]
+    rows_min_workgroups: u32,
+    /// Staged mat-vecs with fewer workgroups widen their lane groups (0: never).
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.min_workgroups)]
+    min_workgroups: u32,
 }
 
 impl DeviceArgs {
@@ -89,6 +101,10 @@ impl DeviceArgs {
                 xr_bytes: self.xr_bytes,
                 xr_min_rows: self.xr_min_rows,
                 moe_lanes: self.moe_lanes,
+                matvec_rows: self.matvec_rows,
+                moe_rows: self.moe_rows,
+                rows_min_workgroups: self.rows_min_workgroups,
+                min_workgroups: self.min_workgroups,
             },
             ..Default::default()
         }

@@ -61,16 +61,42 @@ pub struct Tuning {
     /// Lanes per output of the MoE experts' mat-vecs (their rows are short and
     /// gathered per slot: fewer lanes than the dense mat-vecs measured slower).
     pub moe_lanes: u32,
+    /// Outputs per lane group of the staged mat-vec (matvec.wgsl's RG, 1 to 8):
+    /// more share each read of x from workgroup memory and each staging of it.
+    pub matvec_rows: u32,
+    /// The same for the MoE experts' mat-vecs.
+    pub moe_rows: u32,
+    /// A staged mat-vec keeps several outputs per group only while it still
+    /// has this many workgroups (on the H200 the 2048- and 6144-row mat-vecs
+    /// were slower with two outputs per group and 64 or 192 workgroups, the
+    /// gate/up ones with 256 and more faster),
+    pub rows_min_workgroups: u32,
+    /// and one with fewer workgroups than this widens its lane groups (up to
+    /// the workgroup) until it has them or runs out of columns: a 32-row
+    /// router on 4 workgroups leaves most of the GPU idle (0 = never).
+    pub min_workgroups: u32,
 }
 
 impl Tuning {
     /// Measured on the H200 (docs/BENCHMARKS.md): 16 lanes per output and 2-3
     /// rows per x-in-registers group decode LFM2-1.2B Q4_0 17% faster than 32
-    /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes.
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32 };
+    /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes. Two outputs per group
+    /// of the staged quantized mat-vecs: MoE gate/up 13.5 → 9.7 µs, 2.6B gate/up
+    /// 13.7 → 10.4 µs; fewer than 256 workgroups left the 2048-row ones slower.
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0 };
+
+    /// Outputs per lane group of a staged mat-vec of `dtype`: the float types
+    /// keep one (two made LFM2-1.2B F16 decode 13% slower on the H200).
+    pub fn rows_for(&self, dtype: DType, moe: bool) -> u32 {
+        match (dtype.is_quantized(), moe) {
+            (false, _) => 1,
+            (true, true) => self.moe_rows,
+            (true, false) => self.matvec_rows,
+        }
+    }
 
     pub fn for_adapter(gpu: &crate::gpu::Gpu) -> Self {
         if gpu.is_cpu() { Self::CPU } else { Self::DEFAULT }
@@ -87,19 +113,34 @@ impl Default for Tuning {
 pub struct MatvecShape {
     pub wg: u32,
     pub lanes: u32,
+    /// Outputs per lane group.
+    pub rows: u32,
 }
 
 impl MatvecShape {
-    pub fn new(units: u64, tuning: Tuning) -> Self {
+    /// The shape for `outputs` outputs of `units` dot units each, with
+    /// `rows` outputs per group (clamped to 1..=8).
+    pub fn new(units: u64, outputs: u64, rows: u32, tuning: Tuning) -> Self {
         let pow = 1u64 << (63 - units.max(1).leading_zeros());
         let wg = tuning.matvec_wg.clamp(64, 256).next_power_of_two();
-        let lanes = (pow as u32).min(tuning.matvec_lanes.next_power_of_two()).clamp(1, wg);
-        Self { wg, lanes }
+        let max_lanes = (pow as u32).clamp(1, wg);
+        let mut shape = Self { wg, lanes: max_lanes.min(tuning.matvec_lanes.next_power_of_two()), rows: rows.clamp(1, 8) };
+        while shape.rows > 1 && shape.workgroups(outputs) < u64::from(tuning.rows_min_workgroups) {
+            shape.rows = (shape.rows / 2).max(1);
+        }
+        while shape.lanes < max_lanes && shape.workgroups(outputs) < u64::from(tuning.min_workgroups) {
+            shape.lanes *= 2;
+        }
+        shape
+    }
+
+    fn workgroups(self, outputs: u64) -> u64 {
+        outputs.div_ceil(u64::from(self.per_workgroup()))
     }
 
     /// Outputs one workgroup makes.
     pub fn per_workgroup(self) -> u32 {
-        self.wg / self.lanes
+        self.wg / self.lanes * self.rows
     }
 
     fn groups(self, outputs: u64) -> Count {
@@ -220,12 +261,14 @@ impl<'a> Ops<'a> {
             // Quantizing x costs each workgroup a pass over it: it pays where the
             // matrix is large enough for the dequantization to dominate (measured on
             // the H200: 16384x2048 and 65536x2048 faster, 6144x2048 and smaller slower).
-            let int8 = !moe_down && rows.saturating_mul(stage_cols) >= self.tuning.int8_min_weights && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0 | DType::Q6K);
+            // (`EDDY_MOE_DOWN_F32=1` keeps the MoE down projection's x in float32: comparisons.)
+            let int8 = !(moe_down && std::env::var_os("EDDY_MOE_DOWN_F32").is_some())
+                && rows.saturating_mul(stage_cols) >= self.tuning.int8_min_weights && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0 | DType::Q6K);
             key = key.define(if int8 { "I8X" } else { "XSHARED" });
             key.xs4 = (stage_cols / 4) as u32;
         }
         let units = m_units(dtype, cols, shape);
-        let key = key.matvec_shape(shape.wg, shape.lanes);
+        let key = key.matvec_shape(shape.wg, shape.lanes).constant("RG", shape.rows);
         match units {
             Some(ul) => key.constant("UL", ul),
             None => key,
@@ -264,7 +307,10 @@ impl<'a> Ops<'a> {
             return (key, xr.groups(outputs));
         }
         let units = m.cols() / dot_unit(m.dtype());
-        let shape = MatvecShape::new(units, tuning);
+        let rows = tuning.rows_for(m.dtype(), defines.contains(&"MOE"));
+        // The MoE gate/up's workgroups also span the token's k slots (LFM2's 4).
+        let per_token = if defines.contains(&"MOE_GATE_UP") { outputs * 4 } else { outputs };
+        let shape = MatvecShape::new(units, per_token, rows, tuning);
         let key = self.matvec_key(m.dtype(), defines, shape, if stage { m.cols() } else { 0 }, m.cols(), m.rows);
         (key, shape.groups(outputs))
     }
@@ -592,7 +638,9 @@ impl<'a> Ops<'a> {
                     self.mv_plan(m, fe, &["MOE", "MOE_DOWN"], hidden, false, false, false)
                 } else {
                     // The token's k slots of x staged together (XSHARED) where they fit.
-                    let shape = MatvecShape::new(units, self.tuning_for(&["MOE"]));
+                    let tuning = self.tuning_for(&["MOE"]);
+                    // Each workgroup's outputs sum all k slots: k times the work of a dense output.
+                    let shape = MatvecShape::new(units, hidden * u64::from(top_k), tuning.rows_for(m.dtype(), true), tuning);
                     let stage_cols = if fe % 4 == 0 { u64::from(top_k) * fe } else { 0 };
                     (self.matvec_key(m.dtype(), &["MOE", "MOE_DOWN"], shape, stage_cols, fe, part.rows), shape.groups(hidden))
                 };
@@ -607,5 +655,33 @@ impl<'a> Ops<'a> {
     pub fn sample(&self, sampler: &wgpu::Buffer, logits: &wgpu::Buffer, seen: &wgpu::Buffer, tokens: &wgpu::Buffer, out_ids: &wgpu::Buffer) -> Dispatch {
         let kernel = self.kernels.get(self.gpu, &KernelKey::new("sample.wgsl"));
         Dispatch::new(self.gpu, kernel, &[sampler, self.step, logits, seen, tokens, out_ids], [Count::Fixed(1), Count::Fixed(1)], "sample")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shapes the default tuning gives LFM2's staged mat-vecs (units of
+    /// 32 columns; F32 units of 8), as measured best on the H200.
+    #[test]
+    fn default_matvec_shapes() {
+        let t = Tuning::DEFAULT;
+        let shape = |units, outputs, rows| {
+            let s = MatvecShape::new(units, outputs, rows, t);
+            (s.lanes, s.rows, s.workgroups(outputs))
+        };
+        // 1.2B gate/up (8192 pairs): two outputs per group, 256 workgroups.
+        assert_eq!(shape(64, 8192, 2), (16, 2, 256));
+        // 2048² and 6144-row in_proj: one output per group.
+        assert_eq!(shape(64, 2048, 2), (16, 1, 128));
+        assert_eq!(shape(64, 6144, 2), (16, 1, 384));
+        // The 32-row F32 router (256 units of 8): widened to whole workgroups.
+        assert_eq!(shape(256, 32, 1), (256, 1, 32));
+        // A 4-unit row cannot widen past its units.
+        assert_eq!(shape(4, 8, 1).0, 4);
+        // The CPU tuning never changes the shape.
+        let c = MatvecShape::new(64, 32, 1, Tuning::CPU);
+        assert_eq!((c.lanes, c.rows), (4, 1));
     }
 }

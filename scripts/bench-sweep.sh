@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A decode-shape sweep of `eddy bench` on a lent GPU machine (not CI), after or
+# instead of scripts/bench-device.sh (same carried files, same /tmp/models):
+# every model with every configuration, one line each, mean of --repeat 2.
+# Usage: scripts/bench-sweep.sh CONFIGS_FILE [MODEL:TYPE ...]
+#   CONFIGS_FILE: one configuration per line, "NAME|ENV|FLAGS" (ENV: VAR=1 ...
+#   or empty), e.g. "rows2||--matvec-rows 2" or "f32down|EDDY_MOE_DOWN_F32=1|".
+#   Lines whose NAME starts with "moe" run only on the MoE models, "dense" only
+#   on the others. EDDY_SWEEP_ARGS: flags for every run (default: a 64-token
+#   prompt and 128 generated tokens).
+set -u
+cd "$(dirname "$0")/.."
+configs="$1"; shift
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+out="${OUT:-/tmp/out}"
+mkdir -p "$out" /tmp/models
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(lfm2-350m:q4_0 lfm2-1.2b:q4_0 lfm2-1.2b:f16 lfm2-2.6b:q4_0 lfm2-8b-a1b:q4_0 lfm2-24b-a2b:q4_0)
+gen=()
+for m in "${models[@]}"; do
+  name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
+  [ -f "$f" ] || { python3 .bench/make_random_gguf.py "$name" "$type" "$f" > "$f.log" 2>&1 & gen+=($!); }
+done
+[ ${#gen[@]} -gt 0 ] && wait "${gen[@]}"
+args="${EDDY_SWEEP_ARGS:---prompt-len 64 --gen-len 128 --repeat 2}"
+printf '%-24s %-14s %10s %10s\n' model config decode prefill | tee -a "$out/sweep.txt"
+for m in "${models[@]}"; do
+  name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
+  [ -f "$f" ] || { echo "generation failed: $(tail -3 "$f.log")"; continue; }
+  moe=0; case "$name" in *-a[0-9]*b) moe=1 ;; esac
+  while IFS='|' read -r cname cenv cflags; do
+    [ -n "$cname" ] || continue
+    case "$cname" in moe*) [ $moe = 1 ] || continue ;; dense*) [ $moe = 0 ] || continue ;; esac
+    # shellcheck disable=SC2086
+    line=$(env $cenv .bench/eddy bench --model "$f" --json $args $cflags 2>>"$out/sweep.err")
+    echo "{\"config\":\"$cname\",${line#\{}" >> "$out/sweep.jsonl"
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%-24s %-14s %10.1f %10.0f" % (sys.argv[2], sys.argv[3], r["decode_tokens_per_s_mean"], r["prefill_tokens_per_s_mean"]))' "$line" "$name-$type" "$cname" 2>/dev/null | tee -a "$out/sweep.txt" || echo "$name-$type $cname failed: $(tail -2 "$out/sweep.err")" | tee -a "$out/sweep.txt"
+  done < "$configs"
+done
