@@ -11,5 +11,6 @@ pub mod runtime;
 pub mod shaders;
 pub mod text;
 pub mod tokenizer;
+pub mod tools;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod source;

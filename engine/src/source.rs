@@ -126,7 +126,7 @@ fn open_hf(dir: &Path) -> Result<LocalModel, ModelError> {
 impl LocalModel {
     /// Streams the files into GPU buffers, reading only the byte ranges that
     /// hold needed tensors, `CHUNK` bytes at a time. `progress(done, total)`.
-    pub fn load(self, gpu: &Gpu, progress: &mut dyn FnMut(u64, u64)) -> Result<Model, ModelError> {
+    pub fn load(self, gpu: &Gpu, progress: &mut dyn FnMut(u64, u64)) -> Result<std::rc::Rc<Model>, ModelError> {
         let mut load = Model::begin_load(gpu, self.spec)?;
         let mut buf = vec![0u8; CHUNK];
         for (i, path) in self.paths.iter().enumerate() {

@@ -16,6 +16,7 @@ use engine::{
     chat::ChatMessage,
     gpu::{Gpu, GpuError, GpuOptions},
     runtime::{
+        model::Model,
         ops::Tuning,
         session::{Sampling, Session, SessionOptions},
     },
@@ -363,15 +364,18 @@ impl Host {
             let store = self.store().await?;
             self.state.borrow_mut().active = None;
             let t0 = js::now_ms();
-            let loaded = loading::load(&store, &gpu, &id, &self.emit).await?;
-            let allowed = (loaded.manifest.context_length as usize).clamp(16, MAX_CONTEXT);
-            let context = context.map_or(allowed, |c| (c as usize).clamp(16, allowed));
-            let text = Rc::new(loaded.text);
             let tuning = match matvec {
                 Some((matvec_wg, matvec_lanes)) => Tuning { matvec_wg, matvec_lanes, ..Tuning::for_adapter(&gpu) },
                 None => Tuning::for_adapter(&gpu),
             };
-            let mut session = Session::new(text.model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())?;
+            let make_session = |manifest: &Manifest, model: &Rc<Model>| {
+                let allowed = (manifest.context_length as usize).clamp(16, MAX_CONTEXT);
+                let context = context.map_or(allowed, |c| (c as usize).clamp(16, allowed));
+                Session::new(model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())
+            };
+            let loaded = loading::load(&store, &gpu, &id, &self.emit, &make_session).await?;
+            let text = Rc::new(loaded.text);
+            let mut session = loaded.session;
             // Ready means compiled: the first prompt runs at full speed. Not
             // on a CPU adapter (SwiftShader): there one pass of a large model
             // costs far more than its pipelines take to compile.
@@ -379,6 +383,7 @@ impl Host {
                 session.warm_up().await.map_err(|e| format!("running the model once failed: {e}"))?;
             }
             let name = loaded.manifest.name.clone();
+            let context = session.capacity();
             let serial = {
                 let mut st = self.state.borrow_mut();
                 st.loads += 1;

@@ -14,7 +14,7 @@ use engine::{
     formats::{gguf, safetensors},
     gpu::Gpu,
     model::{HfFolder, ModelSpec},
-    runtime::model::Model,
+    runtime::{model::Model, session::Session},
     text::TextModel,
 };
 
@@ -23,8 +23,13 @@ use crate::{download::Emit, js, store::Store};
 pub struct Loaded {
     pub text: TextModel,
     pub manifest: Manifest,
+    /// Made when the load began (see [`load`]); not yet run.
+    pub session: Session,
     pub peak_wasm_bytes: u64,
 }
+
+/// Makes the session for a model being loaded, given its manifest.
+pub type MakeSession<'a> = &'a dyn Fn(&Manifest, &Rc<Model>) -> Result<Session, String>;
 
 /// Chunks listed in the manifest but missing from the cache (evicted).
 pub async fn missing_chunks(store: &Store, id: &str, manifest: &Manifest) -> Result<usize, String> {
@@ -94,7 +99,10 @@ impl Reader<'_> {
 }
 
 /// Reads model `id` from the cache onto `gpu`.
-pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit) -> Result<Loaded, String> {
+/// The session is made as soon as the GPU buffers exist, before the first
+/// chunk is read: making it creates every pipeline, which the browser's GPU
+/// process compiles while this worker reads and feeds the chunks.
+pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session: MakeSession<'_>) -> Result<Loaded, String> {
     let record = store.model(id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{id} is not downloaded"))?;
     let manifest: Manifest = serde_json::from_str(&record.manifest_json).map_err(|e| e.to_string())?;
     let missing = missing_chunks(store, id, &manifest).await?;
@@ -148,6 +156,7 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit) -> Result<Loa
         other => return Err(format!("unknown model format \"{other}\"")),
     };
     let mut load = Model::begin_load(gpu, spec).map_err(|e| e.to_string())?;
+    let session = make_session(&manifest, load.model())?;
     let total: u64 = data_files.iter().map(|f| f.size).sum();
     let mut before = 0u64;
     let mut peak = js::wasm_memory_bytes();
@@ -204,7 +213,7 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit) -> Result<Loa
     }
     drop(buf);
     let model = load.finish().map_err(|e| e.to_string())?;
-    let text = TextModel::new(Rc::new(model)).map_err(|e| e.to_string())?;
+    let text = TextModel::new(model).map_err(|e| e.to_string())?;
     peak = peak.max(js::wasm_memory_bytes());
-    Ok(Loaded { text, manifest, peak_wasm_bytes: peak })
+    Ok(Loaded { text, manifest, session, peak_wasm_bytes: peak })
 }

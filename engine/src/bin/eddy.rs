@@ -3,7 +3,6 @@
 use std::{
     io::Write,
     path::PathBuf,
-    rc::Rc,
     sync::atomic::{AtomicBool, Ordering},
 };
 
@@ -225,7 +224,7 @@ fn load(path: &std::path::Path, gpu: &Gpu, quiet: bool) -> Result<(TextModel, f6
     if !quiet {
         eprint!("\r");
     }
-    let text = TextModel::new(Rc::new(model))?;
+    let text = TextModel::new(model)?;
     Ok((text, engine::clock::now() - t0))
 }
 

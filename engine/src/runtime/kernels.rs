@@ -124,6 +124,15 @@ impl Kernels {
         Self { cache: RefCell::new(HashMap::new()) }
     }
 
+    /// Pipelines built so far.
+    pub fn len(&self) -> usize {
+        self.cache.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, gpu: &Gpu, key: &KernelKey) -> Rc<Kernel> {
         if let Some(k) = self.cache.borrow().get(key) {
             return k.clone();

@@ -82,7 +82,8 @@ struct PendingMatrix {
 }
 
 struct PendingVector {
-    name: String,
+    /// Allocated up front (with the matrices), filled at `finish`.
+    vector: GpuVector,
     dtype: crate::formats::DType,
     bytes: Vec<u8>,
     expected: u64,
@@ -162,7 +163,14 @@ impl<'g> Loader<'g> {
         let mut vectors = Vec::new();
         for (vi, name) in plan.vectors.iter().enumerate() {
             let w = spec.weight(name)?;
-            vectors.push(PendingVector { name: name.clone(), dtype: w.dtype, bytes: Vec::new(), expected: w.bytes() });
+            let len = w.elems();
+            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: (len.saturating_mul(4)).max(4),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            vectors.push(PendingVector { vector: GpuVector { name: name.clone(), buffer, len }, dtype: w.dtype, bytes: Vec::new(), expected: w.bytes() });
             targets.insert(name, Target::Vector { vector: vi });
         }
         let mut files: Vec<FileCursor> =
@@ -365,9 +373,17 @@ impl<'g> Loader<'g> {
         Ok(())
     }
 
-    /// Checks that every needed byte arrived, uploads the small vectors and
-    /// returns the weights.
-    pub fn finish(mut self) -> Result<Weights, ModelError> {
+    /// The weights' GPU buffers, all allocated by [`Loader::new`]: kernels
+    /// and passes can be built on them while the bytes are still arriving.
+    pub fn weights(&self) -> Weights {
+        Weights {
+            matrices: self.matrices.iter().map(|m| (m.matrix.name.clone(), m.matrix.clone())).collect(),
+            vectors: self.vectors.iter().map(|v| (v.vector.name.clone(), v.vector.clone())).collect(),
+        }
+    }
+
+    /// Checks that every needed byte arrived and uploads the small vectors.
+    pub fn finish(mut self) -> Result<(), ModelError> {
         for f in &self.files {
             if let Some(route) = f.routes.get(f.next_route) {
                 return Err(ModelError::Incomplete(format!(
@@ -382,29 +398,23 @@ impl<'g> Loader<'g> {
         for i in 0..self.matrices.len() {
             self.flush_matrix(i);
         }
-        let mut matrices = HashMap::new();
-        for m in self.matrices.drain(..) {
+        for m in &self.matrices {
             if m.rows_written != m.matrix.rows {
                 return Err(ModelError::Incomplete(format!("{}: {} of {} rows", m.matrix.name, m.rows_written, m.matrix.rows)));
             }
-            matrices.insert(m.matrix.name.clone(), m.matrix);
         }
-        let mut vectors = HashMap::new();
-        for v in self.vectors.drain(..) {
+        for v in &self.vectors {
+            let name = &v.vector.name;
             if v.bytes.len() as u64 != v.expected {
-                return Err(ModelError::Incomplete(format!("{}: {} of {} bytes", v.name, v.bytes.len(), v.expected)));
+                return Err(ModelError::Incomplete(format!("{name}: {} of {} bytes", v.bytes.len(), v.expected)));
             }
             let values = quant::dequantize(v.dtype, &v.bytes);
-            let buffer = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(&v.name),
-                size: (values.len() as u64 * 4).max(4),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            self.gpu.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
-            vectors.insert(v.name.clone(), GpuVector { name: v.name, buffer, len: values.len() as u64 });
+            if values.len() as u64 != v.vector.len {
+                return Err(ModelError::Invalid(format!("{name}: {} values where its shape has {}", values.len(), v.vector.len)));
+            }
+            self.gpu.queue.write_buffer(&v.vector.buffer, 0, bytemuck::cast_slice(&values));
         }
         self.submit_staged()?;
-        Ok(Weights { matrices, vectors })
+        Ok(())
     }
 }

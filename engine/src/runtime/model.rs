@@ -1,6 +1,8 @@
 //! A loaded model: its description, its weights on the GPU (assembled for the
 //! kernels' fusions), and its pipelines.
 
+use std::{cell::Cell, rc::Rc};
+
 use super::{
     kernels::Kernels,
     loader::{binding_limit, LoadPlan, Loader, Weights},
@@ -192,7 +194,8 @@ pub fn plan(spec: &ModelSpec, binding_limit: u64) -> Result<(LoadPlan, Graph), M
     Ok((LoadPlan { matrices, vectors }, Graph { embedding, final_norm, lm_head, layers }))
 }
 
-/// A model whose weights are on the GPU.
+/// A model whose weights are on the GPU (or, while a [`ModelLoad`] runs,
+/// arriving there: its buffers exist from the start).
 pub struct Model {
     pub gpu: Gpu,
     pub spec: ModelSpec,
@@ -200,7 +203,7 @@ pub struct Model {
     pub weights: Weights,
     pub kernels: Kernels,
     /// The most bytes of rows the streaming loader held at once while loading.
-    pub peak_loader_bytes: u64,
+    pub peak_loader_bytes: Cell<u64>,
 }
 
 impl Model {
@@ -212,31 +215,38 @@ impl Model {
     pub fn begin_load(gpu: &Gpu, spec: ModelSpec) -> Result<ModelLoad<'_>, ModelError> {
         let (plan, graph) = plan(&spec, binding_limit(gpu))?;
         let loader = Loader::new(gpu, &spec, &plan)?;
-        Ok(ModelLoad { gpu, spec, graph, loader })
+        let model = Rc::new(Model { gpu: gpu.clone(), spec, graph, weights: loader.weights(), kernels: Kernels::new(), peak_loader_bytes: Cell::new(0) });
+        Ok(ModelLoad { model, loader })
     }
 }
 
 /// A model being loaded: feed it the source files' bytes in order.
 pub struct ModelLoad<'g> {
-    gpu: &'g Gpu,
-    spec: ModelSpec,
-    graph: Graph,
+    model: Rc<Model>,
     pub loader: Loader<'g>,
 }
 
 impl ModelLoad<'_> {
     pub fn spec(&self) -> &ModelSpec {
-        &self.spec
+        &self.model.spec
+    }
+
+    /// The model whose buffers are being filled. A session made on it now
+    /// builds (and so compiles) every kernel while the bytes arrive: in a
+    /// browser the GPU process compiles while the worker reads and hashes
+    /// chunks. It must not run before [`ModelLoad::finish`].
+    pub fn model(&self) -> &Rc<Model> {
+        &self.model
     }
 
     pub fn feed(&mut self, file: usize, offset: u64, bytes: &[u8]) -> Result<(), ModelError> {
         self.loader.feed(file, offset, bytes)
     }
 
-    pub fn finish(self) -> Result<Model, ModelError> {
-        let peak_loader_bytes = self.loader.peak_staged_bytes();
-        let weights = self.loader.finish()?;
-        Ok(Model { gpu: self.gpu.clone(), spec: self.spec, graph: self.graph, weights, kernels: Kernels::new(), peak_loader_bytes })
+    pub fn finish(self) -> Result<Rc<Model>, ModelError> {
+        self.model.peak_loader_bytes.set(self.loader.peak_staged_bytes());
+        self.loader.finish()?;
+        Ok(self.model)
     }
 }
 

@@ -95,6 +95,7 @@ impl RowLayout {
 }
 
 /// One binding's worth of a matrix: rows `first_row..first_row + rows`.
+#[derive(Clone)]
 pub struct MatrixPart {
     pub buffer: wgpu::Buffer,
     pub first_row: u64,
@@ -104,6 +105,7 @@ pub struct MatrixPart {
 }
 
 /// A weight matrix of `rows` × `cols` on the GPU (y = W·x reads rows).
+#[derive(Clone)]
 pub struct GpuMatrix {
     pub name: String,
     pub layout: RowLayout,
@@ -134,6 +136,7 @@ impl GpuMatrix {
 }
 
 /// A small f32 weight (norm gains, conv taps, expert bias).
+#[derive(Clone)]
 pub struct GpuVector {
     pub name: String,
     pub buffer: wgpu::Buffer,

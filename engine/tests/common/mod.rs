@@ -21,7 +21,7 @@ pub fn gpu(f16: bool) -> Gpu {
 
 pub fn load(gpu: &Gpu, path: &std::path::Path) -> Rc<Model> {
     let local = engine::source::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Rc::new(local.load(gpu, &mut |_, _| {}).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    local.load(gpu, &mut |_, _| {}).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn session(model: &Rc<Model>, all_logits: bool, kv_f16: bool) -> Session {
