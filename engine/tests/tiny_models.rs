@@ -215,3 +215,20 @@ fn session_built_before_the_weights_arrive() {
         assert_eq!(model.kernels.len(), compiled, "{name}: running it built no new pipeline");
     }
 }
+
+/// The MoE decode with the router inside the routing kernel answers as the
+/// reference (tiny-lfm2-moe's router is F32, as in LFM2's GGUFs).
+#[test]
+fn tiny_lfm2_moe_with_the_fused_router() {
+    use engine::runtime::{ops::Tuning, session::{Session, SessionOptions}};
+    let gpu = gpu(false);
+    let model = load(&gpu, &models_dir().join("tiny-lfm2-moe").join("tiny-lfm2-moe-f32.gguf"));
+    let r = reference("tiny-lfm2-moe");
+    let tuning = Tuning { fused_router: true, ..Tuning::DEFAULT };
+    for prompt in r["prompts"].as_array().unwrap() {
+        let mut s = Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16: false, tuning, ..Default::default() }).unwrap();
+        let want = ids(&prompt["greedy_ids"]);
+        let out = pollster::block_on(s.generate(&ids(&prompt["input_ids"]), want.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
+        assert_eq!(out.tokens, want, "{}: greedy tokens", prompt["name"]);
+    }
+}

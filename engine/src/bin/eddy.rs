@@ -79,6 +79,9 @@ struct DeviceArgs {
     /// Outputs per lane group of the MoE experts' mat-vecs.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.moe_rows)]
     moe_rows: u32,
+    /// Compute the MoE router's logits inside the routing kernel (decode).
+    #[arg(long)]
+    fused_router: bool,
     /// Staged mat-vecs with fewer workgroups keep one output per group.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.rows_min_workgroups)]
     rows_min_workgroups: u32,
@@ -104,6 +107,7 @@ impl DeviceArgs {
                 moe_rows: self.moe_rows,
                 rows_min_workgroups: self.rows_min_workgroups,
                 min_workgroups: self.min_workgroups,
+                fused_router: self.fused_router,
             },
             ..Default::default()
         }

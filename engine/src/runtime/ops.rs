@@ -75,6 +75,9 @@ pub struct Tuning {
     /// the workgroup) until it has them or runs out of columns: a 32-row
     /// router on 4 workgroups leaves most of the GPU idle (0 = never).
     pub min_workgroups: u32,
+    /// Decode computes the MoE router's logits inside the routing kernel
+    /// (one dispatch instead of two per MoE layer).
+    pub fused_router: bool,
 }
 
 impl Tuning {
@@ -83,10 +86,10 @@ impl Tuning {
     /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes. Two outputs per group
     /// of the staged quantized mat-vecs: MoE gate/up 13.5 → 9.7 µs, 2.6B gate/up
     /// 13.7 → 10.4 µs; fewer than 256 workgroups left the 2048-row ones slower.
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, fused_router: false };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false };
 
     /// Outputs per lane group of a staged mat-vec of `dtype`: the float types
     /// keep one (two made LFM2-1.2B F16 decode 13% slower on the H200).
@@ -591,8 +594,26 @@ impl<'a> Ops<'a> {
 
     /// Top-k routing from router logits into (expert ids, weights).
     pub fn moe_route(&self, r: Routing, logits: &wgpu::Buffer, bias: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Dispatch {
-        let p = MoeRouteParams { n_experts: r.n_experts, k: r.top_k, norm: r.norm_topk as u32, scale: r.scale };
+        let p = MoeRouteParams { n_experts: r.n_experts, k: r.top_k, norm: r.norm_topk as u32, scale: r.scale, ..Default::default() };
         self.dispatch(KernelKey::new("moe_route.wgsl"), Some(bytemuck::bytes_of(&p)), &[logits, bias, sel, sel_w], [Count::tokens(), Count::Fixed(1)], "moe-route")
+    }
+
+    /// Routing with the router mat-vec inside (decode, `Tuning::fused_router`):
+    /// logits = router · (gain ⊙ x) / rms(x), written to `logits`, then as
+    /// [`Ops::moe_route`]. None where the router is not one F32 part of at
+    /// most 256 rows over at most 2048 columns (then: the mat-vec, then routing).
+    #[allow(clippy::too_many_arguments)]
+    pub fn moe_route_fused(&self, r: Routing, router: &GpuMatrix, x: &wgpu::Buffer, norm: (&wgpu::Buffer, f32), logits: &wgpu::Buffer, bias: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Option<Dispatch> {
+        let d = router.cols();
+        let fits = router.dtype() == DType::F32 && router.parts.len() == 1 && r.n_experts <= 256 && router.rows == u64::from(r.n_experts) && d % 4 == 0 && d <= 2048;
+        let row_words = router.layout.payload_words;
+        if !fits || row_words % 4 != 0 {
+            return None;
+        }
+        let p = MoeRouteParams { n_experts: r.n_experts, k: r.top_k, norm: r.norm_topk as u32, scale: r.scale, d4: (d / 4) as u32, row4: (row_words / 4) as u32, eps: norm.1, _pad: 0 };
+        let key = KernelKey::new("moe_route.wgsl").define("ROUTER").constant("WG", 256);
+        let buffers = [logits, bias, sel, sel_w, x, norm.0, &router.parts[0].buffer];
+        Some(self.dispatch(key, Some(bytemuck::bytes_of(&p)), &buffers, [Count::tokens(), Count::Fixed(1)], "moe-route+router"))
     }
 
     /// act[t*k + s] = SwiGLU of the expert chosen in slot s, for each token.

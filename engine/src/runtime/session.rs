@@ -285,11 +285,19 @@ impl<'a> Builder<'a> {
                     Pass::Prefill => (&b.h, None),
                 };
                 let ops = self.ops();
-                match norm {
-                    Some((g, e)) => self.out.extend(ops.matvec_norm(self.matrix(router), input, g, e, &b.router_logits, u64::from(routing.n_experts), 0, tok)),
-                    None => self.out.extend(ops.linear(Pass::Decode, self.matrix(router), input, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok)),
+                let fused = match norm {
+                    Some((g, e)) if self.tuning.fused_router => ops.moe_route_fused(routing, self.matrix(router), input, (g, e), &b.router_logits, self.vector(bias), &b.sel, &b.sel_w),
+                    _ => None,
+                };
+                if let Some(route) = fused {
+                    self.out.push(route);
+                } else {
+                    match norm {
+                        Some((g, e)) => self.out.extend(ops.matvec_norm(self.matrix(router), input, g, e, &b.router_logits, u64::from(routing.n_experts), 0, tok)),
+                        None => self.out.extend(ops.linear(Pass::Decode, self.matrix(router), input, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok)),
+                    }
+                    self.out.push(ops.moe_route(routing, &b.router_logits, self.vector(bias), &b.sel, &b.sel_w));
                 }
-                self.out.push(ops.moe_route(routing, &b.router_logits, self.vector(bias), &b.sel, &b.sel_w));
                 if pass == Pass::Prefill {
                     let (k, e, fe) = (routing.top_k, routing.n_experts, m.expert_ffn as u64);
                     let order = moe_order_offset(self.chunk as u64, u64::from(k), u64::from(e)) as u32;
