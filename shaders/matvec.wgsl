@@ -34,7 +34,9 @@ override KS: u32 = 1u;
 // constant trip count lets the loop unroll, so all of a lane's weight loads
 // (both rows' with SWIGLU) are issued before any is used.
 override UL: u32 = 0u;
-// Outputs per lane group (at most 8; SWIGLU: pairs, so 16 row dots).
+// Outputs per lane group (at most 8; SWIGLU: pairs, so 16 row dots). The
+// engine sets ROWS where RG > 1, so that one-output kernels are compiled
+// without that code (CPU adapters' compilers do not remove it).
 override RG: u32 = 1u;
 
 struct Params {
@@ -303,6 +305,7 @@ fn row_dot(row: u32, xb: u32, lane: u32) -> f32 {
     return acc;
 }
 
+#if ROWS
 // RG > 1: the row dots of a group's outputs, rows[i] · x for i < n (n a
 // constant: RG, or 2 RG for gate/up pairs), into accs. One unit of every row
 // per step, so the unit's x (the same workgroup-memory addresses for every
@@ -333,6 +336,8 @@ fn rows_dot(n: u32, xb: u32, lane: u32) {
         }
     }
 }
+
+#endif
 
 // Both rows of a gate/up pair at once (their loads in flight together).
 fn row_dot2(row_a: u32, row_b: u32, xb: u32, lane: u32) -> vec2<f32> {
@@ -446,12 +451,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 #endif
 
+#if ROWS
     // RG > 1: this group's outputs are out0 .. out0 + RG - 1; those past the
     // end read the last row and are not stored.
     let out0 = ((wid.x + wid.z * nwg.x) * (WG / TPR) + lid / TPR) * RG;
     let last = P.n_out - 1u;
+#endif
 
 #if STORE || ADD
+#if ROWS
     if (RG > 1u) {
         for (var i = 0u; i < RG; i++) {
             rows[i] = min(out0 + i, last);
@@ -475,6 +483,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         return;
     }
+#endif
     var acc = 0.0;
     if (valid) {
         acc = row_dot(r, x_at(y), lane);
@@ -502,6 +511,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let t = y;
 #endif
     let live = valid && expert_live;
+#if ROWS
     if (RG > 1u) {
         let ok = expert_live;
         if (ok) {
@@ -526,6 +536,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         return;
     }
+#endif
     var g = 0.0;
     var u = 0.0;
     if (live) {
@@ -543,6 +554,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 
 #if MOE_DOWN
+#if ROWS
     if (RG > 1u) {
         var tot: array<f32, 8>;
         for (var s = 0u; s < KS; s++) {
@@ -572,6 +584,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         return;
     }
+#endif
     var acc = 0.0;
     if (valid) {
         for (var s = 0u; s < KS; s++) {

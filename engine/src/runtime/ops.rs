@@ -271,7 +271,8 @@ impl<'a> Ops<'a> {
             key.xs4 = (stage_cols / 4) as u32;
         }
         let units = m_units(dtype, cols, shape);
-        let key = key.matvec_shape(shape.wg, shape.lanes).constant("RG", shape.rows);
+        let key = key.matvec_shape(shape.wg, shape.lanes);
+        let key = if shape.rows > 1 { key.define("ROWS").constant("RG", shape.rows) } else { key };
         match units {
             Some(ul) => key.constant("UL", ul),
             None => key,
