@@ -205,7 +205,7 @@ test('loading a 219 MB model keeps the wasm memory under 256 MiB', async ({ page
 
 test('a 1.5 GB model (over the 1 GiB buffer limit) downloads, reloads from IndexedDB and answers, with the wasm memory under 256 MiB', async () => {
   expect(fs.existsSync(path.join(paths.big, 'lfm2-2.6b-random')), 'scripts/fetch-models.sh generates this model').toBe(true);
-  test.setTimeout(900_000);
+  test.setTimeout(1_200_000);
   const m = manifest(paths.big, 'lfm2-2.6b-random');
   expect(m.total_bytes).toBeGreaterThan(2 ** 30);
   // A profile on disk, as users have: the default in-memory test profile caps its storage near
@@ -225,7 +225,10 @@ test('a 1.5 GB model (over the 1 GiB buffer limit) downloads, reloads from Index
     await waitReady(page, 600_000);
     const cold = { s: (Date.now() - t) / 1000, peak: await peak() };
     await send(page, 'hi');
-    expect((await lastReplyIds(page, 300_000)).length).toBeGreaterThan(0);
+    // SwiftShader runs the 2.6B's first prompt in minutes; in the CI runs of 2026-12-01 night both
+    // tokens had arrived at 300 s but the reply had not yet closed (a slowdown not yet understood,
+    // noted in the speed issue), so the wait is longer than that.
+    expect((await lastReplyIds(page, 540_000)).length).toBeGreaterThan(0);
     const shardRequests = () => accessLines(s.log).filter((l) => l.path.includes('/shards/')).length;
     const fetched = shardRequests();
     t = Date.now();
