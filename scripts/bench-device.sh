@@ -16,14 +16,12 @@
 #   EDDY_ONLY=1 skips llama.cpp; EDDY_BENCH_ARGS adds flags to every eddy run.
 set -u
 cd "$(dirname "$0")/.."
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+source scripts/device-lib.sh
+device_setup
 out="${OUT:-/tmp/out}"
 mkdir -p "$out" /tmp/models
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(lfm2-350m:q4_0 lfm2-1.2b:q4_0 lfm2-1.2b:f16 lfm2-2.6b:q4_0 lfm2-8b-a1b:q4_0 lfm2-24b-a2b:q4_0)
+[ ${#models[@]} -gt 0 ] || models=("${DEFAULT_MODELS[@]}")
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 LLAMA=/tmp/llama/llama.cpp/build/bin/llama-bench
 if [ -z "${EDDY_ONLY:-}" ] && [ ! -x "$LLAMA" ]; then
@@ -31,12 +29,7 @@ if [ -z "${EDDY_ONLY:-}" ] && [ ! -x "$LLAMA" ]; then
   build_pid=$!
 fi
 # Generate the models in parallel (numpy, one core each).
-gen=()
-for m in "${models[@]}"; do
-  name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
-  [ -f "$f" ] || { python3 .bench/make_random_gguf.py "$name" "$type" "$f" > "$f.log" 2>&1 & gen+=($!); }
-done
-[ ${#gen[@]} -gt 0 ] && wait "${gen[@]}"
+generate_models "${models[@]}"
 : > "$out/eddy.jsonl"; : > "$out/profiles.txt"
 for m in "${models[@]}"; do
   name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"

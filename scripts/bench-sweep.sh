@@ -11,20 +11,13 @@
 set -u
 cd "$(dirname "$0")/.."
 configs="$1"; shift
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+source scripts/device-lib.sh
+device_setup
 out="${OUT:-/tmp/out}"
 mkdir -p "$out" /tmp/models
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(lfm2-350m:q4_0 lfm2-1.2b:q4_0 lfm2-1.2b:f16 lfm2-2.6b:q4_0 lfm2-8b-a1b:q4_0 lfm2-24b-a2b:q4_0)
-gen=()
-for m in "${models[@]}"; do
-  name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
-  [ -f "$f" ] || { python3 .bench/make_random_gguf.py "$name" "$type" "$f" > "$f.log" 2>&1 & gen+=($!); }
-done
-[ ${#gen[@]} -gt 0 ] && wait "${gen[@]}"
+[ ${#models[@]} -gt 0 ] || models=("${DEFAULT_MODELS[@]}")
+generate_models "${models[@]}"
 args="${EDDY_SWEEP_ARGS:---prompt-len 64 --gen-len 128 --repeat 2}"
 printf '%-24s %-14s %10s %10s\n' model config decode prefill | tee -a "$out/sweep.txt"
 for m in "${models[@]}"; do
