@@ -61,8 +61,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 #if MOE
-@group(0) @binding(5) var<storage, read> sel: array<u32>;
-@group(0) @binding(6) var<storage, read> selw: array<f32>;
+#include "moe_slots.wgsl"
 #endif
 #if NORM
 #if MOE
@@ -503,7 +502,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var base = 0u;
     var expert_live = true;
 #if MOE_GATE_UP
-    let e = sel[y];
+    let e = slot_expert(y, lid, wid.x == 0u && wid.z == 0u);
     expert_live = e >= P.e_lo && e < P.e_hi;
     base = (e - P.e_lo) * P.rows_per_expert;
     let t = y / P.k;

@@ -29,6 +29,8 @@ static FILES: &[(&str, &str)] = shader_files!(
     "attention_split.wgsl",
     "attention_merge.wgsl",
     "shortconv.wgsl",
+    "moe_topk.wgsl",
+    "moe_slots.wgsl",
     "moe_route.wgsl",
     "moe_plan.wgsl",
     "moe_combine.wgsl",

@@ -9,7 +9,7 @@ use engine::{
     gpu::{read_buffer, Gpu, GpuOptions},
     runtime::{
         kernels::{uniform, Count, Dispatch, Kernels},
-        ops::{Epilogue, HeadShape, Ops, Pass, Routing, Tuning},
+        ops::{Epilogue, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
         weights::{upload_matrix, GpuMatrix},
     },
 };
@@ -260,13 +260,13 @@ fn matmul_whole_and_partial_tiles() {
 const TUNINGS: [Tuning; 9] = [
     Tuning::DEFAULT,
     Tuning { matvec_xr: true, xr_always: true, ..Tuning::DEFAULT },
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false },
-    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false },
-    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, fused_router: true },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
+    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, route_in_gate_up: true },
 ];
 
 /// Rows as long as real models' (2048 to 8192 columns), where a group spans
@@ -686,54 +686,26 @@ fn moe_routing_and_experts() {
             let (gw, uw, dw) = (quant::dequantize(dtype, &gate), quant::dequantize(dtype, &up), quant::dequantize(down_dtype, &down));
             let x = rng.vec(t_n * cols as usize, -1.0, 1.0);
             let resid = rng.vec(t_n * cols as usize, -1.0, 1.0);
-            let (xb, act, yb) = (h.f32s(&x), h.f32s(&vec![0.0; t_n * k * fe as usize]), h.f32s(&resid));
-            let mut ds = h.ops().moe_gate_up(&gu, tile, fe, k as u32, &xb, None, &act, &sel, &sel_w);
-            ds.extend(h.ops().moe_down(&dn, cols, k as u32, &act, &yb, &sel, &sel_w));
-            h.run(&ds, t_n as u32, 0, 0);
             let want = moe_ref(&x, &resid, (&want_ids, &want_w), (&gw, &uw, &dw), k, cols as usize, fe as usize);
-            let e_ = rel_err(&h.read_f32(&yb, want.len()), &want);
-            assert!(e_ < 1e-4, "moe experts {dtype} {dev} {tuning:?}: {e_:.2e}");
-        }
-    });
-}
-
-/// The routing kernel with the router mat-vec inside (decode) chooses the
-/// experts and weights the CPU does from logits = W · (g ⊙ x) / rms(x).
-#[test]
-fn moe_routing_with_the_router_inside() {
-    both_devices(|h, dev| {
-        let mut rng = Rng(23);
-        for (e, k, d, t_n) in [(32usize, 4usize, 2048usize, 2usize), (64, 4, 2048, 1), (8, 2, 64, 3)] {
-            let w = rng.vec(e * d, -0.05, 0.05);
-            let router = h.matrix(DType::F32, e as u64, d as u64, bytemuck::cast_slice(&w), e as u64);
-            let x = rng.vec(t_n * d, -1.0, 1.0);
-            let gain = rng.vec(d, 0.5, 1.5);
-            let bias = rng.vec(e, -0.3, 0.3);
-            let eps = 1e-5f32;
-            let mut want_logits = Vec::new();
-            for t in 0..t_n {
-                let xt = &x[t * d..(t + 1) * d];
-                let inv = 1.0 / (xt.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt();
-                for r in 0..e {
-                    want_logits.push((0..d).map(|c| w[r * d + c] * gain[c] * xt[c]).sum::<f32>() * inv);
+            // The experts as chosen by the routing kernel above, then chosen
+            // inside the gate/up mat-vec (which writes them for the down projection).
+            let (logits_b, bias_b) = (h.f32s(&logits), h.f32s(&bias));
+            for inside in [false, true] {
+                let (xb, act, yb) = (h.f32s(&x), h.f32s(&vec![0.0; t_n * k * fe as usize]), h.f32s(&resid));
+                let (sel2, sel_w2) = (h.u32s(&vec![0; t_n * k]), h.f32s(&vec![0.0; t_n * k]));
+                let (s_ids, s_w) = if inside { (&sel2, &sel_w2) } else { (&sel, &sel_w) };
+                let route = inside.then_some(RouteInput { routing, logits: &logits_b, bias: &bias_b });
+                let mut ds = h.ops().moe_gate_up(&gu, tile, fe, k as u32, &xb, None, &act, s_ids, s_w, route);
+                ds.extend(h.ops().moe_down(&dn, cols, k as u32, &act, &yb, s_ids, s_w));
+                h.run(&ds, t_n as u32, 0, 0);
+                let e_ = rel_err(&h.read_f32(&yb, want.len()), &want);
+                assert!(e_ < 1e-4, "moe experts {dtype} {dev} {tuning:?} routed inside: {inside}: {e_:.2e}");
+                if inside {
+                    assert_eq!(h.read_u32(&sel2, t_n * k), want_ids, "experts chosen in the gate/up mat-vec {dev}");
+                    assert!(rel_err(&h.read_f32(&sel_w2, t_n * k), &want_w) < 1e-5, "their weights {dev}");
                 }
             }
-            let (want_ids, want_w) = route_ref(&want_logits, &bias, e, k);
-            let (logits, sel, sel_w) = (h.f32s(&vec![0.0; t_n * e]), h.u32s(&vec![0; t_n * k]), h.f32s(&vec![0.0; t_n * k]));
-            let routing = Routing { n_experts: e as u32, top_k: k as u32, norm_topk: true, scale: 1.0 };
-            let d_ = h.ops().moe_route_fused(routing, &router, &h.f32s(&x), (&h.f32s(&gain), eps), &logits, &h.f32s(&bias), &sel, &sel_w).expect("an F32 router fuses");
-            h.run(&[d_], t_n as u32, 0, 0);
-            let got = h.read_f32(&logits, t_n * e);
-            assert!(rel_err(&got, &want_logits) < 1e-4, "router logits {dev} e={e}: {:.2e}", rel_err(&got, &want_logits));
-            assert_eq!(h.read_u32(&sel, t_n * k), want_ids, "experts {dev} e={e}");
-            assert!(rel_err(&h.read_f32(&sel_w, t_n * k), &want_w) < 1e-5, "expert weights {dev} e={e}");
         }
-        // Not an F32 router: no fused kernel (the mat-vec and routing run instead).
-        let q = random_weights(&mut rng, DType::Q8_0, 8, 64);
-        let router = h.matrix(DType::Q8_0, 8, 64, &q, 8);
-        let b = h.f32s(&[0.0; 64]);
-        let routing = Routing { n_experts: 8, top_k: 2, norm_topk: true, scale: 1.0 };
-        assert!(h.ops().moe_route_fused(routing, &router, &b, (&b, 1e-5), &b, &b, &b, &b).is_none());
     });
 }
 

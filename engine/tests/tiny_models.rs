@@ -216,15 +216,15 @@ fn session_built_before_the_weights_arrive() {
     }
 }
 
-/// The MoE decode with the router inside the routing kernel answers as the
-/// reference (tiny-lfm2-moe's router is F32, as in LFM2's GGUFs).
+/// The MoE decode with a routing kernel between the router and the experts
+/// (instead of the default, routing inside the gate/up mat-vec) answers as the reference.
 #[test]
-fn tiny_lfm2_moe_with_the_fused_router() {
+fn tiny_lfm2_moe_with_a_routing_kernel() {
     use engine::runtime::{ops::Tuning, session::{Session, SessionOptions}};
     let gpu = gpu(false);
     let model = load(&gpu, &models_dir().join("tiny-lfm2-moe").join("tiny-lfm2-moe-f32.gguf"));
     let r = reference("tiny-lfm2-moe");
-    let tuning = Tuning { fused_router: true, ..Tuning::DEFAULT };
+    let tuning = Tuning { route_in_gate_up: false, ..Tuning::DEFAULT };
     for prompt in r["prompts"].as_array().unwrap() {
         let mut s = Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16: false, tuning, ..Default::default() }).unwrap();
         let want = ids(&prompt["greedy_ids"]);

@@ -79,9 +79,10 @@ struct DeviceArgs {
     /// Outputs per lane group of the MoE experts' mat-vecs.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.moe_rows)]
     moe_rows: u32,
-    /// Compute the MoE router's logits inside the routing kernel (decode).
+    /// Decode runs a routing kernel between the MoE router and the experts
+    /// instead of choosing the experts inside the gate/up mat-vec.
     #[arg(long)]
-    fused_router: bool,
+    route_kernel: bool,
     /// Staged mat-vecs with fewer workgroups keep one output per group.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.rows_min_workgroups)]
     rows_min_workgroups: u32,
@@ -107,7 +108,7 @@ impl DeviceArgs {
                 moe_rows: self.moe_rows,
                 rows_min_workgroups: self.rows_min_workgroups,
                 min_workgroups: self.min_workgroups,
-                fused_router: self.fused_router,
+                route_in_gate_up: !self.route_kernel,
             },
             ..Default::default()
         }
@@ -173,6 +174,7 @@ struct BenchArgs {
     /// Repetitions of each decode dispatch in the repeated profile.
     #[arg(long, default_value_t = 32)]
     profile_reps: usize,
+
     /// Tokens already in the context before each timed run (llama-bench -d).
     #[arg(long, default_value_t = 0)]
     depth: usize,
@@ -341,6 +343,8 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
     pollster::block_on(session.generate(&prompt[..prompt.len().min(16)], 4, &sampling, &[], false, &mut |_| true))?;
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
     let (mut sum_pp, mut sum_tg) = (0f64, 0f64);
+    // CPU time per decode token spent recording and submitting, and waiting for the GPU.
+    let (mut record_ms, mut wait_ms) = (0f64, 0f64);
     for _ in 0..args.repeat.max(1) {
         session.reset();
         if !context.is_empty() {
@@ -351,6 +355,9 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         best_tg = best_tg.max(g.decode_tokens_per_s());
         sum_pp += g.prefill_tokens_per_s();
         sum_tg += g.decode_tokens_per_s();
+        let steps = g.tokens.len().max(1) as f64;
+        record_ms += 1000.0 * g.record_seconds / steps / args.repeat.max(1) as f64;
+        wait_ms += 1000.0 * g.wait_seconds / steps / args.repeat.max(1) as f64;
     }
     let profile = if args.profile { Some(pollster::block_on(session.profile(prompt, args.profile_reps))?) } else { None };
     if let Some(p) = &profile {
@@ -371,6 +378,8 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "repeat": args.repeat.max(1),
         "prefill_tokens_per_s_mean": sum_pp / args.repeat.max(1) as f64,
         "decode_tokens_per_s_mean": sum_tg / args.repeat.max(1) as f64,
+        "decode_record_ms_per_token": record_ms,
+        "decode_wait_ms_per_token": wait_ms,
         "weight_bytes_per_token": bpt,
         "roofline_tokens_per_s": roofline,
         "fraction_of_roofline": best_tg / roofline,
@@ -421,7 +430,7 @@ fn print_profile(p: &engine::runtime::session::Profile) {
         show(&format!("decode (each dispatch repeated {}x, per repetition)", p.decode.reps), &p.decode.repeated, p.decode.whole_ms);
     }
     eprintln!("dependent tiny dispatch (mark-seen repeated): {:.2} us", p.dispatch_floor_us);
-    eprintln!("decode step: {:.3} ms of CPU to record and submit", p.encode_ms);
+    eprintln!("decode step: {:.3} ms of CPU to record and submit ({:.3} ms to record without submitting)", p.encode_ms, p.record_ms);
 }
 
 /// Ctrl-C stops generation after the current token; a second one exits.

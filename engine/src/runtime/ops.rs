@@ -75,9 +75,10 @@ pub struct Tuning {
     /// the workgroup) until it has them or runs out of columns: a 32-row
     /// router on 4 workgroups leaves most of the GPU idle (0 = never).
     pub min_workgroups: u32,
-    /// Decode computes the MoE router's logits inside the routing kernel
-    /// (one dispatch instead of two per MoE layer).
-    pub fused_router: bool,
+    /// Decode chooses the MoE experts inside the gate/up mat-vec (each of
+    /// its workgroups ranks the router logits) instead of in a routing
+    /// kernel between the router and the experts: one dispatch per MoE layer fewer.
+    pub route_in_gate_up: bool,
 }
 
 impl Tuning {
@@ -86,10 +87,10 @@ impl Tuning {
     /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes. Two outputs per group
     /// of the staged quantized mat-vecs: MoE gate/up 13.5 → 9.7 µs, 2.6B gate/up
     /// 13.7 → 10.4 µs; fewer than 256 workgroups left the 2048-row ones slower.
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, fused_router: false };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, route_in_gate_up: true };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, fused_router: false };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: true };
 
     /// Outputs per lane group of a staged mat-vec of `dtype`: the float types
     /// keep one (two made LFM2-1.2B F16 decode 13% slower on the H200).
@@ -218,6 +219,16 @@ pub struct Routing {
     pub top_k: u32,
     pub norm_topk: bool,
     pub scale: f32,
+}
+
+/// What the gate/up mat-vec needs to choose the experts itself.
+#[derive(Clone, Copy)]
+pub struct RouteInput<'b> {
+    pub routing: Routing,
+    /// The token's router logits, [t][n_experts].
+    pub logits: &'b wgpu::Buffer,
+    /// The selection bias, [n_experts].
+    pub bias: &'b wgpu::Buffer,
 }
 
 /// Builds dispatches that read the pass's [`Step`](../../shaders/step.wgsl) from `step`.
@@ -595,31 +606,16 @@ impl<'a> Ops<'a> {
 
     /// Top-k routing from router logits into (expert ids, weights).
     pub fn moe_route(&self, r: Routing, logits: &wgpu::Buffer, bias: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Dispatch {
-        let p = MoeRouteParams { n_experts: r.n_experts, k: r.top_k, norm: r.norm_topk as u32, scale: r.scale, ..Default::default() };
+        let p = MoeRouteParams { n_experts: r.n_experts, k: r.top_k, norm: r.norm_topk as u32, scale: r.scale };
         self.dispatch(KernelKey::new("moe_route.wgsl"), Some(bytemuck::bytes_of(&p)), &[logits, bias, sel, sel_w], [Count::tokens(), Count::Fixed(1)], "moe-route")
     }
 
-    /// Routing with the router mat-vec inside (decode, `Tuning::fused_router`):
-    /// logits = router · (gain ⊙ x) / rms(x), written to `logits`, then as
-    /// [`Ops::moe_route`]. None where the router is not one F32 part of at
-    /// most 256 rows over at most 2048 columns (then: the mat-vec, then routing).
-    #[allow(clippy::too_many_arguments)]
-    pub fn moe_route_fused(&self, r: Routing, router: &GpuMatrix, x: &wgpu::Buffer, norm: (&wgpu::Buffer, f32), logits: &wgpu::Buffer, bias: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Option<Dispatch> {
-        let d = router.cols();
-        let fits = router.dtype() == DType::F32 && router.parts.len() == 1 && r.n_experts <= 256 && router.rows == u64::from(r.n_experts) && d % 4 == 0 && d <= 2048;
-        let row_words = router.layout.payload_words;
-        if !fits || row_words % 4 != 0 {
-            return None;
-        }
-        let p = MoeRouteParams { n_experts: r.n_experts, k: r.top_k, norm: r.norm_topk as u32, scale: r.scale, d4: (d / 4) as u32, row4: (row_words / 4) as u32, eps: norm.1, _pad: 0 };
-        let key = KernelKey::new("moe_route.wgsl").define("ROUTER").constant("WG", 256);
-        let buffers = [logits, bias, sel, sel_w, x, norm.0, &router.parts[0].buffer];
-        Some(self.dispatch(key, Some(bytemuck::bytes_of(&p)), &buffers, [Count::tokens(), Count::Fixed(1)], "moe-route+router"))
-    }
-
     /// act[t*k + s] = SwiGLU of the expert chosen in slot s, for each token.
+    /// With `route` (the routing and its logits and bias) the kernel chooses
+    /// the experts itself and writes them and their weights to `sel`/`sel_w`
+    /// (as [`Ops::moe_route`] would); otherwise it reads them there.
     #[allow(clippy::too_many_arguments)]
-    pub fn moe_gate_up(&self, m: &GpuMatrix, tile: u64, expert_ffn: u64, top_k: u32, x: &wgpu::Buffer, norm: Norm<'_>, act: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer) -> Vec<Dispatch> {
+    pub fn moe_gate_up(&self, m: &GpuMatrix, tile: u64, expert_ffn: u64, top_k: u32, x: &wgpu::Buffer, norm: Norm<'_>, act: &wgpu::Buffer, sel: &wgpu::Buffer, sel_w: &wgpu::Buffer, route: Option<RouteInput<'_>>) -> Vec<Dispatch> {
         let (fe, d) = (expert_ffn, m.cols());
         let units = d / dot_unit(m.dtype());
         let eps = norm.map_or(0.0, |n| n.1);
@@ -631,14 +627,26 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / (2 * fe);
                 let e_hi = e_lo + part.rows / (2 * fe);
                 let p = MatvecParams { geom: g, units: units as u32, n_out: fe as u32, out_first: 0, out_stride: fe as u32, x_stride: d as u32, tile: tile as u32, e_lo: e_lo as u32, e_hi: e_hi as u32, k: top_k, rows_per_expert: (2 * fe) as u32, norm_eps: eps, cols: d as u32 };
-                let defines: &[&'static str] = if norm.is_some() { &["MOE", "MOE_GATE_UP", "NORM"] } else { &["MOE", "MOE_GATE_UP"] };
-                let (key, gx) = self.mv_plan(m, d, defines, fe, true, true, true);
+                let mut defines: Vec<&'static str> = vec!["MOE", "MOE_GATE_UP"];
+                if norm.is_some() {
+                    defines.push("NORM");
+                }
+                if route.is_some() {
+                    defines.push("ROUTE");
+                }
+                let (mut key, gx) = self.mv_plan(m, d, &defines, fe, true, true, true);
                 let mut buffers = vec![&part.buffer, x, act, sel, sel_w];
                 if let Some((gain, _)) = norm {
                     buffers.push(gain);
                 }
+                if let Some(r) = &route {
+                    assert!(r.routing.n_experts <= 256 && r.routing.top_k <= 8, "routing inside the gate/up mat-vec takes up to 256 experts and 8 slots");
+                    key = key.constant("NE", r.routing.n_experts).constant("ROUTE_NORM", r.routing.norm_topk as u32).constant("ROUTE_SCALE", r.routing.scale.to_bits());
+                    buffers.extend([r.logits, r.bias]);
+                }
                 let groups = [gx, Count::Tokens { per: top_k, div: 1 }];
-                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &buffers, groups, format!("moe-gate-up{} {} {}x{}", if norm.is_some() { "+norm" } else { "" }, m.dtype(), part.rows, m.cols()))
+                let what = format!("{}{}", if route.is_some() { "+route" } else { "" }, if norm.is_some() { "+norm" } else { "" });
+                self.dispatch(key, Some(bytemuck::bytes_of(&p)), &buffers, groups, format!("moe-gate-up{what} {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
             .collect()
     }

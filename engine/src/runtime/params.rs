@@ -174,10 +174,6 @@ kernel_params! {
         k: u32,
         norm: u32,
         scale: f32,
-        d4: u32,
-        row4: u32,
-        eps: f32,
-        _pad: u32,
     }
 }
 

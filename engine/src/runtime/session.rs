@@ -10,7 +10,7 @@ pub use snapshot::{RestoreError, Snapshot};
 use super::{
     kernels::{uniform_bytes, Count, Dispatch},
     model::{Ffn, GateUp, Mixer, Model, Qkv},
-    ops::{Epilogue, HeadShape, Ops, Pass, Routing, Tuning},
+    ops::{Epilogue, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
     params::{SamplerParams, Step},
     weights::GpuMatrix,
 };
@@ -285,17 +285,14 @@ impl<'a> Builder<'a> {
                     Pass::Prefill => (&b.h, None),
                 };
                 let ops = self.ops();
-                let fused = match norm {
-                    Some((g, e)) if self.tuning.fused_router => ops.moe_route_fused(routing, self.matrix(router), input, (g, e), &b.router_logits, self.vector(bias), &b.sel, &b.sel_w),
-                    _ => None,
-                };
-                if let Some(route) = fused {
-                    self.out.push(route);
-                } else {
-                    match norm {
-                        Some((g, e)) => self.out.extend(ops.matvec_norm(self.matrix(router), input, g, e, &b.router_logits, u64::from(routing.n_experts), 0, tok)),
-                        None => self.out.extend(ops.linear(Pass::Decode, self.matrix(router), input, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok)),
-                    }
+                match norm {
+                    Some((g, e)) => self.out.extend(ops.matvec_norm(self.matrix(router), input, g, e, &b.router_logits, u64::from(routing.n_experts), 0, tok)),
+                    None => self.out.extend(ops.linear(Pass::Decode, self.matrix(router), input, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok)),
+                }
+                // Decode can choose the experts inside the gate/up mat-vec.
+                let route = (pass == Pass::Decode && self.tuning.route_in_gate_up && routing.n_experts <= 256 && routing.top_k <= 8)
+                    .then_some(RouteInput { routing, logits: &b.router_logits, bias: self.vector(bias) });
+                if route.is_none() {
                     self.out.push(ops.moe_route(routing, &b.router_logits, self.vector(bias), &b.sel, &b.sel_w));
                 }
                 if pass == Pass::Prefill {
@@ -309,7 +306,7 @@ impl<'a> Builder<'a> {
                     self.out.push(ops.moe_combine(&b.moe_y, &b.sel_w, &b.x, d, k));
                     return;
                 }
-                self.out.extend(ops.moe_gate_up(self.matrix(gate_up), *tile, m.expert_ffn as u64, routing.top_k, input, norm, &b.moe_act, &b.sel, &b.sel_w));
+                self.out.extend(ops.moe_gate_up(self.matrix(gate_up), *tile, m.expert_ffn as u64, routing.top_k, input, norm, &b.moe_act, &b.sel, &b.sel_w, route));
                 self.out.extend(ops.moe_down(self.matrix(down), d, routing.top_k, &b.moe_act, &b.x, &b.sel, &b.sel_w));
             }
         }
@@ -351,11 +348,12 @@ impl<'a> Builder<'a> {
 }
 
 /// Why generation stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// An end-of-sequence or stop token.
     Stop,
+    #[default]
     MaxTokens,
     /// The callback asked to stop.
     Cancelled,
@@ -364,6 +362,7 @@ pub enum StopReason {
 
 /// What a generation produced.
 #[derive(Debug, Clone)]
+#[derive(Default)]
 pub struct Generation {
     pub tokens: Vec<u32>,
     pub stop: StopReason,
@@ -372,6 +371,10 @@ pub struct Generation {
     pub prefill_tokens: usize,
     pub prefill_seconds: f64,
     pub decode_seconds: f64,
+    /// CPU time spent recording and submitting the decode steps.
+    pub record_seconds: f64,
+    /// Time spent waiting for decode steps' tokens (the GPU ahead of the CPU).
+    pub wait_seconds: f64,
 }
 
 impl Generation {
@@ -387,6 +390,11 @@ impl Generation {
 }
 
 const RING: usize = 3;
+/// Decode steps in flight ahead of the token being read. More would leave
+/// the conv state advanced past a stop token; on the H200 (2026-12-02) two and
+/// three decoded no faster (the CPU records a step in 0.2–0.7 ms, well
+/// within the GPU's step).
+const DECODE_AHEAD: usize = 1;
 
 /// One conversation with a model: the tokens it has seen and their state on the GPU.
 pub struct Session {
@@ -544,6 +552,11 @@ impl Session {
     /// Records `passes` into one compute pass, copies out_ids[step] into a
     /// readback slot, and submits.
     fn submit(&self, passes: &[&[Dispatch]], n_tokens: usize, pos0: usize, readback: Option<(usize, usize)>) -> wgpu::SubmissionIndex {
+        let commands = self.record(passes, n_tokens, pos0, readback);
+        self.model.gpu.queue.submit([commands])
+    }
+
+    fn record(&self, passes: &[&[Dispatch]], n_tokens: usize, pos0: usize, readback: Option<(usize, usize)>) -> wgpu::CommandBuffer {
         let gpu = &self.model.gpu;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
@@ -557,7 +570,7 @@ impl Session {
         if let Some((step, slot)) = readback {
             enc.copy_buffer_to_buffer(&self.bufs.out_ids, 4 * step as u64, &self.readback[slot], 0, 4);
         }
-        gpu.queue.submit([enc.finish()])
+        enc.finish()
     }
 
     /// The token in readback `slot`, once `submission` (which filled it) is done.
@@ -672,27 +685,38 @@ impl Session {
         let mut prefill_seconds = 0.0;
         let mut t_first = t0;
         let mut step = 0usize;
-        let mut in_flight;
         if max_tokens == 0 {
             let _ = self.read_token(0, filled[0].take()).await?;
-            return Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds: crate::clock::now() - t0, decode_seconds: 0.0 });
+            return Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds: crate::clock::now() - t0, ..Generation::default() });
         }
+        // Steps submitted ahead of the one being read: step k consumes the
+        // token chosen at step k-1 (which stays on the GPU) at position base+k-1.
+        let ahead = DECODE_AHEAD;
+        let base = self.history.len();
+        let mut submitted = 0usize;
+        let (mut record_seconds, mut wait_seconds) = (0.0, 0.0);
         loop {
-            // Keep one step in flight: submit step+1 (which consumes the token
-            // chosen at `step`) before reading that token back.
-            let next = step + 1;
-            let pos = self.history.len();
-            in_flight = pos < self.capacity;
-            if in_flight {
-                self.write_step(1, pos, next);
-                filled[next % RING] = Some(self.submit(&[&self.decode, &self.head], 1, pos, Some((next, next % RING))));
+            // The last token is run through the model too (so the next turn
+            // continues from it): max_tokens steps after the prefill.
+            while submitted < step + ahead && submitted < max_tokens && base + submitted < self.capacity {
+                let next = submitted + 1;
+                let t = crate::clock::now();
+                self.write_step(1, base + submitted, next);
+                filled[next % RING] = Some(self.submit(&[&self.decode, &self.head], 1, base + submitted, Some((next, next % RING))));
+                record_seconds += crate::clock::now() - t;
+                submitted = next;
             }
+            let t = crate::clock::now();
             let token = self.read_token(step % RING, filled[step % RING].take()).await?;
             if step == 0 {
                 prefill_seconds = crate::clock::now() - t0;
                 t_first = crate::clock::now();
+            } else {
+                wait_seconds += crate::clock::now() - t;
             }
-            if in_flight {
+            // Consumed by the model once step+1 was submitted.
+            let consumed = submitted > step;
+            if consumed {
                 self.history.push(token);
             }
             tokens.push(token);
@@ -703,20 +727,20 @@ impl Session {
                 stop = StopReason::Cancelled;
             } else if tokens.len() >= max_tokens {
                 stop = StopReason::MaxTokens;
-            } else if !in_flight || self.history.len() >= self.capacity {
+            } else if !consumed || self.history.len() >= self.capacity {
                 stop = StopReason::ContextFull;
             } else {
-                step = next;
+                step += 1;
                 continue;
             }
             break;
         }
-        // Let the in-flight step finish so the state is settled.
-        if in_flight {
-            self.read_token((step + 1) % RING, filled[(step + 1) % RING].take()).await?;
+        // Let the steps in flight finish so the state is settled.
+        for k in step + 1..=submitted {
+            self.read_token(k % RING, filled[k % RING].take()).await?;
         }
         let decode_seconds = crate::clock::now() - t_first;
-        Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds, decode_seconds })
+        Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds, decode_seconds, record_seconds, wait_seconds })
     }
 }
 
@@ -772,6 +796,8 @@ pub struct Profile {
     pub prefill: PassProfile,
     pub decode: PassProfile,
     pub encode_ms: f64,
+    /// The CPU time to record one decode step's command buffer, unsubmitted.
+    pub record_ms: f64,
     /// A tiny dependent dispatch (mark-seen) repeated: the floor every dispatch pays.
     pub dispatch_floor_us: f64,
 }
@@ -864,7 +890,13 @@ impl Session {
         }
         let encode_ms = (crate::clock::now() - t0) * 1000.0 / f64::from(rounds);
         read_buffer(&self.model.gpu, &self.bufs.out_ids, 4).await?;
+        // The same without submitting: wgpu's and the driver's recording alone.
+        let t0 = crate::clock::now();
+        for _ in 0..rounds {
+            drop(self.record(&[&self.decode, &self.head], 1, n, None));
+        }
+        let record_ms = (crate::clock::now() - t0) * 1000.0 / f64::from(rounds);
         self.reset();
-        Ok(Profile { prefill, decode, encode_ms, dispatch_floor_us })
+        Ok(Profile { prefill, decode, encode_ms, record_ms, dispatch_floor_us })
     }
 }
