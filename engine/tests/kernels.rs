@@ -649,6 +649,28 @@ fn route_ref(logits: &[f32], bias: &[f32], e: usize, k: usize) -> (Vec<u32>, Vec
     (ids, ws)
 }
 
+/// Routing at LFM2-MoE's sizes (32 and 64 experts, 4 slots; ties to the
+/// lower id, as the stable sort of the reference) by the routing kernel.
+#[test]
+fn moe_routing_of_32_and_64_experts() {
+    both_devices(|h, dev| {
+        let mut rng = Rng(29);
+        for (e, k, t_n) in [(32usize, 4usize, 3usize), (64, 4, 2), (256, 8, 1)] {
+            let mut logits = rng.vec(t_n * e, -2.0, 2.0);
+            let bias = vec![0.0; e];
+            // A tie across the top: equal keys go to the lower id.
+            logits[3] = 5.0;
+            logits[e - 1] = 5.0;
+            let (sel, sel_w) = (h.u32s(&vec![0; t_n * k]), h.f32s(&vec![0.0; t_n * k]));
+            let routing = Routing { n_experts: e as u32, top_k: k as u32, norm_topk: true, scale: 1.0 };
+            h.run(&[h.ops().moe_route(routing, &h.f32s(&logits), &h.f32s(&bias), &sel, &sel_w)], t_n as u32, 0, 0);
+            let (want_ids, want_w) = route_ref(&logits, &bias, e, k);
+            assert_eq!(h.read_u32(&sel, t_n * k), want_ids, "routing of {e} experts {dev}");
+            assert!(rel_err(&h.read_f32(&sel_w, t_n * k), &want_w) < 1e-5, "routing weights of {e} experts {dev}");
+        }
+    });
+}
+
 #[test]
 fn moe_routing_and_experts() {
     both_devices(|h, dev| {
