@@ -87,7 +87,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         workgroupBarrier();
-        for (var c = 0u; c < BK; c++) {
+        // Lanes whose 4 tokens are all past the pass's last skip the products:
+        // a short prompt fills a fraction of the 64-token tile, and CPU
+        // adapters (whose SIMD groups of 8 lanes share ty) pay for every fma.
+        for (var c = 0u; c < select(0u, BK, t0 + 4u * ty < n_tok); c++) {
             let a = xs[(c * PM) / 4u + ty];
             let b0 = ws[(c * PN) / 4u + tx];
             let b1 = ws[(c * PN) / 4u + 16u + tx];
