@@ -23,7 +23,7 @@ use crate::{download::Emit, js, store::Store};
 pub struct Loaded {
     pub text: TextModel,
     pub manifest: Manifest,
-    /// Made on the loaded model (see [`load`]); not yet run.
+    /// Made when the load began (see [`load`]); not yet run.
     pub session: Session,
     pub peak_wasm_bytes: u64,
 }
@@ -99,9 +99,9 @@ impl Reader<'_> {
 }
 
 /// Reads model `id` from the cache onto `gpu`.
-/// The session is made once the weights are in. (Made before the first chunk,
-/// so that its pipelines compile during the load, the 1.5 GB test on
-/// SwiftShader timed out in CI: not understood yet, so not done.)
+/// The session is made as soon as the GPU buffers exist, before the first
+/// chunk is read: making it creates every pipeline, which the browser's GPU
+/// process compiles while this worker reads and feeds the chunks.
 pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session: MakeSession<'_>) -> Result<Loaded, String> {
     let record = store.model(id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{id} is not downloaded"))?;
     let manifest: Manifest = serde_json::from_str(&record.manifest_json).map_err(|e| e.to_string())?;
@@ -156,6 +156,7 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session:
         other => return Err(format!("unknown model format \"{other}\"")),
     };
     let mut load = Model::begin_load(gpu, spec).map_err(|e| e.to_string())?;
+    let session = make_session(&manifest, load.model())?;
     let total: u64 = data_files.iter().map(|f| f.size).sum();
     let mut before = 0u64;
     let mut peak = js::wasm_memory_bytes();
@@ -212,7 +213,6 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session:
     }
     drop(buf);
     let model = load.finish().map_err(|e| e.to_string())?;
-    let session = make_session(&manifest, &model)?;
     let text = TextModel::new(model).map_err(|e| e.to_string())?;
     peak = peak.max(js::wasm_memory_bytes());
     Ok(Loaded { text, manifest, session, peak_wasm_bytes: peak })
