@@ -47,8 +47,8 @@ fn random_weights(rng: &mut Rng, dtype: DType, rows: u64, cols: u64) -> Vec<u8> 
             DType::F32 => b.copy_from_slice(&rng.f(-1.0, 1.0).to_le_bytes()),
             DType::F16 => b.copy_from_slice(&h(rng.f(-1.0, 1.0))),
             DType::BF16 => b.copy_from_slice(&bf16::from_f32(rng.f(-1.0, 1.0)).to_le_bytes()),
-            DType::Q8_0 | DType::Q4_0 => b[0..2].copy_from_slice(&h(rng.f(-0.05, 0.05))),
-            DType::Q4_1 => {
+            DType::Q8_0 | DType::Q4_0 | DType::Q5_0 => b[0..2].copy_from_slice(&h(rng.f(-0.05, 0.05))),
+            DType::Q4_1 | DType::Q5_1 => {
                 b[0..2].copy_from_slice(&h(rng.f(-0.05, 0.05)));
                 b[2..4].copy_from_slice(&h(rng.f(-0.3, 0.3)));
             }

@@ -46,6 +46,20 @@ fn block(dtype: DType, b: &[u8], y: &mut [f32]) {
                 y[j + 16] = f32::from(q >> 4) * d + m;
             }
         }
+        DType::Q5_0 | DType::Q5_1 => {
+            // d (and Q5_1's m), the fifth bits qh (bit j for value j), then
+            // nibbles as in Q4_0: value = (q - 16) * d, or q * d + m.
+            let q5 = dtype == DType::Q5_0;
+            let at = if q5 { 2 } else { 4 };
+            let (d, m) = (f16_at(b, 0), if q5 { 0.0 } else { f16_at(b, 2) });
+            let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            let value = |q: u32| if q5 { (q as i32 - 16) as f32 * d } else { q as f32 * d + m };
+            for j in 0..16 {
+                let q = u32::from(b[at + 4 + j]);
+                y[j] = value((q & 0xF) | (((qh >> j) & 1) << 4));
+                y[j + 16] = value((q >> 4) | (((qh >> (j + 16)) & 1) << 4));
+            }
+        }
         DType::Q4K => {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let scales = &b[4..16];

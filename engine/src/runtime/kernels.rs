@@ -74,6 +74,8 @@ fn wtype_file(dtype: DType) -> &'static str {
         DType::Q8_0 => "q8_0",
         DType::Q4_0 => "q4_0",
         DType::Q4_1 => "q4_1",
+        DType::Q5_0 => "q5_0",
+        DType::Q5_1 => "q5_1",
         DType::Q4K => "q4_k",
         DType::Q5K => "q5_k",
         DType::Q6K => "q6_k",

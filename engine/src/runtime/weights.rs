@@ -26,6 +26,9 @@ impl BlockSplit {
             DType::Q8_0 => (32, 2, false),
             DType::Q4_0 => (16, 2, false),
             DType::Q4_1 => (16, 4, false),
+            // The fifth bits (4 bytes) and the nibbles (16) stay together.
+            DType::Q5_0 => (20, 2, false),
+            DType::Q5_1 => (20, 4, false),
             DType::Q4K => (144, 0, false),
             DType::Q5K => (176, 0, false),
             DType::Q6K => (208, 2, true),

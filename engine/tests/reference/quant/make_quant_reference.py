@@ -29,9 +29,9 @@ def random_blocks(qtype, n):
     size = gguf.GGML_QUANT_SIZES[qtype][1]
     raw = rng.integers(0, 256, size=(n, size), dtype=np.uint8)
     # Finite, realistic scales: the f16 fields get values in a sane range.
-    if qtype in (T.Q8_0, T.Q4_0):
+    if qtype in (T.Q8_0, T.Q4_0, T.Q5_0):
         raw[:, 0:2] = random_f16(n).reshape(n, 2)
-    elif qtype == T.Q4_1:
+    elif qtype in (T.Q4_1, T.Q5_1):
         raw[:, 0:4] = random_f16(2 * n).reshape(n, 4)
     elif qtype in (T.Q4_K, T.Q5_K):
         raw[:, 0:4] = random_f16(2 * n, 0.0, 0.01).reshape(n, 4)
@@ -48,7 +48,7 @@ def random_blocks(qtype, n):
 
 def main(models_dir):
     out = {"command": " ".join(["python3"] + sys.argv), "versions": {"gguf": version("gguf"), "numpy": np.__version__}, "blocks": {}, "tensors": {}}
-    for qtype in (T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q5_K, T.Q6_K):
+    for qtype in (T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q5_K, T.Q6_K, T.Q5_0, T.Q5_1):
         n = 3 if gguf.GGML_QUANT_SIZES[qtype][0] > 1 else 64
         raw = random_blocks(qtype, n)
         values = gguf.quants.dequantize(raw.reshape(-1), qtype).astype(np.float32).reshape(-1)
