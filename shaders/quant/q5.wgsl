@@ -27,3 +27,23 @@ fn q5_group(row: u32, g: u32, off: f32) -> array<f32, 8> {
     let b = q5_vals4(((w32(p + 1u) >> shift) & 0x0F0F0F0Fu) | q5_hbytes(qh, e + 4u), off);
     return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
+
+#if DOT
+// Over dot unit u (one block): Σ (q - off)·x and Σ x.
+fn q5_unit(row: u32, u: u32, t4: u32, off: f32) -> vec2<f32> {
+    let c4 = u * 8u;
+    let base = payload_base(row) + u * 5u;
+    let qh = w32(base);
+    var acc = 0.0;
+    var xs = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        let w = w32(base + 1u + k);
+        let xa = xv4(t4, c4 + k);
+        let xb = xv4(t4, c4 + 4u + k);
+        acc += dot(q5_vals4((w & 0x0F0F0F0Fu) | q5_hbytes(qh, 4u * k), off), xa)
+            + dot(q5_vals4(((w >> 4u) & 0x0F0F0F0Fu) | q5_hbytes(qh, 16u + 4u * k), off), xb);
+        xs += xa + xb;
+    }
+    return vec2<f32>(acc, dot(xs, vec4<f32>(1.0)));
+}
+#endif

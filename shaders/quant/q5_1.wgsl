@@ -13,17 +13,8 @@ fn dq8(row: u32, g: u32) -> array<f32, 8> {
 
 #if DOT
 fn dq_dot(row: u32, u: u32, t4: u32) -> f32 {
-    let c4 = u * (QU / 4u);
-    let base = payload_base(row) + u * 5u;
-    let qh = w32(base);
-    var x = x8(t4, c4);
-    var acc = 0.0;
-    for (var k = 0u; k < 4u; k++) {
-        let w = w32(base + 1u + k);
-        acc += dot(q5_vals4((w & 0x0F0F0F0Fu) | q5_hbytes(qh, 4u * k), 0.0), x[k])
-            + dot(q5_vals4(((w >> 4u) & 0x0F0F0F0Fu) | q5_hbytes(qh, 16u + 4u * k), 0.0), x[4u + k]);
-    }
+    let s = q5_unit(row, u, t4, 0.0);
     let dm = unpack2x16float(scale_word(row, u));
-    return acc * dm.x + sum8(x) * dm.y;
+    return s.x * dm.x + s.y * dm.y;
 }
 #endif
