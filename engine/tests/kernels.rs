@@ -260,13 +260,13 @@ fn matmul_whole_and_partial_tiles() {
 const TUNINGS: [Tuning; 9] = [
     Tuning::DEFAULT,
     Tuning { matvec_xr: true, xr_always: true, ..Tuning::DEFAULT },
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
-    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
-    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, route_in_gate_up: true },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1 },
 ];
 
 /// Rows as long as real models' (2048 to 8192 columns), where a group spans

@@ -232,3 +232,25 @@ fn tiny_lfm2_moe_with_a_routing_kernel() {
         assert_eq!(out.tokens, want, "{}: greedy tokens", prompt["name"]);
     }
 }
+
+/// Prompts run token by token through the decode pass (as on SwiftShader,
+/// `Tuning::prefill_by_token`) answer as the reference: the same greedy
+/// tokens and last-position logits.
+#[test]
+fn prompts_through_the_decode_pass_token_by_token() {
+    use engine::runtime::{ops::Tuning, session::{Session, SessionOptions}};
+    let gpu = gpu(false);
+    for name in ["tiny-lfm2", "tiny-lfm2-moe"] {
+        let model = load(&gpu, &models_dir().join(name).join(format!("{name}-f32.gguf")));
+        let r = reference(name);
+        let tuning = Tuning { prefill_by_token: 4096, ..Tuning::for_adapter(&gpu) };
+        for prompt in r["prompts"].as_array().unwrap() {
+            let mut s = Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16: false, tuning, ..Default::default() }).unwrap();
+            let want = ids(&prompt["greedy_ids"]);
+            let out = pollster::block_on(s.generate(&ids(&prompt["input_ids"]), want.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
+            assert_eq!(out.tokens, want, "{name} {}: greedy tokens", prompt["name"]);
+            let e = rel_err(out.last_logits.as_ref().unwrap(), &floats(&prompt["last_logits"]));
+            assert!(e < 1e-4, "{name} {}: last logits {e:.2e}", prompt["name"]);
+        }
+    }
+}

@@ -83,6 +83,9 @@ struct DeviceArgs {
     /// instead of choosing the experts inside the gate/up mat-vec.
     #[arg(long)]
     route_kernel: bool,
+    /// Prompt chunks of at most this many tokens run token by token through the decode pass.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.prefill_by_token)]
+    prefill_by_token: u32,
     /// Staged mat-vecs with fewer workgroups keep one output per group.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.rows_min_workgroups)]
     rows_min_workgroups: u32,
@@ -109,6 +112,7 @@ impl DeviceArgs {
                 rows_min_workgroups: self.rows_min_workgroups,
                 min_workgroups: self.min_workgroups,
                 route_in_gate_up: !self.route_kernel,
+                prefill_by_token: self.prefill_by_token,
             },
             ..Default::default()
         }

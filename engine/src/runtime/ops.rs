@@ -79,6 +79,14 @@ pub struct Tuning {
     /// its workgroups ranks the router logits) instead of in a routing
     /// kernel between the router and the experts: one dispatch per MoE layer fewer.
     pub route_in_gate_up: bool,
+    /// Prompt chunks of at most this many tokens run through the decode pass,
+    /// one token at a time, instead of the prefill mat-mats (1, the default:
+    /// a lone token only, such as a regenerated reply's prompt). Meant for
+    /// adapters where whole mat-mat tiles cost more than a few decode steps;
+    /// on SwiftShader the LFM2-2.6B's first ~10-token reply took 209 s with
+    /// the mat-mats, and 208.6 s with 64 here for adapters named SwiftShader
+    /// (whether the browser's adapter matched was not checked).
+    pub prefill_by_token: u32,
 }
 
 impl Tuning {
@@ -87,10 +95,10 @@ impl Tuning {
     /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes. Two outputs per group
     /// of the staged quantized mat-vecs: MoE gate/up 13.5 → 9.7 µs, 2.6B gate/up
     /// 13.7 → 10.4 µs; fewer than 256 workgroups left the 2048-row ones slower.
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, route_in_gate_up: true };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: true };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: true, prefill_by_token: 1 };
 
     /// Outputs per lane group of a staged mat-vec of `dtype`: the float types
     /// keep one (two made LFM2-1.2B F16 decode 13% slower on the H200).

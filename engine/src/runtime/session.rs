@@ -590,16 +590,26 @@ impl Session {
         let chunks: Vec<&[u32]> = tokens.chunks(self.chunk).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
+            let sample = last && sample_step.is_some();
+            // A short chunk (a regenerated reply's prompt is its last token)
+            // runs token by token through the decode pass where whole prefill
+            // tiles cost more (Tuning::prefill_by_token).
+            if all.is_none() && chunk.len() <= self.options.tuning.prefill_by_token.max(1) as usize {
+                for (j, token) in chunk.iter().enumerate() {
+                    gpu.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::bytes_of(token));
+                    self.write_step(1, self.history.len(), sample_step.unwrap_or(0));
+                    let passes: &[&[Dispatch]] = if sample && j + 1 == chunk.len() { &[&self.decode, &self.head] } else { &[&self.decode] };
+                    self.submit(passes, 1, self.history.len(), None);
+                    self.history.push(*token);
+                }
+                continue;
+            }
             gpu.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(chunk));
             self.write_step(chunk.len(), self.history.len(), sample_step.unwrap_or(0));
-            // One token (a regenerated reply's prompt is its last token) runs
-            // through the decode pass: the mat-mats would pay for whole tiles.
-            let body = if chunk.len() == 1 && all.is_none() { &self.decode } else { &self.prefill };
-            let mut passes: Vec<&[Dispatch]> = vec![body];
+            let mut passes: Vec<&[Dispatch]> = vec![&self.prefill];
             if all.is_some() {
                 passes.push(&self.all_logits);
             }
-            let sample = last && sample_step.is_some();
             if sample {
                 passes.push(&self.head);
             }
