@@ -361,8 +361,7 @@ pub enum StopReason {
 }
 
 /// What a generation produced.
-#[derive(Debug, Clone)]
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Generation {
     pub tokens: Vec<u32>,
     pub stop: StopReason,
