@@ -2,15 +2,15 @@
 # Eddy and llama.cpp (CUDA) side by side on a lent NVIDIA machine (not CI), in one run:
 #  1. builds llama.cpp's llama-bench with CUDA there (in the background, from the source tarball),
 #  2. generates random-weight GGUFs with the real LFM2 shapes there (make_random_gguf.py),
-#  3. runs `eddy bench` (pp512, tg128, tg128 at depth 4096, tg128 with LFM2's recommended sampling,
-#     and, in a run of its own, a per-dispatch profile) and `llama-bench -p 512 -n 128 -fa 1 -r 5` plus
+#  3. once the build is done (nothing else running), runs `eddy bench` (pp512, tg128, tg128 at depth
+#     4096, tg128 with LFM2's recommended sampling, and, in a run of its own, a per-dispatch profile) and `llama-bench -p 512 -n 128 -fa 1 -r 5` plus
 #     `-p 0 -n 128 -d 4096` on the very same files,
 #  4. prints one table (Eddy ÷ llama.cpp), also written to $OUT/table.txt.
 # Prepare here (git-ignored, carried with the call: carry .gl .whl .bench):
 #   .gl/*.deb                   the Vulkan loader (see the device README)
 #   .whl/gguf-*.whl             the gguf package (python3 -m pip download gguf -d .whl)
 #   .bench/eddy                 a release build: cargo build --release -p engine --bin eddy
-#   .bench/make_random_gguf.py (scripts/make_random_gguf.py), .bench/build-llama-cpp.sh (../shared/bench/)
+#   .bench/build-llama-cpp.sh   ../shared/bench/build-llama-cpp.sh
 #   .bench/llama.cpp.tar.xz     ../shared/bench/fetch-llama-cpp.sh .bench/llama.cpp.tar.xz
 # Usage: scripts/bench-device.sh [MODEL:TYPE ...]   (default: the six models of the speed issue)
 #   EDDY_ONLY=1 skips llama.cpp; EDDY_BENCH_ARGS adds flags to every eddy run.
@@ -28,8 +28,11 @@ if [ -z "${EDDY_ONLY:-}" ] && [ ! -x "$LLAMA" ]; then
   (bash .bench/build-llama-cpp.sh .bench/llama.cpp.tar.xz /tmp/llama > "$out/build.log" 2>&1) &
   build_pid=$!
 fi
-# Generate the models in parallel (numpy, one core each).
+# Generate the models in parallel (numpy, one core each) while llama.cpp builds, then wait for the build:
+# timing Eddy while the compiler holds all 16 cores slowed its decode (2026-12-02: 350M 1,187 tok/s
+# against 1,449 on an idle machine; its GPU waits grew from 0.35 to 0.52 ms per token).
 generate_models "${models[@]}"
+[ -n "${build_pid:-}" ] && wait "$build_pid"
 : > "$out/eddy.jsonl"; : > "$out/profiles.txt"
 for m in "${models[@]}"; do
   name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
@@ -44,7 +47,6 @@ for m in "${models[@]}"; do
 done
 : > "$out/llama.jsonl"
 if [ -z "${EDDY_ONLY:-}" ]; then
-  [ -n "${build_pid:-}" ] && wait "$build_pid"
   if [ -x "$LLAMA" ]; then
     for m in "${models[@]}"; do
       name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"

@@ -1,4 +1,4 @@
-# Shared by the recipes for the lent GPU machine (bench-device.sh, bench-sweep.sh); sourced.
+# Shared by the recipes for the lent GPU machine (bench-device.sh, bench-sweep.sh, bench-browser.sh); sourced.
 # device_setup: the Vulkan loader and the gguf package from the carried .gl/ and .whl/.
 device_setup() {
   for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -14,7 +14,7 @@ generate_models() {
   local gen=() m name type f
   for m in "$@"; do
     name="${m%%:*}"; type="${m##*:}"; f="/tmp/models/$name-$type.gguf"
-    [ -f "$f" ] || { python3 .bench/make_random_gguf.py "$name" "$type" "$f" > "$f.log" 2>&1 & gen+=($!); }
+    [ -f "$f" ] || { python3 scripts/make_random_gguf.py "$name" "$type" "$f" > "$f.log" 2>&1 & gen+=($!); }
   done
   [ ${#gen[@]} -gt 0 ] && wait "${gen[@]}"
   return 0

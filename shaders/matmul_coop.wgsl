@@ -45,6 +45,59 @@ var<workgroup> xs: array<f16, BM * SK>;   // token-major (A, row-major)
 var<workgroup> ws: array<f16, BN * SK>;   // row-major W = column-major B
 var<workgroup> cs: array<f32, 2048>;   // one 16 × 16 tile per subgroup
 
+// One step's staging of a lane: its vec4s of x (lanes XC·i .. XC·i + XC-1
+// read token i's BK columns, coalesced; 256 / XC tokens per pass) and its
+// dequantized weights (row lid % 128, columns (BK/2)(lid/128) .. + BK/2).
+const XH: u32 = BM * XC / 256u;
+const WH: u32 = BK / 16u;
+struct Stage {
+    x: array<vec4<f32>, XH>,
+    w: array<array<f32, 8>, WH>,
+}
+
+fn stage_load(k0: u32, t0: u32, n_tok: u32, n0: u32, w_row0: u32, lid: u32) -> Stage {
+    var s: Stage;
+    let xc4 = lid % XC;
+    let xt = lid / XC;
+    for (var h = 0u; h < XH; h++) {
+        let t = t0 + xt + h * (256u / XC);
+#if GROUPED
+        let xrow = slots[min(t, n_tok - 1u)] / P.x_row_div;
+#else
+        let xrow = min(t, n_tok - 1u);
+#endif
+        s.x[h] = select(vec4<f32>(0.0), X[(xrow * P.x_stride + k0) / 4u + xc4], t < n_tok);
+    }
+    let n = n0 + lid % BN;
+    let wh = (lid / BN) * (BK / 2u);
+    for (var h = 0u; h < WH; h++) {
+        s.w[h] = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        if (n < P.n_out) {
+            s.w[h] = dq8(w_row0 + n, (k0 + wh + h * 8u) / 8u);
+        }
+    }
+    return s;
+}
+
+fn stage_store(s: Stage, lid: u32) {
+    let xc4 = lid % XC;
+    let xt = lid / XC;
+    for (var h = 0u; h < XH; h++) {
+        let at = (xt + h * (256u / XC)) * SK + xc4 * 4u;
+        let v = s.x[h];
+        xs[at] = f16(v.x);
+        xs[at + 1u] = f16(v.y);
+        xs[at + 2u] = f16(v.z);
+        xs[at + 3u] = f16(v.w);
+    }
+    let at = (lid % BN) * SK + (lid / BN) * (BK / 2u);
+    for (var h = 0u; h < WH; h++) {
+        for (var i = 0u; i < 8u; i++) {
+            ws[at + h * 8u + i] = f16(s.w[h][i]);
+        }
+    }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32) {
@@ -89,42 +142,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         c11 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o11], ys);
     }
 #endif
-    // x loads: lanes XC·i .. XC·i + XC-1 read token i's BK columns (coalesced),
-    // 256 / XC tokens per pass.
-    let xc4 = lid % XC;
-    let xt = lid / XC;
-    // w loads: lane lid dequantizes row lid % 128, columns (BK/2)(lid/128) .. + BK/2.
-    let wn = lid % BN;
-    let wh = (lid / BN) * (BK / 2u);
-    for (var k0 = 0u; k0 < P.k; k0 += BK) {
-        for (var h = 0u; h < BM * XC / 256u; h++) {
-            let tt = xt + h * (256u / XC);
-            let t = t0 + tt;
-#if GROUPED
-            let xrow = slots[min(t, n_tok - 1u)] / P.x_row_div;
-#else
-            let xrow = min(t, n_tok - 1u);
+#if PREFETCH
+    // The next step's loads are issued before this step's products, so that
+    // their latency overlaps the matrix units (one staging set in registers).
+    var st = stage_load(0u, t0, n_tok, n0, w_row0, lid);
 #endif
-            let v = select(vec4<f32>(0.0), X[(xrow * P.x_stride + k0) / 4u + xc4], t < n_tok);
-            let at = tt * SK + xc4 * 4u;
-            xs[at] = f16(v.x);
-            xs[at + 1u] = f16(v.y);
-            xs[at + 2u] = f16(v.z);
-            xs[at + 3u] = f16(v.w);
-        }
-        let n = n0 + wn;
-        for (var h = 0u; h < BK / 16u; h++) {
-            let col = k0 + wh + h * 8u;
-            var wv = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-            if (n < P.n_out) {
-                wv = dq8(w_row0 + n, col / 8u);
-            }
-            let at = wn * SK + wh + h * 8u;
-            for (var i = 0u; i < 8u; i++) {
-                ws[at + i] = f16(wv[i]);
-            }
-        }
+#if NOMMA
+    var probe = 0.0;
+#endif
+    for (var k0 = 0u; k0 < P.k; k0 += BK) {
+#if NOSTAGE
+#else
+#if PREFETCH
+        stage_store(st, lid);
+#else
+        stage_store(stage_load(k0, t0, n_tok, n0, w_row0, lid), lid);
+#endif
+#endif
         workgroupBarrier();
+#if PREFETCH
+        if (k0 + BK < P.k) {
+            st = stage_load(k0 + BK, t0, n_tok, n0, w_row0, lid);
+        }
+#endif
+#if NOMMA
+        probe += f32(xs[lid]) + f32(ws[lid]);
+#else
         for (var kk = 0u; kk < BK; kk += 16u) {
             let ia0 = tm * SK + kk;
             let ia1 = ia0 + 16u * SK;
@@ -139,8 +182,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             c10 = coopMultiplyAdd(a1, b0, c10);
             c11 = coopMultiplyAdd(a1, b1, c11);
         }
+#endif
         workgroupBarrier();
     }
+#if NOMMA
+    // Diagnostic only (timing the staging alone): keeps the staged values live.
+    if (probe == 12345.678) {
+        Y[lid] = probe;
+    }
+#endif
     if (direct) {
         coopStoreT(c00, &Y[o00], ys);
         coopStoreT(c01, &Y[o01], ys);

@@ -26,8 +26,21 @@ fn spirv_of(source: &str) -> Result<Vec<u32>, String> {
 
 #[test]
 fn every_matrix_unit_matmul_variant_compiles_to_spirv() {
-    let types = ["f16", "bf16", "q8_0", "q4_0", "q4_1", "q4_k", "q5_k", "q6_k"];
-    let modes: [&[&str]; 6] = [&["STORE"], &["ADD"], &["STORE", "BK64"], &["ADD", "BK64"], &["STORE", "GROUPED"], &["STORE", "GROUPED", "BK64"]];
+    let types = ["f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"];
+    let modes: [&[&str]; 11] = [
+        &["STORE"],
+        &["ADD"],
+        &["STORE", "BK64"],
+        &["ADD", "BK64"],
+        &["STORE", "GROUPED"],
+        &["STORE", "GROUPED", "BK64"],
+        &["STORE", "PREFETCH"],
+        &["ADD", "BK64", "PREFETCH"],
+        &["STORE", "GROUPED", "PREFETCH"],
+        // The benchmarks' diagnostics (staging alone, products alone).
+        &["STORE", "NOMMA"],
+        &["STORE", "NOSTAGE"],
+    ];
     let mut failures = Vec::new();
     for wtype in types {
         for defines in modes {

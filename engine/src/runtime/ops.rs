@@ -361,8 +361,19 @@ impl<'a> Ops<'a> {
         for d in defines {
             key = key.define(d);
         }
-        if file == "matmul_coop.wgsl" && self.coop_bk64(m, grouped) {
-            key = key.define("BK64");
+        if file == "matmul_coop.wgsl" {
+            if self.coop_bk64(m, grouped) {
+                key = key.define("BK64");
+            }
+            // Benchmarks: `prefetch` issues the next step's loads before this
+            // step's products; `nomma` / `nostage` time the staging or the
+            // products alone (wrong results: diagnostics only).
+            match std::env::var("EDDY_COOP_VARIANT").as_deref() {
+                Ok("prefetch") => key = key.define("PREFETCH"),
+                Ok("nomma") => key = key.define("NOMMA"),
+                Ok("nostage") => key = key.define("NOSTAGE"),
+                _ => {}
+            }
         }
         (key, rows)
     }

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""The browser half of scripts/bench-browser.sh: drives the real app in headless Chromium through its test
+hooks (data-testid attributes), runs llama.cpp's WebGPU build (wllama) on the same file in the same browser
+and `eddy bench` natively on it, appends one JSON line per model to RESULTS and prints the table of every
+model in RESULTS.
+
+    bench_browser.py --chrome CHROME --cdp DIR --app URL --wllama URL --eddy BIN --models DIR \
+                     --results FILE [--flags "..."] ID ...
+
+ID is a model id as imported (its GGUF is DIR/ID.gguf). Standard library only: the GPU machine has no node.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+# The prompt of every run: ~520 tokens with make_random_gguf.py's vocabulary (about one token per
+# character: its filler tokens are short). The second prompt of a tab
+# differs so that the engine cannot reuse the first one's state.
+PROMPTS = [
+    "The lighthouse keeper wrote in his log every night. " * 10,
+    "The harbour pilot counted the ships that came in with the tide. " * 8,
+]
+GEN_TOKENS = 128
+
+# Evaluated in the app's page (opened with ?model=ID&temperature=0&max_tokens=N). Waits for the model, then
+# sends each prompt in a new chat, timing the first streamed token (a MutationObserver on the reply's token
+# ids) and the whole reply, and returns the UI's own stats and the adapter's features.
+APP_JS = r"""
+(async (cfg) => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const T = performance.now();
+  let status = '';
+  while (!/ready/i.test(status = (q('model-status')?.textContent || ''))) {
+    if (performance.now() - T > cfg.ready_ms) return { error: 'not ready', status, notice: q('notice')?.textContent || null };
+    await sleep(20);
+  }
+  const ready_s = (performance.now() - T) / 1000;
+  const adapter = await navigator.gpu.requestAdapter();
+  const gpu = { features: [...adapter.features].sort(), description: adapter.info?.description || null };
+  const turns = [];
+  for (const [i, text] of cfg.prompts.entries()) {
+    if (i > 0) { q('new-chat').click(); await sleep(300); }
+    const p = q('prompt');
+    p.value = text; p.dispatchEvent(new Event('input', { bubbles: true }));
+    await sleep(100);
+    const before = document.querySelectorAll('[data-testid="message-assistant"]').length;
+    const t0 = performance.now();
+    q('send').click();
+    let first = null, last = null;
+    for (;;) {
+      const m = document.querySelectorAll('[data-testid="message-assistant"]');
+      last = m.length > before ? m[m.length - 1] : null;
+      if (last && first === null && (last.getAttribute('data-token-ids') || '') !== '') first = performance.now() - t0;
+      if (last && last.getAttribute('aria-busy') === 'false' && performance.now() - t0 > 50) break;
+      if (performance.now() - t0 > cfg.reply_ms) return { error: 'no reply', ready_s, turns };
+      await sleep(2);
+    }
+    turns.push({
+      ttft_ms: first, reply_s: (performance.now() - t0) / 1000,
+      stats: last.querySelector('[data-testid="message-stats"]')?.textContent || null,
+      prefill_tokens: Number(last.getAttribute('data-prefill-tokens') || 0),
+      tokens: (last.getAttribute('data-token-ids') || '').split(',').filter(Boolean).length,
+    });
+  }
+  return { ready_s, gpu, turns, wasm_peak_mib: Number(q('model-status').getAttribute('data-wasm-peak') || 0) / 2 ** 20,
+           notice: q('notice')?.textContent || null };
+})
+"""
+
+
+def parse_stats(text):
+    """The app's stats line: 'prefill 1234 tok/s · decode 123.4 tok/s · …'."""
+    if not text:
+        return {}
+    pre = re.search(r"prefill ([\d.]+) tok/s", text)
+    dec = re.search(r"decode ([\d.]+) tok/s", text)
+    return {"prefill_tps": float(pre.group(1)) if pre else None, "decode_tps": float(dec.group(1)) if dec else None}
+
+
+class Tabs:
+    """Tabs in one Chromium (one profile) that can be closed again, over cdp.py's Chrome."""
+
+    def __init__(self, chrome):
+        self.c = chrome
+
+    def open(self, url, timeout=120):
+        target = self.c.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        s = self.c.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            self.c.call(f"{domain}.enable", session=s)
+        self.c.call("Page.navigate", {"url": url}, session=s)
+        deadline = time.time() + timeout
+        while self.c.eval(s, "document.readyState") != "complete":
+            if time.time() > deadline:
+                raise TimeoutError(f"{url} did not load")
+            time.sleep(0.1)
+        return target, s
+
+    def close(self, target):
+        self.c.call("Target.closeTarget", {"targetId": target})
+
+
+def app_run(tabs, url, timeout_s):
+    target, s = tabs.open(url)
+    cfg = {"prompts": PROMPTS, "ready_ms": timeout_s * 1000, "reply_ms": 240_000}
+    try:
+        r = tabs.c.eval(s, f"({APP_JS})({json.dumps(cfg)})", timeout=timeout_s + 600)
+    except Exception as e:  # a crashed page or a timeout: recorded, the next model still runs
+        r = {"error": repr(e)}
+    for turn in r.get("turns", []):
+        turn.update(parse_stats(turn.get("stats")))
+    tabs.close(target)
+    return r
+
+
+def wllama_run(tabs, url, model_url):
+    target, s = tabs.open(url)
+    try:
+        r = tabs.c.eval(s, f"runWllama({json.dumps(model_url)}, {json.dumps(PROMPTS[0])}, {GEN_TOKENS})", timeout=600)
+        runs = r.get("runs", [])
+        r["prefill_tps"] = runs[0].get("prompt_per_second") if runs else None  # the second run reuses the prompt cache
+        r["decode_tps"] = max((x.get("predicted_per_second") or 0) for x in runs) if runs else None
+    except Exception as e:
+        r = {"error": repr(e)}
+    tabs.close(target)
+    return r
+
+
+def native_run(eddy, gguf, prompt_tokens):
+    cmd = [eddy, "bench", "--model", gguf, "--prompt-len", str(prompt_tokens or 512), "--gen-len", str(GEN_TOKENS),
+           "--repeat", "2", "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode or not lines:
+        return {"error": p.stderr[-400:], "command": " ".join(cmd)}
+    r = json.loads(lines[-1])
+    return {"prefill_tps": r.get("prefill_tokens_per_s_mean"), "decode_tps": r.get("decode_tokens_per_s_mean"),
+            "command": " ".join(cmd)}
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def num(x, fmt="{:.0f}"):
+    return fmt.format(x) if isinstance(x, (int, float)) and x else "-"
+
+
+def table(results):
+    rows = [("model", "GB", "ready cold s", "cold GB/s", "ready warm s", "IDB→GPU GB/s", "wasm peak MiB",
+             "TTFT first/again ms", "prefill browser", "native", "÷", "decode browser", "native", "÷",
+             "wllama pre/dec", "÷ wllama pre/dec")]
+    for r in results:
+        gb = r["bytes"] / 1e9
+        cold, warm = r.get("cold", {}), r.get("warm", {})
+        wt = warm.get("turns") or [{}, {}]
+        ct = cold.get("turns") or [{}]
+        # Steady state: the warm tab's second prompt (pipelines compiled, weights resident, no reuse).
+        hot = wt[-1] if wt else {}
+        nat, wl = r.get("native", {}), r.get("wllama", {})
+        peak = max(cold.get("wasm_peak_mib") or 0, warm.get("wasm_peak_mib") or 0)
+        rows.append((
+            r["id"], f"{gb:.2f}", num(cold.get("ready_s"), "{:.1f}"),
+            num(gb / cold["ready_s"] if cold.get("ready_s") else 0, "{:.2f}"), num(warm.get("ready_s"), "{:.1f}"),
+            num(gb / warm["ready_s"] if warm.get("ready_s") else 0, "{:.2f}"), num(peak, "{:.1f}"),
+            f"{num(ct[0].get('ttft_ms'))}/{num(hot.get('ttft_ms'))}",
+            num(hot.get("prefill_tps")), num(nat.get("prefill_tps")), ratio(hot.get("prefill_tps"), nat.get("prefill_tps")),
+            num(hot.get("decode_tps"), "{:.1f}"), num(nat.get("decode_tps"), "{:.1f}"), ratio(hot.get("decode_tps"), nat.get("decode_tps")),
+            f"{num(wl.get('prefill_tps'))}/{num(wl.get('decode_tps'), '{:.1f}')}",
+            f"{ratio(hot.get('prefill_tps'), wl.get('prefill_tps'))}/{ratio(hot.get('decode_tps'), wl.get('decode_tps'))}",
+        ))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.append("ready: page open → model ready (cold: fresh profile, download + verify + upload; warm: new tab, "
+                 "same profile, from IndexedDB). TTFT: send → first streamed token; first = the cold tab's first "
+                 "prompt, again = the warm tab's second prompt. prefill/decode browser: the app's own stats for "
+                 "that prompt; native: eddy bench on the same file with the same prompt length; wllama: prefill "
+                 "of its first run, decode the better of two.")
+    return "\n".join(lines)
+
+
+def main():
+    a = argparse.ArgumentParser()
+    for flag in ("--chrome", "--cdp", "--app", "--wllama", "--eddy", "--models", "--results"):
+        a.add_argument(flag, required=True)
+    a.add_argument("--flags", default="")
+    a.add_argument("--only-flags", action="store_true", help="--flags without cdp.py's NVIDIA ones (SwiftShader here)")
+    a.add_argument("--short", action="store_true", help="a smoke test: short prompts, 16 tokens")
+    a.add_argument("--ready-timeout", type=float, default=420)
+    a.add_argument("ids", nargs="*")
+    args = a.parse_args()
+    sys.path.insert(0, args.cdp)
+    import cdp  # ../shared/browser-gpu/cdp.py, staged by bench-browser.sh
+
+    global PROMPTS, GEN_TOKENS
+    if args.short:
+        PROMPTS, GEN_TOKENS = [p[: len(p) // 10] for p in PROMPTS], 16
+    flags = ([] if args.only_flags else cdp.FLAGS) + args.flags.split()
+    for mid in args.ids:
+        gguf = os.path.join(args.models, mid + ".gguf")
+        r = {"id": mid, "bytes": os.path.getsize(gguf), "flags": flags, "date": time.strftime("%Y-%m-%d %H:%M")}
+        url = f"{args.app}/?model={mid}&temperature=0&max_tokens={GEN_TOKENS}"
+        # A fresh profile per model: cold means nothing of it in IndexedDB or the shader cache.
+        with cdp.Chrome(args.chrome, flags, os.environ.get("CHROME_STDERR")) as c:
+            r["browser"] = c.call("Browser.getVersion").get("product")
+            tabs = Tabs(c)
+            r["cold"] = app_run(tabs, url, args.ready_timeout)
+            r["warm"] = app_run(tabs, url, args.ready_timeout)
+            r["wllama"] = wllama_run(tabs, f"{args.wllama}/wllama.html", f"{args.wllama}/models/{mid}.gguf")
+            r["console_tail"] = c.console[-20:]
+        shutil.rmtree(c.profile, ignore_errors=True)  # the 8B-A1B leaves 4.7 GB there
+        prompt_tokens = ((r["warm"].get("turns") or [{}])[-1]).get("prefill_tokens")
+        r["native"] = native_run(args.eddy, gguf, prompt_tokens)
+        print(json.dumps(r), file=sys.stderr, flush=True)
+        with open(args.results, "a") as f:
+            f.write(json.dumps(r) + "\n")
+    results = {}
+    for line in open(args.results):
+        r = json.loads(line)
+        results[r["id"]] = r  # the latest run of each model
+    print(table(list(results.values())))
+
+
+if __name__ == "__main__":
+    main()
