@@ -120,6 +120,7 @@ def app_run(tabs, url, timeout_s):
 
 
 def wllama_run(tabs, url, model_url):
+    seen = len(tabs.c.console)
     target, s = tabs.open(url)
     try:
         r = tabs.c.eval(s, f"runWllama({json.dumps(model_url)}, {json.dumps(PROMPTS[0])}, {GEN_TOKENS})", timeout=600)
@@ -128,6 +129,9 @@ def wllama_run(tabs, url, model_url):
         r["decode_tps"] = max((x.get("predicted_per_second") or 0) for x in runs) if runs else None
     except Exception as e:
         r = {"error": repr(e)}
+    # llama.cpp logs where its KV cache lives: "CPU KV buffer" means it did not get the GPU
+    # (seen on the H200 on 2026-12-02), so its figures are not WebGPU's.
+    r["backend"] = "cpu" if any("CPU KV buffer" in line for line in tabs.c.console[seen:]) else "gpu"
     tabs.close(target)
     return r
 
@@ -172,7 +176,7 @@ def table(results):
             f"{num(ct[0].get('ttft_ms'))}/{num(hot.get('ttft_ms'))}",
             num(hot.get("prefill_tps")), num(nat.get("prefill_tps")), ratio(hot.get("prefill_tps"), nat.get("prefill_tps")),
             num(hot.get("decode_tps"), "{:.1f}"), num(nat.get("decode_tps"), "{:.1f}"), ratio(hot.get("decode_tps"), nat.get("decode_tps")),
-            f"{num(wl.get('prefill_tps'))}/{num(wl.get('decode_tps'), '{:.1f}')}",
+            f"{num(wl.get('prefill_tps'))}/{num(wl.get('decode_tps'), '{:.1f}')}" + (" (CPU)" if wl.get("backend") == "cpu" else ""),
             f"{ratio(hot.get('prefill_tps'), wl.get('prefill_tps'))}/{ratio(hot.get('decode_tps'), wl.get('decode_tps'))}",
         ))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
@@ -181,7 +185,7 @@ def table(results):
                  "same profile, from IndexedDB). TTFT: send → first streamed token; first = the cold tab's first "
                  "prompt, again = the warm tab's second prompt. prefill/decode browser: the app's own stats for "
                  "that prompt; native: eddy bench on the same file with the same prompt length; wllama: prefill "
-                 "of its first run, decode the better of two.")
+                 "of its first run, decode the better of two; (CPU): it ran on its CPU backend.")
     return "\n".join(lines)
 
 

@@ -142,29 +142,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         c11 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o11], ys);
     }
 #endif
-#if PREFETCH
-    // The next step's loads are issued before this step's products, so that
-    // their latency overlaps the matrix units (one staging set in registers).
-    var st = stage_load(0u, t0, n_tok, n0, w_row0, lid);
-#endif
 #if NOMMA
     var probe = 0.0;
 #endif
     for (var k0 = 0u; k0 < P.k; k0 += BK) {
 #if NOSTAGE
 #else
-#if PREFETCH
-        stage_store(st, lid);
-#else
         stage_store(stage_load(k0, t0, n_tok, n0, w_row0, lid), lid);
 #endif
-#endif
         workgroupBarrier();
-#if PREFETCH
-        if (k0 + BK < P.k) {
-            st = stage_load(k0 + BK, t0, n_tok, n0, w_row0, lid);
-        }
-#endif
 #if NOMMA
         probe += f32(xs[lid]) + f32(ws[lid]);
 #else

@@ -365,11 +365,9 @@ impl<'a> Ops<'a> {
             if self.coop_bk64(m, grouped) {
                 key = key.define("BK64");
             }
-            // Benchmarks: `prefetch` issues the next step's loads before this
-            // step's products; `nomma` / `nostage` time the staging or the
-            // products alone (wrong results: diagnostics only).
+            // Diagnostics for benchmarks (wrong results): `nomma` / `nostage`
+            // time the staging or the products alone.
             match std::env::var("EDDY_COOP_VARIANT").as_deref() {
-                Ok("prefetch") => key = key.define("PREFETCH"),
                 Ok("nomma") => key = key.define("NOMMA"),
                 Ok("nostage") => key = key.define("NOSTAGE"),
                 _ => {}
