@@ -40,6 +40,8 @@ pub fn recommended_sampling(arch: engine::model::Arch, generation_config: Option
     let mut s = match arch {
         Arch::Lfm2 | Arch::Lfm2Moe => RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 },
         Arch::Llama => RecommendedSampling { temperature: 0.2, top_k: 0, top_p: 0.9, min_p: 0.0, repetition_penalty: 1.0 },
+        // Qwen3's model card, non-thinking mode.
+        Arch::Qwen3 => RecommendedSampling { temperature: 0.7, top_k: 20, top_p: 0.8, min_p: 0.0, repetition_penalty: 1.0 },
     };
     if let Some(g) = generation_config.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()) {
         if g.get("do_sample").and_then(|v| v.as_bool()) == Some(true) {

@@ -1,5 +1,6 @@
-//! tiny-lfm2 and tiny-lfm2-moe against transformers' float32 outputs
-//! (../shared/models/*/reference.json), from safetensors and from the f32 GGUF.
+//! tiny-lfm2, tiny-lfm2-moe and tiny-qwen3 against transformers' float32
+//! outputs (fixtures/models/*/reference.json), from safetensors and from the
+//! f32 GGUF.
 
 mod common;
 
@@ -58,6 +59,18 @@ fn tiny_lfm2_safetensors() {
 #[test]
 fn tiny_lfm2_gguf_f32() {
     check_model("tiny-lfm2", "tiny-lfm2-f32.gguf", false, TOL);
+}
+
+/// Qwen3: QK-norm, NeoX RoPE in GGUF too, an untied head, no BOS, a model
+/// vocabulary padded past the tokenizer's.
+#[test]
+fn tiny_qwen3_safetensors() {
+    check_model("tiny-qwen3", ".", false, TOL);
+}
+
+#[test]
+fn tiny_qwen3_gguf_f32() {
+    check_model("tiny-qwen3", "tiny-qwen3-f32.gguf", false, TOL);
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 #[test]
 fn tokenizers_match_transformers() {
-    for model in ["tiny-lfm2", "tiny-lfm2-moe"] {
+    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3"] {
         let r = reference(model);
         for source in [".", &format!("{model}-f32.gguf"), &format!("{model}-q8_0.gguf")] {
             let spec = spec(model, source);
@@ -44,14 +44,15 @@ fn tokenizers_match_transformers() {
 
 #[test]
 fn chat_template_renders_like_transformers() {
-    for model in ["tiny-lfm2", "tiny-lfm2-moe"] {
+    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3"] {
         let r = reference(model);
         let chat = r["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "chat").unwrap();
         let messages: Vec<ChatMessage> = serde_json::from_value(chat["messages"].clone()).unwrap();
         for source in [".", &format!("{model}-f32.gguf")] {
             let spec = spec(model, source);
             let tok = Tokenizer::from_spec(&spec).unwrap();
-            let bos = tok.id_to_token(spec.bos.unwrap()).unwrap();
+            // Qwen3 has no BOS in its tokenizer config (its GGUF names one it never adds).
+            let bos = spec.bos.and_then(|b| tok.id_to_token(b)).unwrap_or_default();
             let eos = tok.id_to_token(spec.eos.unwrap()).unwrap();
             let template = ChatTemplate::new(spec.chat_template.as_deref().unwrap(), &bos, &eos).unwrap();
             let text = template.render(&messages, true).unwrap();

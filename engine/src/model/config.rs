@@ -13,6 +13,8 @@ pub enum Arch {
     Lfm2,
     Lfm2Moe,
     Llama,
+    /// Llama's block with RMS norms on each head's queries and keys, NeoX RoPE.
+    Qwen3,
 }
 
 impl Arch {
@@ -21,7 +23,30 @@ impl Arch {
             Arch::Lfm2 => "lfm2",
             Arch::Lfm2Moe => "lfm2moe",
             Arch::Llama => "llama",
+            Arch::Qwen3 => "qwen3",
         }
+    }
+
+    /// LFM2's family: short-convolution layers beside attention, the final
+    /// norm stored as `token_embd_norm`.
+    pub fn is_lfm2(self) -> bool {
+        matches!(self, Arch::Lfm2 | Arch::Lfm2Moe)
+    }
+
+    /// Whether attention normalizes each head's queries and keys (RMS) before RoPE.
+    pub fn qk_norm(self) -> bool {
+        !matches!(self, Arch::Llama)
+    }
+
+    /// RoPE's pairing in GGUF files: llama.cpp's converter permutes Llama's
+    /// Q/K rows to the normal form and leaves the others as trained (NeoX).
+    pub fn gguf_rope_style(self) -> RopeStyle {
+        if self == Arch::Llama { RopeStyle::Normal } else { RopeStyle::Neox }
+    }
+
+    /// RoPE's base when the file does not say.
+    pub fn default_rope_theta(self) -> f32 {
+        if self == Arch::Llama { 10_000.0 } else { 1_000_000.0 }
     }
 }
 
@@ -149,7 +174,7 @@ impl ModelConfig {
             n += match kind {
                 LayerKind::Conv => 4 * d * d + self.conv_kernel as u64 * d,
                 LayerKind::Attention => {
-                    d * h * hd + 2 * d * g * hd + h * hd * d + if self.arch == Arch::Llama { 0 } else { 2 * hd }
+                    d * h * hd + 2 * d * g * hd + h * hd * d + if self.arch.qk_norm() { 2 * hd } else { 0 }
                 }
             };
             n += match (&self.moe, self.is_moe_layer(l)) {
@@ -222,6 +247,7 @@ impl ModelConfig {
             "lfm2" => Arch::Lfm2,
             "lfm2moe" => Arch::Lfm2Moe,
             "llama" => Arch::Llama,
+            "qwen3" => Arch::Qwen3,
             other => return Err(ModelError::UnsupportedArchitecture(other.to_string())),
         };
         let a = arch_name;
@@ -241,7 +267,7 @@ impl ModelConfig {
         }
         let layers: Vec<LayerKind> = kv_per_layer
             .iter()
-            .map(|&g| if g == 0 && arch != Arch::Llama { LayerKind::Conv } else { LayerKind::Attention })
+            .map(|&g| if g == 0 && arch.is_lfm2() { LayerKind::Conv } else { LayerKind::Attention })
             .collect();
         let n_kv_heads = kv_per_layer.iter().copied().find(|&g| g > 0).unwrap_or(n_heads);
         if kv_per_layer.iter().any(|&g| g != 0 && g != n_kv_heads) {
@@ -279,21 +305,21 @@ impl ModelConfig {
             ffn: meta_usize(file, &format!("{a}.feed_forward_length"))?,
             vocab,
             context_length: file.get(&format!("{a}.context_length")).and_then(Value::as_u64).unwrap_or(4096).min(MAX_CONTEXT as u64) as usize,
-            rope_theta: meta_f32(file, &format!("{a}.rope.freq_base"), 10_000.0)?,
-            rope_style: if arch == Arch::Llama { RopeStyle::Normal } else { RopeStyle::Neox },
+            rope_theta: meta_f32(file, &format!("{a}.rope.freq_base"), arch.default_rope_theta())?,
+            rope_style: arch.gguf_rope_style(),
             norm_eps: meta_f32(file, &format!("{a}.attention.layer_norm_rms_epsilon"), 1e-5)?,
             layers,
             conv_kernel: meta_count_or(file, &format!("{a}.shortconv.l_cache"), 3)?,
             moe,
             tied_embeddings: !file.tensors.iter().any(|t| t.name == "output.weight"),
         };
-        if arch == Arch::Llama {
-            if let Some(dims) = file.get("llama.rope.dimension_count").and_then(Value::as_u64) {
+        if !arch.is_lfm2() {
+            if let Some(dims) = file.get(&format!("{a}.rope.dimension_count")).and_then(Value::as_u64) {
                 if dims as usize != config.head_dim {
                     return Err(ModelError::InvalidConfig(format!("partial RoPE ({dims} of {} dims) is not supported", config.head_dim)));
                 }
             }
-            if file.get("llama.rope.scaling.type").and_then(Value::as_str).is_some_and(|s| s != "none") {
+            if file.get(&format!("{a}.rope.scaling.type")).and_then(Value::as_str).is_some_and(|s| s != "none") {
                 return Err(ModelError::InvalidConfig("RoPE scaling is not supported".into()));
             }
         }
@@ -341,6 +367,7 @@ impl ModelConfig {
             "lfm2" => Arch::Lfm2,
             "lfm2_moe" => Arch::Lfm2Moe,
             "llama" => Arch::Llama,
+            "qwen3" => Arch::Qwen3,
             other => return Err(ModelError::UnsupportedArchitecture(other.to_string())),
         };
         let hidden = j_req(c, "hidden_size")?;
@@ -349,12 +376,12 @@ impl ModelConfig {
         let n_kv_heads = j_usize(c, "num_key_value_heads").unwrap_or(n_heads);
         let rope_theta = j_f32(c, "rope_theta")
             .or_else(|| c.get("rope_parameters").and_then(|r| j_f32(r, "rope_theta")))
-            .unwrap_or(if arch == Arch::Llama { 10_000.0 } else { 1_000_000.0 });
+            .unwrap_or(arch.default_rope_theta());
         if let Some(scaling) = c.get("rope_scaling").filter(|v| !v.is_null()) {
             return Err(ModelError::InvalidConfig(format!("RoPE scaling {scaling} is not supported")));
         }
         let layers = match arch {
-            Arch::Llama => vec![LayerKind::Attention; n_layers],
+            Arch::Llama | Arch::Qwen3 => vec![LayerKind::Attention; n_layers],
             _ => {
                 if let Some(types) = c.get("layer_types").and_then(Json::as_array) {
                     types
@@ -401,7 +428,7 @@ impl ModelConfig {
             .get("tie_word_embeddings")
             .or_else(|| c.get("tie_embedding"))
             .and_then(Json::as_bool)
-            .unwrap_or(arch != Arch::Llama);
+            .unwrap_or(arch.is_lfm2());
         let config = ModelConfig {
             arch,
             hidden,

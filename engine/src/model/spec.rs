@@ -129,7 +129,7 @@ pub fn expected_weights(c: &ModelConfig) -> Vec<(String, Vec<u64>)> {
                 w.push((b("attn_k.weight"), vec![d, kv]));
                 w.push((b("attn_v.weight"), vec![d, kv]));
                 w.push((b("attn_output.weight"), vec![q, d]));
-                if c.arch != Arch::Llama {
+                if c.arch.qk_norm() {
                     w.push((b("attn_q_norm.weight"), vec![hd]));
                     w.push((b("attn_k_norm.weight"), vec![hd]));
                 }
@@ -159,7 +159,7 @@ pub fn expected_weights(c: &ModelConfig) -> Vec<(String, Vec<u64>)> {
 pub fn final_norm_name(arch: Arch) -> &'static str {
     match arch {
         Arch::Lfm2 | Arch::Lfm2Moe => "token_embd_norm.weight",
-        Arch::Llama => "output_norm.weight",
+        Arch::Llama | Arch::Qwen3 => "output_norm.weight",
     }
 }
 
@@ -288,8 +288,8 @@ pub struct HfFolder {
 fn hf_to_gguf_name(arch: Arch, name: &str) -> Option<(String, Option<u64>)> {
     let top = match name {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.embedding_norm.weight" if arch != Arch::Llama => Some("token_embd_norm.weight"),
-        "model.norm.weight" if arch == Arch::Llama => Some("output_norm.weight"),
+        "model.embedding_norm.weight" if arch.is_lfm2() => Some("token_embd_norm.weight"),
+        "model.norm.weight" if !arch.is_lfm2() => Some("output_norm.weight"),
         "lm_head.weight" => Some("output.weight"),
         _ => None,
     };
@@ -319,8 +319,8 @@ fn hf_to_gguf_name(arch: Arch, name: &str) -> Option<(String, Option<u64>)> {
         "self_attn.k_proj.weight" => "attn_k.weight",
         "self_attn.v_proj.weight" => "attn_v.weight",
         "self_attn.out_proj.weight" | "self_attn.o_proj.weight" => "attn_output.weight",
-        "self_attn.q_layernorm.weight" => "attn_q_norm.weight",
-        "self_attn.k_layernorm.weight" => "attn_k_norm.weight",
+        "self_attn.q_layernorm.weight" | "self_attn.q_norm.weight" => "attn_q_norm.weight",
+        "self_attn.k_layernorm.weight" | "self_attn.k_norm.weight" => "attn_k_norm.weight",
         "feed_forward.w1.weight" | "mlp.gate_proj.weight" => "ffn_gate.weight",
         "feed_forward.w3.weight" | "mlp.up_proj.weight" => "ffn_up.weight",
         "feed_forward.w2.weight" | "mlp.down_proj.weight" => "ffn_down.weight",

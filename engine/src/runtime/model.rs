@@ -120,7 +120,7 @@ pub fn plan(spec: &ModelSpec, binding_limit: u64) -> Result<(LoadPlan, Graph), M
                 } else {
                     Qkv::Separate([plain(&mut matrices, &names[0], 1)?, plain(&mut matrices, &names[1], 1)?, plain(&mut matrices, &names[2], 1)?])
                 };
-                let (q_norm, k_norm) = if c.arch == crate::model::Arch::Llama {
+                let (q_norm, k_norm) = if !c.arch.qk_norm() {
                     (None, None)
                 } else {
                     let (qn, kn) = (b("attn_q_norm.weight"), b("attn_k_norm.weight"));
