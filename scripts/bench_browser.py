@@ -65,6 +65,7 @@ APP_JS = r"""
       ttft_ms: first, reply_s: (performance.now() - t0) / 1000,
       stats: last.querySelector('[data-testid="message-stats"]')?.textContent || null,
       prefill_tokens: Number(last.getAttribute('data-prefill-tokens') || 0),
+      record_ms: Number(last.getAttribute('data-record-ms') || 0), wait_ms: Number(last.getAttribute('data-wait-ms') || 0),
       tokens: (last.getAttribute('data-token-ids') || '').split(',').filter(Boolean).length,
     });
   }
@@ -145,6 +146,7 @@ def native_run(eddy, gguf, prompt_tokens):
         return {"error": p.stderr[-400:], "command": " ".join(cmd)}
     r = json.loads(lines[-1])
     return {"prefill_tps": r.get("prefill_tokens_per_s_mean"), "decode_tps": r.get("decode_tokens_per_s_mean"),
+            "record_ms": r.get("decode_record_ms_per_token"), "wait_ms": r.get("decode_wait_ms_per_token"),
             "command": " ".join(cmd)}
 
 
@@ -159,7 +161,7 @@ def num(x, fmt="{:.0f}"):
 def table(results):
     rows = [("model", "GB", "ready cold s", "cold GB/s", "ready warm s", "IDB→GPU GB/s", "wasm peak MiB",
              "TTFT first/again ms", "prefill browser", "native", "÷", "decode browser", "native", "÷",
-             "wllama pre/dec", "÷ wllama pre/dec")]
+             "record/wait ms browser", "native", "wllama pre/dec", "÷ wllama pre/dec")]
     for r in results:
         gb = r["bytes"] / 1e9
         cold, warm = r.get("cold", {}), r.get("warm", {})
@@ -176,6 +178,8 @@ def table(results):
             f"{num(ct[0].get('ttft_ms'))}/{num(hot.get('ttft_ms'))}",
             num(hot.get("prefill_tps")), num(nat.get("prefill_tps")), ratio(hot.get("prefill_tps"), nat.get("prefill_tps")),
             num(hot.get("decode_tps"), "{:.1f}"), num(nat.get("decode_tps"), "{:.1f}"), ratio(hot.get("decode_tps"), nat.get("decode_tps")),
+            f"{num(hot.get('record_ms'), '{:.2f}')}/{num(hot.get('wait_ms'), '{:.2f}')}",
+            f"{num(nat.get('record_ms'), '{:.2f}')}/{num(nat.get('wait_ms'), '{:.2f}')}",
             f"{num(wl.get('prefill_tps'))}/{num(wl.get('decode_tps'), '{:.1f}')}" + (" (CPU)" if wl.get("backend") == "cpu" else ""),
             f"{ratio(hot.get('prefill_tps'), wl.get('prefill_tps'))}/{ratio(hot.get('decode_tps'), wl.get('decode_tps'))}",
         ))
@@ -185,7 +189,8 @@ def table(results):
                  "same profile, from IndexedDB). TTFT: send → first streamed token; first = the cold tab's first "
                  "prompt, again = the warm tab's second prompt. prefill/decode browser: the app's own stats for "
                  "that prompt; native: eddy bench on the same file with the same prompt length; wllama: prefill "
-                 "of its first run, decode the better of two; (CPU): it ran on its CPU backend.")
+                 "of its first run, decode the better of two; (CPU): it ran on its CPU backend. record/wait: CPU ms "
+                 "per decoded token recording and submitting the step / waiting for its token.")
     return "\n".join(lines)
 
 

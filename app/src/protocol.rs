@@ -113,6 +113,12 @@ pub struct GenerationStats {
     pub stop_reason: String,
     /// Estimated prefill time the reuse saved, in seconds.
     pub prefill_seconds_saved: f64,
+    /// Per decoded token: CPU time recording and submitting the step, and time
+    /// waiting for its token (what bounds decode: the CPU or the GPU).
+    #[serde(default)]
+    pub decode_record_ms_per_token: f64,
+    #[serde(default)]
+    pub decode_wait_ms_per_token: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,13 @@ test('the reference chat gives the reference greedy tokens', async ({ page }) =>
   await expect(stats).toContainText('decode');
   await expect(stats).toContainText('tok/s');
   await expect(page.getByTestId('context-usage')).toContainText(`of 4096 context tokens used`);
+  // Where decode time went, for benchmarks: CPU ms per token recording the step, and waiting for it.
+  const reply = page.getByTestId('message-assistant').last();
+  const recordMs = Number(await reply.getAttribute('data-record-ms'));
+  const waitMs = Number(await reply.getAttribute('data-wait-ms'));
+  expect(recordMs).toBeGreaterThan(0);
+  expect(waitMs).toBeGreaterThanOrEqual(0);
+  expect(recordMs + waitMs).toBeLessThan(60_000);
 });
 
 test('a second turn reuses the first turn state and prefills only the new tokens', async ({ page }) => {

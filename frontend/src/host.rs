@@ -605,6 +605,8 @@ impl Host {
                     context_size: capacity,
                     stop_reason: serde_json::to_value(g.stop).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
                     prefill_seconds_saved: if rate > 0.0 { reused as f64 / rate } else { 0.0 },
+                    decode_record_ms_per_token: 1000.0 * g.record_seconds / g.tokens.len().max(1) as f64,
+                    decode_wait_ms_per_token: 1000.0 * g.wait_seconds / g.tokens.len().max(1) as f64,
                 };
                 let visible: Vec<u32> = g.tokens.iter().copied().filter(|t| !stops.contains(t)).collect();
                 self.emit(Event::Generated { text: text.tokenizer.decode_shown(&visible), tokens: g.tokens, stats });

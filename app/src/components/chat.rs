@@ -386,10 +386,13 @@ fn message_view(index: usize, m: Message, editing: RwSignal<Option<usize>>) -> i
         });
         let stats = m.stats.as_ref().map(stats_line);
         let (reused, prefilled) = m.stats.as_ref().map_or((String::new(), String::new()), |s| (s.reused_tokens.to_string(), s.prefill_tokens.to_string()));
+        // Where decode time went (benchmarks read these): CPU recording, waiting for the GPU.
+        let (record_ms, wait_ms) = m.stats.as_ref().map_or((String::new(), String::new()), |s| (format!("{:.3}", s.decode_record_ms_per_token), format!("{:.3}", s.decode_wait_ms_per_token)));
         let pending = m.pending;
         view! {
             <article class="msg assistant" class:pending=m.pending data-testid="message-assistant" data-token-ids=ids
-                data-reused-tokens=reused data-prefill-tokens=prefilled aria-busy=m.pending.to_string()>
+                data-reused-tokens=reused data-prefill-tokens=prefilled data-record-ms=record_ms data-wait-ms=wait_ms
+                aria-busy=m.pending.to_string()>
                 <div class="who">"Assistant"</div>
                 {thinking}
                 <div class="body markdown" inner_html=html></div>
