@@ -9,7 +9,7 @@ use engine::{
     gpu::{read_buffer, Gpu, GpuOptions},
     runtime::{
         kernels::{uniform, Count, Dispatch, Kernels},
-        ops::{Epilogue, F16Scratch, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
+        ops::{Epilogue, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
         weights::{upload_matrix, GpuMatrix},
     },
 };
@@ -68,7 +68,6 @@ struct Harness {
     kernels: Kernels,
     step: wgpu::Buffer,
     tuning: std::cell::Cell<Tuning>,
-    f16_scratch: (wgpu::Buffer, wgpu::Buffer),
 }
 
 impl Harness {
@@ -81,21 +80,11 @@ impl Harness {
         assert_eq!(gpu.f16, f16 && gpu.adapter_features.contains(wgpu::Features::SHADER_F16));
         assert_eq!(gpu.subgroups, subgroups && gpu.adapter_features.contains(wgpu::Features::SUBGROUP));
         let step = uniform(&gpu, "step", &[0; 4]);
-        // The direct matrix-unit prefill's f16 copies: parts of up to 16 MiB as f16, 256 tokens of 8192 columns.
-        let scratch = |label, bytes| gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
-        let f16_scratch = (scratch("f16-weights", 16 << 20), scratch("f16-x", 256 * 8192 * 2));
-        Self { gpu, kernels: Kernels::new(), step, tuning: std::cell::Cell::new(Tuning::default()), f16_scratch }
+        Self { gpu, kernels: Kernels::new(), step, tuning: std::cell::Cell::new(Tuning::default()) }
     }
 
     fn ops(&self) -> Ops<'_> {
-        let f16_scratch = Some(F16Scratch { weights: &self.f16_scratch.0, x: &self.f16_scratch.1, max_cols: 8192 });
-        Ops { gpu: &self.gpu, kernels: &self.kernels, step: &self.step, tuning: self.tuning.get(), f16_scratch }
-    }
-
-    /// The prefill mat-mat paths this device has: staged, and where it has matrix units, direct from f16 copies.
-    fn prefill_tunings(&self) -> Vec<Tuning> {
-        let direct = self.gpu.coop_matrix.then_some(Tuning { coop_direct: true, ..Tuning::DEFAULT });
-        std::iter::once(Tuning::DEFAULT).chain(direct).collect()
+        Ops { gpu: &self.gpu, kernels: &self.kernels, step: &self.step, tuning: self.tuning.get() }
     }
 
     fn buffer(&self, bytes: &[u8]) -> wgpu::Buffer {
@@ -235,8 +224,6 @@ fn prefill_tolerance(h: &Harness, dtype: DType) -> f32 {
 #[test]
 fn matmul_whole_and_partial_tiles() {
     both_devices(|h, dev| {
-        for tuning in h.prefill_tunings() {
-        h.tuning.set(tuning);
         for dtype in [DType::Q4_0, DType::F16, DType::Q6K] {
             for ep in [Epilogue::Store, Epilogue::Add] {
                 let mut rng = Rng(41 + dtype.ggml_id() as u64);
@@ -261,11 +248,9 @@ fn matmul_whole_and_partial_tiles() {
                     }
                 }
                 let e = rel_err(&got, &want);
-                assert!(e < prefill_tolerance(h, dtype), "{ep:?} {dtype} {rows}x{cols} over {tokens} tokens {dev} (direct {}): relative error {e:.2e}", tuning.coop_direct);
+                assert!(e < prefill_tolerance(h, dtype), "{ep:?} {dtype} {rows}x{cols} over {tokens} tokens {dev}: relative error {e:.2e}");
             }
         }
-        }
-        h.tuning.set(Tuning::DEFAULT);
     });
 }
 
@@ -275,13 +260,13 @@ fn matmul_whole_and_partial_tiles() {
 const TUNINGS: [Tuning; 9] = [
     Tuning::DEFAULT,
     Tuning { matvec_xr: true, xr_always: true, ..Tuning::DEFAULT },
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_direct: false },
-    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_direct: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_direct: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_direct: false },
-    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_direct: false },
-    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_direct: false },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1, coop_direct: false },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1 },
 ];
 
 /// Rows as long as real models' (2048 to 8192 columns), where a group spans
@@ -372,14 +357,10 @@ fn matvec_with_fused_rmsnorm() {
 #[test]
 fn matmul_every_type() {
     both_devices(|h, dev| {
-        for tuning in h.prefill_tunings() {
-            h.tuning.set(tuning);
-            for dtype in DType::ALL {
-                check_linear(h, Pass::Prefill, dtype, 70, Epilogue::Store, dev);
-                check_linear(h, Pass::Prefill, dtype, 5, Epilogue::Add, dev);
-            }
+        for dtype in DType::ALL {
+            check_linear(h, Pass::Prefill, dtype, 70, Epilogue::Store, dev);
+            check_linear(h, Pass::Prefill, dtype, 5, Epilogue::Add, dev);
         }
-        h.tuning.set(Tuning::DEFAULT);
     });
 }
 

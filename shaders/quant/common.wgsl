@@ -1,7 +1,12 @@
 // Shared by every weight type. W is read as vec4<u32>: every dot unit's
 // payload is 16-byte aligned (weights.rs lays rows out so), so the hot loads
 // are 128-bit; single words (scales) come through w32().
-#include "quant/geom.wgsl"
+struct WeightGeom {
+    row_words: u32,
+    scale_words: u32,
+    scale_off: u32,
+    rows: u32,
+}
 
 fn w32(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }
 

@@ -86,10 +86,6 @@ struct DeviceArgs {
     /// Prompt chunks of at most this many tokens run token by token through the decode pass.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.prefill_by_token)]
     prefill_by_token: u32,
-    /// Prefill on the matrix units from f16 copies of the weights and x made
-    /// once per pass, instead of staging tiles (not yet measured).
-    #[arg(long)]
-    coop_direct: bool,
     /// Staged mat-vecs with fewer workgroups keep one output per group.
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.rows_min_workgroups)]
     rows_min_workgroups: u32,
@@ -117,7 +113,6 @@ impl DeviceArgs {
                 min_workgroups: self.min_workgroups,
                 route_in_gate_up: !self.route_kernel,
                 prefill_by_token: self.prefill_by_token,
-                coop_direct: self.coop_direct,
             },
             ..Default::default()
         }

@@ -23,7 +23,7 @@ pub async fn weight_values(model: &Model, name: &str) -> Result<Vec<f32>, ModelE
     let src_rows = spec.dims[1..].iter().product::<u64>();
     let cols = matrix.cols() as usize;
     let step = uniform(gpu, "inspect-step", &[0; 4]);
-    let ops = Ops { gpu, kernels: &model.kernels, step: &step, tuning: Default::default(), f16_scratch: None };
+    let ops = Ops { gpu, kernels: &model.kernels, step: &step, tuning: Default::default() };
     let mut out = Vec::with_capacity(src_rows as usize * cols);
     let rows: Vec<u32> = (0..src_rows).map(|r| map.dst_row(r) as u32).collect();
     for chunk in rows.chunks(ROWS_PER_PASS) {

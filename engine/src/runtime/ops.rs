@@ -87,11 +87,6 @@ pub struct Tuning {
     /// the mat-mats, and 208.6 s with 64 here for adapters named SwiftShader
     /// (whether the browser's adapter matched was not checked).
     pub prefill_by_token: u32,
-    /// Prefill on the matrix units from f16 copies made once per pass
-    /// (dequant_f16.wgsl, x_to_f16.wgsl, matmul_coop_f16.wgsl) instead of
-    /// staging tiles in workgroup memory (matmul_coop.wgsl). Off until it
-    /// is measured: written after the staging was found to bound prefill.
-    pub coop_direct: bool,
 }
 
 impl Tuning {
@@ -100,10 +95,10 @@ impl Tuning {
     /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes. Two outputs per group
     /// of the staged quantized mat-vecs: MoE gate/up 13.5 → 9.7 µs, 2.6B gate/up
     /// 13.7 → 10.4 µs; fewer than 256 workgroups left the 2048-row ones slower.
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1, coop_direct: false };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: true, prefill_by_token: 1, coop_direct: false };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: true, prefill_by_token: 1 };
 
     /// Outputs per lane group of a staged mat-vec of `dtype`: the float types
     /// keep one (two made LFM2-1.2B F16 decode 13% slower on the H200).
@@ -250,34 +245,6 @@ pub struct Ops<'a> {
     pub kernels: &'a Kernels,
     pub step: &'a wgpu::Buffer,
     pub tuning: Tuning,
-    /// With `Tuning::coop_direct`: the f16 weights and x of the prefill mat-mats.
-    pub f16_scratch: Option<F16Scratch<'a>>,
-}
-
-/// Where the direct matrix-unit prefill keeps its f16 copies: `weights` a
-/// part's rows in whole 128-row tiles, `x` a pass's tokens in whole 64-token
-/// tiles of up to `max_cols` columns.
-#[derive(Clone, Copy)]
-pub struct F16Scratch<'a> {
-    pub weights: &'a wgpu::Buffer,
-    pub x: &'a wgpu::Buffer,
-    pub max_cols: u64,
-}
-
-impl F16Scratch<'_> {
-    /// Bytes of a part of `rows` × `cols` as f16 in whole tiles.
-    pub fn weight_bytes(rows: u64, cols: u64) -> u64 {
-        rows.div_ceil(128) * 128 * cols * 2
-    }
-
-    /// Bytes of a pass of `tokens` × `cols` as f16 in whole tiles.
-    pub fn x_bytes(tokens: u64, cols: u64) -> u64 {
-        tokens.div_ceil(64) * 64 * cols * 2
-    }
-
-    fn holds(&self, rows: u64, cols: u64) -> bool {
-        cols <= self.max_cols && Self::weight_bytes(rows, cols) <= self.weights.size()
-    }
 }
 
 /// An RMSNorm applied inside a mat-vec: the gains and epsilon.
@@ -421,16 +388,6 @@ impl<'a> Ops<'a> {
         self.gpu.coop_matrix && m.dtype() != DType::F32 && m.cols() % 32 == 0 && x_stride % 4 == 0 && std::env::var_os("EDDY_NO_COOP").is_none()
     }
 
-    /// Whether `m`'s prefill can take the direct matrix-unit path: the staged
-    /// kernel would run (`coop_matmul`), the columns come in 16-wide steps,
-    /// and every part fits the scratch (and dequant_f16.wgsl's grid).
-    fn coop_direct_fits(&self, m: &GpuMatrix, x_stride: u64, f: F16Scratch<'_>) -> bool {
-        self.tuning.coop_direct
-            && self.coop_matmul(m, x_stride)
-            && m.cols() % 16 == 0
-            && m.parts.iter().all(|p| f.holds(p.rows, m.cols()) && p.rows.div_ceil(4) <= 65_535)
-    }
-
     /// matmul_coop.wgsl with 64 columns per step instead of 32: on the H200 3-5%
     /// faster for the dense mat-mats, 10% slower for the grouped MoE ones.
     /// `EDDY_COOP_BK=32` or `=64` overrides (benchmarks).
@@ -472,26 +429,6 @@ impl<'a> Ops<'a> {
             Epilogue::Add => "ADD",
         };
         let mut out = Vec::new();
-        let direct = match (pass, self.f16_scratch) {
-            (Pass::Prefill, Some(f)) => self.coop_direct_fits(m, x_stride, f).then_some(f),
-            _ => None,
-        };
-        if let Some(f) = direct {
-            // x once as f16 for every part; then each part: its weights as f16, the product.
-            let p = MatmulParams { k: m.cols() as u32, x_stride: x_stride as u32, ..Default::default() };
-            let groups = [Count::Fixed((m.cols() as u32 / 4).div_ceil(64)), Count::tokens()];
-            out.push(self.dispatch(KernelKey::new("x_to_f16.wgsl"), Some(bytemuck::bytes_of(&p)), &[x, f.x], groups, format!("x to f16 {}", m.cols())));
-            for (i, part) in m.parts.iter().enumerate() {
-                let p = MatmulParams { geom: geom(m, i), k: m.cols() as u32, n_out: part.rows as u32, out_first: (out_first + part.first_row) as u32, out_stride: y_stride as u32, ..Default::default() };
-                let groups = [Count::Fixed((m.cols() as u32 / 8).div_ceil(64)), Count::Fixed((part.rows as u32).div_ceil(4))];
-                let key = KernelKey::new("dequant_f16.wgsl").weight(m.dtype());
-                out.push(self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, f.weights], groups, format!("dequant f16 {} {}x{}", m.dtype(), part.rows, m.cols())));
-                let key = KernelKey::new("matmul_coop_f16.wgsl").define(define);
-                let groups = [Count::Fixed((part.rows as u32).div_ceil(128)), Count::Tokens { per: 1, div: 64 }];
-                out.push(self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[f.weights, f.x, y], groups, format!("matmul f16 {} {}x{}", m.dtype(), part.rows, m.cols())));
-            }
-            return out;
-        }
         for (i, part) in m.parts.iter().enumerate() {
             let g = geom(m, i);
             let first = (out_first + part.first_row) as u32;

@@ -76,9 +76,8 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// The prefill mat-mats (matmul64.wgsl has no MoE grouping), and the
-    /// f16 conversions that feed matmul_coop_f16.wgsl.
-    MatmulParams = "Params" in ["matmul.wgsl", "matmul64.wgsl", "matmul_coop.wgsl", "matmul_coop_f16.wgsl", "dequant_f16.wgsl", "x_to_f16.wgsl"] {
+    /// The prefill mat-mats (matmul64.wgsl has no MoE grouping).
+    MatmulParams = "Params" in ["matmul.wgsl", "matmul64.wgsl", "matmul_coop.wgsl"] {
         geom: WeightGeom,
         k: u32,
         n_out: u32,

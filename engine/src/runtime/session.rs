@@ -10,7 +10,7 @@ pub use snapshot::{RestoreError, Snapshot};
 use super::{
     kernels::{uniform_bytes, Count, Dispatch},
     model::{Ffn, GateUp, Mixer, Model, Qkv},
-    ops::{Epilogue, F16Scratch, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
+    ops::{Epilogue, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
     params::{SamplerParams, Step},
     weights::GpuMatrix,
 };
@@ -116,9 +116,6 @@ struct Buffers {
     seen: wgpu::Buffer,
     out_ids: wgpu::Buffer,
     layers: Vec<LayerState>,
-    /// `Tuning::coop_direct`: f16 weights and x of the prefill mat-mats, and
-    /// the most columns x holds.
-    f16_scratch: Option<(wgpu::Buffer, wgpu::Buffer, u64)>,
 }
 
 /// The cos/sin table of RoPE for `capacity` positions, computed like
@@ -156,8 +153,7 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn ops(&self) -> Ops<'a> {
-        let f16_scratch = self.bufs.f16_scratch.as_ref().map(|(weights, x, max_cols)| F16Scratch { weights, x, max_cols: *max_cols });
-        Ops { gpu: &self.model.gpu, kernels: &self.model.kernels, step: &self.bufs.step, tuning: self.tuning, f16_scratch }
+        Ops { gpu: &self.model.gpu, kernels: &self.model.kernels, step: &self.bufs.step, tuning: self.tuning }
     }
 
     fn matrix(&self, name: &str) -> &'a GpuMatrix {
@@ -476,17 +472,6 @@ impl Session {
             seen: storage(&gpu, "seen", 4 * (c.vocab as u64).div_ceil(32)),
             out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
             layers,
-            f16_scratch: (options.tuning.coop_direct && gpu.coop_matrix).then(|| {
-                // The dense mat-mats (rows × columns): in_proj, Q|K|V, gate|up pairs, FFN down,
-                // attention and conv out. Other parts (an all-logits head) keep the staged kernel.
-                let ff = c.ffn as u64;
-                let shapes = [(3 * d, d), (nq + 2 * nkv, d), (2 * ff, d), (d, ff), (d, nq), (d, d)];
-                let w_bytes = shapes.iter().map(|&(r, k)| F16Scratch::weight_bytes(r, k)).max().unwrap_or(16);
-                let cols = shapes.iter().map(|s| s.1).max().unwrap_or(d);
-                let limit = super::loader::binding_limit(&gpu);
-                let x_bytes = F16Scratch::x_bytes(n, cols);
-                (storage(&gpu, "f16-weights", w_bytes.min(limit)), storage(&gpu, "f16-x", x_bytes.min(limit)), if x_bytes <= limit { cols } else { 0 })
-            }),
         };
         let builder = || Builder { model: &model, bufs: &bufs, chunk, kv_f16, tuning: options.tuning, out: Vec::new() };
         let prefill = builder().body(Pass::Prefill);
