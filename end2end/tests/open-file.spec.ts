@@ -18,7 +18,7 @@ test('a GGUF opened from disk is stored like a download, chats, and chats again 
   test.setTimeout(900_000);
   const smol = JSON.parse(fs.readFileSync(path.join(paths.root, 'engine/tests/reference/smollm2/reference.json'), 'utf8'));
   const greedy: number[] = smol.f32_reference.greedy.ids;
-  const n = 4;
+  const n = 2;
   const s = await startServer();
   const bodies: number[] = [];
   page.on('request', (r) => bodies.push(r.postDataBuffer()?.length ?? 0));

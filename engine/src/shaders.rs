@@ -50,6 +50,9 @@ static FILES: &[(&str, &str)] = shader_files!(
     "quant/q4_k.wgsl",
     "quant/q5_k.wgsl",
     "quant/q6_k.wgsl",
+    "quant/q2_k.wgsl",
+    "quant/q3_k.wgsl",
+    "quant/iq4_nl.wgsl",
 );
 
 pub const SELFTEST: &str = include_str!("../../shaders/selftest.wgsl");

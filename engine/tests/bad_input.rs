@@ -90,13 +90,13 @@ fn unknown_architecture() {
 #[test]
 fn unsupported_tensor_type_missing_tensor_and_wrong_shape() {
     let bytes = tiny_gguf();
-    // IQ4_NL (type 20), which Eddy does not read yet, named in the error.
+    // IQ4_XS (type 23), which Eddy does not read yet, named in the error.
     let iq4 = gguf_writer::rewrite(&bytes, |h| {
         let t = h.tensors.iter_mut().find(|t| t.name == "blk.0.shortconv.out_proj.weight").unwrap();
-        t.ggml_type = 20;
+        t.ggml_type = 23;
     });
-    let e = open_err("iq4_nl.gguf", &iq4);
-    assert!(e.contains("IQ4_NL"), "{e}");
+    let e = open_err("iq4_xs.gguf", &iq4);
+    assert!(e.contains("IQ4_XS"), "{e}");
     let missing = gguf_writer::rewrite(&bytes, |h| h.tensors.retain(|t| t.name != "blk.2.attn_k.weight"));
     let e = open_err("missing.gguf", &missing);
     assert!(e.contains("no tensor blk.2.attn_k.weight"), "{e}");

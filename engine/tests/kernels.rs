@@ -57,6 +57,12 @@ fn random_weights(rng: &mut Rng, dtype: DType, rows: u64, cols: u64) -> Vec<u8> 
                 b[2..4].copy_from_slice(&h(rng.f(0.0, 0.002)));
             }
             DType::Q6K => b[208..210].copy_from_slice(&h(rng.f(0.0, 0.002))),
+            DType::Q2K => {
+                b[80..82].copy_from_slice(&h(rng.f(0.0, 0.002)));
+                b[82..84].copy_from_slice(&h(rng.f(0.0, 0.002)));
+            }
+            DType::Q3K => b[108..110].copy_from_slice(&h(rng.f(0.0, 0.002))),
+            DType::IQ4NL => b[0..2].copy_from_slice(&h(rng.f(-0.005, 0.005))),
         }
         out.extend(b);
     }

@@ -31,7 +31,7 @@ fn load_chunked(gpu: &engine::gpu::Gpu, path: &std::path::Path, chunk: usize) ->
 fn q8_0_tensors_equal_gguf_py() {
     let gpu = gpu(true);
     let reference = recorded();
-    for model_name in ["tiny-lfm2", "tiny-lfm2-moe"] {
+    for model_name in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3"] {
         let file = format!("{model_name}-q8_0.gguf");
         let path = models_dir().join(model_name).join(&file);
         let tensors = reference["tensors"][&file].as_object().unwrap_or_else(|| panic!("no reference for {file}"));
@@ -56,7 +56,7 @@ fn q8_0_tensors_equal_gguf_py() {
 #[test]
 fn q8_0_models_generate() {
     let gpu = gpu(true);
-    for model_name in ["tiny-lfm2", "tiny-lfm2-moe"] {
+    for model_name in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3"] {
         let model = load(&gpu, &models_dir().join(model_name).join(format!("{model_name}-q8_0.gguf")));
         let mut s = session(&model, false, true);
         let out = pollster::block_on(s.generate(&[1, 273, 406, 895], 8, &Default::default(), &[], true, &mut |_| true)).unwrap();

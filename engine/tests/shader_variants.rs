@@ -26,7 +26,7 @@ fn spirv_of(source: &str) -> Result<Vec<u32>, String> {
 
 #[test]
 fn every_matrix_unit_matmul_variant_compiles_to_spirv() {
-    let types = ["f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"];
+    let types = ["f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q2_k", "q3_k", "iq4_nl"];
     let modes: [&[&str]; 8] = [
         &["STORE"],
         &["ADD"],

@@ -17,10 +17,13 @@ pub enum DType {
     Q4K,
     Q5K,
     Q6K,
+    Q2K,
+    Q3K,
+    IQ4NL,
 }
 
 impl DType {
-    pub const ALL: [DType; 11] = [
+    pub const ALL: [DType; 14] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -32,6 +35,9 @@ impl DType {
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
+        DType::Q2K,
+        DType::Q3K,
+        DType::IQ4NL,
     ];
 
     /// Maps a GGML type id; `Err` carries the GGML name of a type we do not read.
@@ -46,7 +52,10 @@ impl DType {
             8 => DType::Q8_0,
             12 => DType::Q4K,
             13 => DType::Q5K,
+            10 => DType::Q2K,
+            11 => DType::Q3K,
             14 => DType::Q6K,
+            20 => DType::IQ4NL,
             30 => DType::BF16,
             other => return Err(ggml_type_name(other)),
         })
@@ -64,6 +73,9 @@ impl DType {
             DType::Q4K => 12,
             DType::Q5K => 13,
             DType::Q6K => 14,
+            DType::Q2K => 10,
+            DType::Q3K => 11,
+            DType::IQ4NL => 20,
             DType::BF16 => 30,
         }
     }
@@ -81,8 +93,8 @@ impl DType {
     pub fn block_elems(self) -> u64 {
         match self {
             DType::F32 | DType::F16 | DType::BF16 => 1,
-            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 => 32,
-            DType::Q4K | DType::Q5K | DType::Q6K => 256,
+            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::IQ4NL => 32,
+            DType::Q4K | DType::Q5K | DType::Q6K | DType::Q2K | DType::Q3K => 256,
         }
     }
 
@@ -98,6 +110,9 @@ impl DType {
             DType::Q4K => 144,
             DType::Q5K => 176,
             DType::Q6K => 210,
+            DType::Q2K => 84,
+            DType::Q3K => 110,
+            DType::IQ4NL => 18,
         }
     }
 
@@ -127,6 +142,9 @@ impl DType {
             DType::Q4K => "Q4_K",
             DType::Q5K => "Q5_K",
             DType::Q6K => "Q6_K",
+            DType::Q2K => "Q2_K",
+            DType::Q3K => "Q3_K",
+            DType::IQ4NL => "IQ4_NL",
         }
     }
 }

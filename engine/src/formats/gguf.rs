@@ -35,7 +35,7 @@ pub enum GgufError {
     Truncated { needed: u64, available: u64 },
     #[error("corrupt GGUF header: {0}")]
     Corrupt(String),
-    #[error("tensor {name} has type {dtype}, which Eddy cannot read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K)")]
+    #[error("tensor {name} has type {dtype}, which Eddy cannot read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K)")]
     UnsupportedType { name: String, dtype: String },
 }
 

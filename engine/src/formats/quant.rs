@@ -19,6 +19,17 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// IQ4_NL's 16 non-uniform levels (GGML's `kvalues_iq4nl`).
+pub const IQ4NL_LEVELS: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/// The signed 6-bit scale of sub-block `j` of a Q3_K super-block (12 bytes:
+/// low nibbles in bytes 0..8, two high bits each in bytes 8..12), minus 32.
+fn scale_q3k(j: usize, s: &[u8]) -> i8 {
+    let lo = if j < 8 { s[j] & 0xF } else { s[j - 8] >> 4 };
+    let hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    (lo | (hi << 4)) as i8 - 32
+}
+
 fn block(dtype: DType, b: &[u8], y: &mut [f32]) {
     match dtype {
         DType::F32 => y[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
@@ -58,6 +69,40 @@ fn block(dtype: DType, b: &[u8], y: &mut [f32]) {
                 let q = u32::from(b[at + 4 + j]);
                 y[j] = value((q & 0xF) | (((qh >> j) & 1) << 4));
                 y[j + 16] = value((q >> 4) | (((qh >> (j + 16)) & 1) << 4));
+            }
+        }
+        DType::IQ4NL => {
+            let d = f16_at(b, 0);
+            for j in 0..16 {
+                let q = b[2 + j];
+                y[j] = d * f32::from(IQ4NL_LEVELS[usize::from(q & 0xF)]);
+                y[j + 16] = d * f32::from(IQ4NL_LEVELS[usize::from(q >> 4)]);
+            }
+        }
+        DType::Q2K => {
+            // 16 scale bytes (low nibble: scale, high: min), 64 bytes of 2-bit
+            // values, d, dmin. Value v: byte 32(v/128) + v%32, bits 2((v%128)/32);
+            // sub-block v/16.
+            let (scales, qs) = (&b[0..16], &b[16..80]);
+            let (d, dmin) = (f16_at(b, 80), f16_at(b, 82));
+            for (v, out) in y.iter_mut().enumerate() {
+                let q = (qs[32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
+                let sc = scales[v / 16];
+                *out = d * f32::from(sc & 0xF) * f32::from(q) - dmin * f32::from(sc >> 4);
+            }
+        }
+        DType::Q3K => {
+            // 32 bytes of high-bit mask, 64 of 2-bit values, 12 of scales, d.
+            // Value v: low bits as in Q2_K, high bit (4(v/128) + (v%128)/32) of
+            // mask byte v%32 (clear: minus 4), sub-block v/16.
+            let (hmask, qs, scales) = (&b[0..32], &b[32..96], &b[96..108]);
+            let d = f16_at(b, 108);
+            for (v, out) in y.iter_mut().enumerate() {
+                let shift = (v % 128) / 32;
+                let low = (qs[32 * (v / 128) + v % 32] >> (2 * shift)) & 3;
+                let high = (hmask[v % 32] >> (4 * (v / 128) + shift)) & 1;
+                let q = low as i8 - if high == 0 { 4 } else { 0 };
+                *out = d * f32::from(scale_q3k(v / 16, scales)) * f32::from(q);
             }
         }
         DType::Q4K => {

@@ -79,6 +79,9 @@ fn wtype_file(dtype: DType) -> &'static str {
         DType::Q4K => "q4_k",
         DType::Q5K => "q5_k",
         DType::Q6K => "q6_k",
+        DType::Q2K => "q2_k",
+        DType::Q3K => "q3_k",
+        DType::IQ4NL => "iq4_nl",
     }
 }
 

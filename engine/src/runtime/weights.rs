@@ -32,6 +32,11 @@ impl BlockSplit {
             DType::Q4K => (144, 0, false),
             DType::Q5K => (176, 0, false),
             DType::Q6K => (208, 2, true),
+            // Scales and 2-bit values (80 bytes) stay; d|dmin (the block's end) move.
+            DType::Q2K => (80, 4, true),
+            // High-bit mask, 2-bit values and 12 scale bytes (108) stay; d moves.
+            DType::Q3K => (108, 2, true),
+            DType::IQ4NL => (16, 2, false),
         };
         Self { payload_bytes, scale_bytes, scale_last }
     }

@@ -3,10 +3,10 @@
 
 Writes quant_blocks.json: for each GGML type Eddy reads, a few random blocks (hex) and the
 values gguf.quants.dequantize gives for them; and, for every tensor of the shared tiny q8_0
-GGUFs, the sha256 of its dequantized float32 little-endian bytes.
+GGUFs (fixtures/models), the sha256 of its dequantized float32 little-endian bytes.
 
     python3 -m venv /tmp/pyenv && /tmp/pyenv/bin/pip install gguf==0.19.0 numpy
-    /tmp/pyenv/bin/python engine/tests/reference/quant/make_quant_reference.py ../shared/models
+    /tmp/pyenv/bin/python engine/tests/reference/quant/make_quant_reference.py fixtures/models
 """
 import hashlib
 import json
@@ -37,6 +37,12 @@ def random_blocks(qtype, n):
         raw[:, 0:4] = random_f16(2 * n, 0.0, 0.01).reshape(n, 4)
     elif qtype == T.Q6_K:
         raw[:, 208:210] = random_f16(n, 0.0, 0.01).reshape(n, 2)
+    elif qtype == T.Q2_K:
+        raw[:, 80:84] = random_f16(2 * n, 0.0, 0.01).reshape(n, 4)
+    elif qtype == T.Q3_K:
+        raw[:, 108:110] = random_f16(n, 0.0, 0.01).reshape(n, 2)
+    elif qtype == T.IQ4_NL:
+        raw[:, 0:2] = random_f16(n).reshape(n, 2)
     elif qtype == T.F16:
         raw = random_f16(n * 1, -4, 4).reshape(n, 2)
     elif qtype == T.BF16:
@@ -48,7 +54,7 @@ def random_blocks(qtype, n):
 
 def main(models_dir):
     out = {"command": " ".join(["python3"] + sys.argv), "versions": {"gguf": version("gguf"), "numpy": np.__version__}, "blocks": {}, "tensors": {}}
-    for qtype in (T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q5_K, T.Q6_K, T.Q5_0, T.Q5_1):
+    for qtype in (T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q5_K, T.Q6_K, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.IQ4_NL):
         n = 3 if gguf.GGML_QUANT_SIZES[qtype][0] > 1 else 64
         raw = random_blocks(qtype, n)
         values = gguf.quants.dequantize(raw.reshape(-1), qtype).astype(np.float32).reshape(-1)
@@ -64,4 +70,4 @@ def main(models_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/models")
+    main(sys.argv[1] if len(sys.argv) > 1 else "fixtures/models")
