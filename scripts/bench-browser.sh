@@ -86,5 +86,5 @@ trap 'kill $server_pid $static_pid 2>/dev/null' EXIT
 sleep 1
 CHROME_STDERR="$out/chrome.log" python3 scripts/bench_browser.py --chrome "$CHROME" --cdp "$W" \
   --app http://127.0.0.1:3000 --wllama http://127.0.0.1:8090 --eddy "$W/eddy" --models /tmp/models \
-  --results "$W/results.jsonl" --flags "${EDDY_BROWSER_FLAGS:-}" "${ids[@]}" 2> "$out/driver.log" | tee "$out/browser-table.txt"
+  --results "$W/results.jsonl" --flags="${EDDY_BROWSER_FLAGS:-}" "${ids[@]}" 2> "$out/driver.log" | tee "$out/browser-table.txt"
 cp "$W/results.jsonl" "$out/browser.jsonl"
