@@ -35,9 +35,12 @@ pub fn local_folder_id(folder: &str) -> String {
 }
 
 /// The sampling the model's makers recommend (model cards), or generation_config.json's.
-pub fn recommended_sampling(arch: engine::model::Arch, generation_config: Option<&str>) -> RecommendedSampling {
+/// `names`: what the model is called (its file's `general.name`, its id or
+/// folder): LFM2.5 shares LFM2's architectures but not its recommendation.
+pub fn recommended_sampling(arch: engine::model::Arch, names: &[&str], generation_config: Option<&str>) -> RecommendedSampling {
     use engine::model::Arch;
     let mut s = match arch {
+        Arch::Lfm2 | Arch::Lfm2Moe if liquid_low_temperature(names) => RecommendedSampling { temperature: 0.1, top_k: 50, top_p: 0.1, min_p: 0.0, repetition_penalty: 1.05 },
         Arch::Lfm2 | Arch::Lfm2Moe => RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 },
         Arch::Llama => RecommendedSampling { temperature: 0.2, top_k: 0, top_p: 0.9, min_p: 0.0, repetition_penalty: 1.0 },
         // Qwen3's model card, non-thinking mode.
@@ -60,6 +63,16 @@ pub fn recommended_sampling(arch: engine::model::Arch, generation_config: Option
         }
     }
     s
+}
+
+/// Liquid's cards: the LFM2.5 text models and LFM2-24B-A2B take temperature
+/// 0.1, top-k 50 (LFM2.5: top-p 0.1), repetition penalty 1.05; the other
+/// LFM2 models temperature 0.3, min-p 0.15, repetition penalty 1.05.
+fn liquid_low_temperature(names: &[&str]) -> bool {
+    names.iter().any(|n| {
+        let n = n.to_ascii_lowercase();
+        n.contains("lfm2.5") || n.contains("lfm2_5") || n.contains("lfm2-24b")
+    })
 }
 
 /// `models/index.json`: the models a server offers.
@@ -213,7 +226,7 @@ impl Manifest {
             files,
             chat_template: spec.chat_template.clone(),
             tokenizer: tokenizer.to_string(),
-            sampling: recommended_sampling(spec.config.arch, generation_config),
+            sampling: recommended_sampling(spec.config.arch, &[&spec.name, id], generation_config),
             requirements: Requirements {
                 largest_tensor_bytes: req.largest_tensor_bytes,
                 min_binding_bytes: req.min_binding_bytes,
@@ -316,6 +329,22 @@ mod tests {
             sampling: RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 },
             requirements: Requirements { largest_tensor_bytes: 1, min_binding_bytes: 1, weight_bytes: 1, kv_bytes_per_token: 1, shader_f16: false },
         }
+    }
+
+    #[test]
+    fn lfm25_and_lfm2_24b_take_their_own_sampling() {
+        use engine::model::Arch;
+        let low = RecommendedSampling { temperature: 0.1, top_k: 50, top_p: 0.1, min_p: 0.0, repetition_penalty: 1.05 };
+        let lfm2 = RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 };
+        for names in [&["LFM2.5-1.2B-Instruct"][..], &["", "lfm2.5-8b-a1b-q4_k_m"], &["LFM2-24B-A2B"], &["local-LFM2_5-350M"]] {
+            assert_eq!(recommended_sampling(Arch::Lfm2, names, None), low, "{names:?}");
+            assert_eq!(recommended_sampling(Arch::Lfm2Moe, names, None), low, "{names:?}");
+        }
+        for names in [&["LFM2-1.2B"][..], &["LFM2-8B-A1B", "lfm2-8b-a1b-q4_0"], &[""]] {
+            assert_eq!(recommended_sampling(Arch::Lfm2Moe, names, None), lfm2, "{names:?}");
+        }
+        // Not a Liquid architecture: the name does not matter.
+        assert_eq!(recommended_sampling(Arch::Qwen3, &["LFM2.5"], None).temperature, 0.7);
     }
 
     fn refused(edit: impl FnOnce(&mut Manifest)) -> ManifestError {

@@ -1,4 +1,4 @@
-//! tiny-lfm2, tiny-lfm2-moe and tiny-qwen3 against transformers' float32
+//! tiny-lfm2, tiny-lfm2-moe, tiny-qwen3 and tiny-lfm2.5-moe against transformers' float32
 //! outputs (fixtures/models/*/reference.json), from safetensors and from the
 //! f32 GGUF.
 
@@ -21,6 +21,19 @@ fn floats(v: &Value) -> Vec<f32> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
+/// A logit vector of the reference, with the rows it leaves out (`zero_rows`,
+/// half-open id ranges whose logits are exactly 0) put back.
+fn logits(r: &Value, v: &Value) -> Vec<f32> {
+    let mut out = floats(v);
+    if let Some(ranges) = r.get("zero_rows") {
+        for range in ranges.as_array().unwrap() {
+            let (lo, hi) = (range[0].as_u64().unwrap() as usize, range[1].as_u64().unwrap() as usize);
+            out.splice(lo..lo, std::iter::repeat_n(0.0, hi - lo));
+        }
+    }
+    out
+}
+
 const TOL: f32 = 1e-3;
 
 fn check_model(name: &str, source: &str, kv_f16: bool, tol: f32) {
@@ -36,7 +49,7 @@ fn check_model(name: &str, source: &str, kv_f16: bool, tol: f32) {
             let mut s = session(&model, true, kv_f16);
             let got = pollster::block_on(s.forward_all_logits(&input)).unwrap();
             for (pos, want) in all.as_array().unwrap().iter().enumerate() {
-                let e = rel_err(&got[pos], &floats(want));
+                let e = rel_err(&got[pos], &logits(&r, want));
                 assert!(e < tol, "{name}/{source} {pname}: position {pos} logits off by {e:.2e} (relative)");
             }
         }
@@ -44,7 +57,7 @@ fn check_model(name: &str, source: &str, kv_f16: bool, tol: f32) {
         let mut s = session(&model, false, kv_f16);
         let want_greedy = ids(&prompt["greedy_ids"]);
         let out = pollster::block_on(s.generate(&input, want_greedy.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
-        let e = rel_err(out.last_logits.as_ref().unwrap(), &floats(&prompt["last_logits"]));
+        let e = rel_err(out.last_logits.as_ref().unwrap(), &logits(&r, &prompt["last_logits"]));
         assert!(e < tol, "{name}/{source} {pname}: last logits off by {e:.2e}");
         assert_eq!(out.tokens, want_greedy, "{name}/{source} {pname}: greedy tokens");
         eprintln!("{name}/{source} {pname}: last logits within {e:.1e}, {} greedy tokens equal", out.tokens.len());
@@ -71,6 +84,18 @@ fn tiny_qwen3_safetensors() {
 #[test]
 fn tiny_qwen3_gguf_f32() {
     check_model("tiny-qwen3", "tiny-qwen3-f32.gguf", false, TOL);
+}
+
+/// LFM2.5-style: a 124,160-row vocabulary whose specials sit above id
+/// 124,000 (bos 124,001, eos 124,007), rope theta 5e6, bfloat16 weights.
+#[test]
+fn tiny_lfm25_moe_safetensors_bf16() {
+    check_model("tiny-lfm2.5-moe", ".", false, TOL);
+}
+
+#[test]
+fn tiny_lfm25_moe_gguf_bf16() {
+    check_model("tiny-lfm2.5-moe", "tiny-lfm2.5-moe-bf16.gguf", false, TOL);
 }
 
 #[test]
@@ -222,7 +247,7 @@ fn session_built_before_the_weights_arrive() {
         let prompt = &r["prompts"][0];
         let want = ids(&prompt["greedy_ids"]);
         let out = pollster::block_on(early.generate(&ids(&prompt["input_ids"]), want.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
-        let e = rel_err(out.last_logits.as_ref().unwrap(), &floats(&prompt["last_logits"]));
+        let e = rel_err(out.last_logits.as_ref().unwrap(), &logits(&r, &prompt["last_logits"]));
         assert!(e < TOL, "{name}: last logits off by {e:.2e}");
         assert_eq!(out.tokens, want, "{name}: greedy tokens");
         assert_eq!(model.kernels.len(), compiled, "{name}: running it built no new pipeline");
@@ -262,7 +287,7 @@ fn prompts_through_the_decode_pass_token_by_token() {
             let want = ids(&prompt["greedy_ids"]);
             let out = pollster::block_on(s.generate(&ids(&prompt["input_ids"]), want.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
             assert_eq!(out.tokens, want, "{name} {}: greedy tokens", prompt["name"]);
-            let e = rel_err(out.last_logits.as_ref().unwrap(), &floats(&prompt["last_logits"]));
+            let e = rel_err(out.last_logits.as_ref().unwrap(), &logits(&r, &prompt["last_logits"]));
             assert!(e < 1e-4, "{name} {}: last logits {e:.2e}", prompt["name"]);
         }
     }

@@ -18,15 +18,26 @@ fn reference(model: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(models_dir().join(model).join("reference.json")).unwrap()).unwrap()
 }
 
+/// The folder itself (tokenizer.json) and each GGUF in it.
+fn sources(model: &str) -> Vec<String> {
+    let mut ggufs: Vec<String> = std::fs::read_dir(models_dir().join(model))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".gguf"))
+        .collect();
+    ggufs.sort();
+    std::iter::once(".".to_string()).chain(ggufs).collect()
+}
+
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
 #[test]
 fn tokenizers_match_transformers() {
-    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3"] {
+    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3", "tiny-lfm2.5-moe"] {
         let r = reference(model);
-        for source in [".", &format!("{model}-f32.gguf"), &format!("{model}-q8_0.gguf")] {
+        for source in &sources(model) {
             let spec = spec(model, source);
             let tok = Tokenizer::from_spec(&spec).unwrap();
             for prompt in r["prompts"].as_array().unwrap() {
@@ -44,11 +55,11 @@ fn tokenizers_match_transformers() {
 
 #[test]
 fn chat_template_renders_like_transformers() {
-    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3"] {
+    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3", "tiny-lfm2.5-moe"] {
         let r = reference(model);
         let chat = r["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "chat").unwrap();
         let messages: Vec<ChatMessage> = serde_json::from_value(chat["messages"].clone()).unwrap();
-        for source in [".", &format!("{model}-f32.gguf")] {
+        for source in &sources(model) {
             let spec = spec(model, source);
             let tok = Tokenizer::from_spec(&spec).unwrap();
             // Qwen3 has no BOS in its tokenizer config (its GGUF names one it never adds).

@@ -146,6 +146,26 @@ fn import_rejects_bad_sources() {
     assert!(!tmp.path().join("junk").exists(), "nothing is published for a bad model");
 }
 
+/// LFM2.5 shares LFM2's architectures but not its recommended sampling: the
+/// import tells them apart by name (the file's and the id), from GGUF and from
+/// a Hugging Face folder, and keeps the file's high special ids working.
+#[test]
+fn lfm25_imports_with_its_own_sampling() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/tiny-lfm2.5-moe");
+    for source in [dir.join("tiny-lfm2.5-moe-bf16.gguf"), dir.clone()] {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = crate::import::import(source.to_str().unwrap(), tmp.path(), None, None, 1 << 20).unwrap();
+        assert_eq!(m.architecture, "lfm2moe", "{}", source.display());
+        assert_eq!((m.sampling.temperature, m.sampling.top_k, m.sampling.top_p, m.sampling.min_p, m.sampling.repetition_penalty), (0.1, 50, 0.1, 0.0, 1.05), "{}", source.display());
+        m.validate(&m.id).unwrap();
+    }
+    // LFM2 keeps its own.
+    let tmp = tempfile::tempdir().unwrap();
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/tiny-lfm2/tiny-lfm2-q8_0.gguf");
+    let m = crate::import::import(gguf.to_str().unwrap(), tmp.path(), None, None, 1 << 20).unwrap();
+    assert_eq!((m.sampling.temperature, m.sampling.min_p), (0.3, 0.15));
+}
+
 #[test]
 fn manifest_chunks_cover_the_file_with_their_hashes() {
     use sha2::{Digest, Sha256};
