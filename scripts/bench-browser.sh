@@ -6,11 +6,15 @@
 #
 # Here, once:  scripts/bench-browser.sh --prepare
 #   builds .bb/ (release server and site, eddy, wllama, ../shared/browser-gpu's driver and unpacker) and
-#   .chr/ (the Chromium bundle in two halves: a device call carries at most 64 MiB). Both git-ignored.
-# There, consecutive calls on one warm machine (it keeps /tmp while warm, ~30 s between calls):
-#   1. carry [".bb", ".chr/chr.tar.xz.part.aa"]                 scripts/bench-browser.sh --stage
-#   2. carry [".gl", ".whl", ".chr/chr.tar.xz.part.ab"]         scripts/bench-browser.sh [MODEL:TYPE ...]
-#   3. (more models while warm) carry [".gl", ".whl"]            scripts/bench-browser.sh lfm2-8b-a1b:q4_0
+#   .chr/ (the Chromium bundle in 24 MiB parts: a device call carries at most 64 MiB, the working tree
+#   included). Both git-ignored.
+# There, consecutive calls on one warm machine (it keeps /tmp while warm, ~30 s between calls; put them
+# in one batch of tool calls):
+#   1. carry [".bb"]                                             scripts/bench-browser.sh --stage
+#   2. carry [".chr/chr.tar.xz.part.aa"]                         scripts/bench-browser.sh --stage
+#   3. carry [".chr/chr.tar.xz.part.ab"]                         scripts/bench-browser.sh --stage
+#   4. carry [".gl", ".whl", ".chr/chr.tar.xz.part.ac"]          scripts/bench-browser.sh [MODEL:TYPE ...]
+#   5. (more models while warm) carry [".gl", ".whl"]            scripts/bench-browser.sh lfm2-8b-a1b:q4_0
 # Each run appends to /tmp/eddy-browser/results.jsonl and prints the table of every model run so far
 # (also $OUT/browser-table.txt, with the raw JSON lines in $OUT/browser.jsonl).
 # Default models: LFM2-350M, 1.2B and 2.6B Q4_0 (LFM2-8B-A1B Q4_0 needs a call of its own: ~10 minutes).
@@ -24,6 +28,12 @@ prepare() {
   set -e
   local shared="$ROOT/../shared/browser-gpu"
   [ -f .chr/chr.tar.xz.sha256 ] || bash "$shared/build_bundle.sh" .chr
+  if [ ! -f .chr/chr.tar.xz.parts ]; then
+    # build_bundle.sh writes two ~36 MiB halves; with the working tree they no longer fit one call.
+    cat .chr/chr.tar.xz.part.* > .chr/whole && rm .chr/chr.tar.xz.part.*
+    split -b 24M .chr/whole .chr/chr.tar.xz.part. && rm .chr/whole
+    ls .chr/chr.tar.xz.part.* | wc -l > .chr/chr.tar.xz.parts
+  fi
   scripts/build.sh
   cargo build --release -q -p engine --bin eddy
   rm -rf .bb && mkdir -p .bb
@@ -31,7 +41,7 @@ prepare() {
   strip -o .bb/eddy target/release/eddy && xz -6 -T2 .bb/eddy
   tar cJf .bb/site.tar.xz -C target site
   (cd .bb && npm pack -q @wllama/wllama@3.8.1 > /dev/null)
-  cp "$shared/cdp.py" "$shared/unpack.sh" "$shared/examples/wllama.html" "$shared/examples/serve.py" .chr/chr.tar.xz.sha256 .bb/
+  cp "$shared/cdp.py" "$shared/unpack.sh" "$shared/examples/wllama.html" "$shared/examples/serve.py" .chr/chr.tar.xz.sha256 .chr/chr.tar.xz.parts .bb/
   du -sh .bb .chr/chr.tar.xz.part.*
 }
 
@@ -47,7 +57,8 @@ stage() {
     mkdir -p "$W/wllama-site/wllama" && tar xzf "$W"/wllama-wllama-*.tgz -C "$W/wllama-site/wllama" && rm "$W"/wllama-wllama-*.tgz
     cp "$W/wllama.html" "$W/wllama-site/"
   fi
-  if [ ! -x /opt/chr/chromium/chromium-headless-shell ] && [ -f "$W/chr-parts/chr.tar.xz.part.aa" ] && [ -f "$W/chr-parts/chr.tar.xz.part.ab" ]; then
+  local have; have=$(ls "$W"/chr-parts/chr.tar.xz.part.* 2>/dev/null | wc -l)
+  if [ ! -x /opt/chr/chromium/chromium-headless-shell ] && [ -f "$W/chr.tar.xz.parts" ] && [ "$have" -eq "$(cat "$W/chr.tar.xz.parts")" ]; then
     bash "$W/unpack.sh" "$W/chr-parts" "$W/chr.tar.xz.sha256" /opt > "$W/chr.env" && rm -rf "$W/chr-parts"
   fi
   ls "$W"
