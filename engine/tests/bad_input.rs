@@ -281,3 +281,25 @@ fn an_index_cannot_point_outside_the_folder() {
         assert!(e.contains("outside the model folder"), "{target}: {e}");
     }
 }
+
+/// LFM2.5-8B-A1B's checkpoint names the routing bias `feed_forward.expert_bias.weight`
+/// (transformers: `feed_forward.expert_bias`): both read as the same tensor.
+#[test]
+fn the_lfm25_expert_bias_name_reads_as_the_bias() {
+    let plain = engine::source::open(&models_dir().join("tiny-lfm2-moe")).unwrap().spec;
+    let dir = moe_folder_with("bias-name", |h| {
+        let keys: Vec<String> = h.keys().filter(|k| k.ends_with("feed_forward.expert_bias")).cloned().collect();
+        assert!(!keys.is_empty());
+        for k in keys {
+            let v = h.remove(&k).unwrap();
+            h.insert(format!("{k}.weight"), v);
+        }
+    });
+    let renamed = engine::source::open(&dir).unwrap().spec;
+    for layer in 1..6 {
+        let name = format!("blk.{layer}.exp_probs_b.bias");
+        let (a, b) = (plain.weight(&name).unwrap(), renamed.weight(&name).unwrap());
+        assert_eq!((a.dtype, &a.dims, a.pieces.len()), (b.dtype, &b.dims, b.pieces.len()), "{name}");
+    }
+    assert_eq!(plain.weights.len(), renamed.weights.len());
+}
