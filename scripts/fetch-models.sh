@@ -18,6 +18,20 @@ if [ ! -f "$random" ] && [ -x "$CACHE/venv/bin/python" ] && [ -f "$ROOT/scripts/
   rm -f "$random.tmp.json"
 fi
 
+# The tiny LFM2.5 fixture's GGUF (7 MB, mostly a zero-padded 124,160-row vocabulary): not committed,
+# written here from the committed folder with numpy and gguf (the pinned venv), checked by sha256.
+lfm25="$ROOT/fixtures/models/tiny-lfm2.5-moe"
+lfm25_gguf="$lfm25/tiny-lfm2.5-moe-bf16.gguf"
+LFM25_GGUF_SHA256=9001cf993181982898007adff0c834ca907767ea1f7ea73a6bda33a85040128f
+if [ ! -f "$lfm25_gguf" ] || [ "$(sha256_of "$lfm25_gguf")" != "$LFM25_GGUF_SHA256" ]; then
+  log "writing the tiny LFM2.5 fixture's GGUF from its folder"
+  "$CACHE/venv/bin/python" "$ROOT/fixtures/models/lfm2_gguf.py" "$lfm25" "$lfm25_gguf.tmp" bf16 \
+    || die "could not write $lfm25_gguf"
+  [ "$(sha256_of "$lfm25_gguf.tmp")" = "$LFM25_GGUF_SHA256" ] \
+    || die "$lfm25_gguf: sha256 $(sha256_of "$lfm25_gguf.tmp"), expected $LFM25_GGUF_SHA256"
+  mv "$lfm25_gguf.tmp" "$lfm25_gguf"
+fi
+
 dest="$CACHE/models/$GGUF"
 if [ -f "$dest" ] && [ "$(sha256_of "$dest")" = "$GGUF_SHA256" ]; then
   log "SmolLM2-135M-Instruct: present"

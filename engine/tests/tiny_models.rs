@@ -95,6 +95,8 @@ fn tiny_lfm25_moe_safetensors_bf16() {
 
 #[test]
 fn tiny_lfm25_moe_gguf_bf16() {
+    let gguf = models_dir().join("tiny-lfm2.5-moe/tiny-lfm2.5-moe-bf16.gguf");
+    assert!(gguf.exists(), "{} is written by scripts/fetch-models.sh", gguf.display());
     check_model("tiny-lfm2.5-moe", "tiny-lfm2.5-moe-bf16.gguf", false, TOL);
 }
 

@@ -26,6 +26,7 @@ fn sources(model: &str) -> Vec<String> {
         .filter(|n| n.ends_with(".gguf"))
         .collect();
     ggufs.sort();
+    assert!(!ggufs.is_empty(), "no GGUF in {model} (scripts/fetch-models.sh writes tiny-lfm2.5-moe's)");
     std::iter::once(".".to_string()).chain(ggufs).collect()
 }
 
