@@ -19,6 +19,9 @@
 # (also $OUT/browser-table.txt, with the raw JSON lines in $OUT/browser.jsonl).
 # Default models: LFM2-350M, 1.2B and 2.6B Q4_0 (LFM2-8B-A1B Q4_0 needs a call of its own: ~10 minutes).
 # EDDY_BROWSER_FLAGS adds Chromium flags (e.g. --enable-dawn-features=vulkan_enable_f16_on_nvidia).
+# EDDY_BROWSER_VARIANTS="decode_ahead=1 decode_ahead=2": after the warm tab, more warm tabs with those link
+# parameters, in turn, twice (and eddy bench with the matching flag); a second table compares them.
+# EDDY_BROWSER_NO_WLLAMA=1 skips wllama.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -97,5 +100,6 @@ trap 'kill $server_pid $static_pid 2>/dev/null' EXIT
 sleep 1
 CHROME_STDERR="$out/chrome.log" python3 scripts/bench_browser.py --chrome "$CHROME" --cdp "$W" \
   --app http://127.0.0.1:3000 --wllama http://127.0.0.1:8090 --eddy "$W/eddy" --models /tmp/models \
-  --results "$W/results.jsonl" --flags="${EDDY_BROWSER_FLAGS:-}" "${ids[@]}" 2> "$out/driver.log" | tee "$out/browser-table.txt"
+  --results "$W/results.jsonl" --flags="${EDDY_BROWSER_FLAGS:-}" --variants="${EDDY_BROWSER_VARIANTS:-}" \
+  ${EDDY_BROWSER_NO_WLLAMA:+--no-wllama} "${ids[@]}" 2> "$out/driver.log" | tee "$out/browser-table.txt"
 cp "$W/results.jsonl" "$out/browser.jsonl"

@@ -22,10 +22,12 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<uniform> S: Step;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
-// Bit per token id. Only lane 0 of this one workgroup writes it (mark_seen.wgsl
-// sets bits with atomics in its own dispatch), so plain loads suffice: an
-// atomic load per logit made the penalised sampler several times slower.
-@group(0) @binding(3) var<storage, read_write> seen: array<u32>;
+// Bit per token id, set by mark_seen.wgsl in an earlier dispatch for every
+// token the model has consumed (so plain loads suffice: an atomic load per
+// logit made the penalised sampler several times slower). The choice is not
+// marked here: the next step's mark-seen does that when it consumes it, and a
+// choice never consumed (after a stop) must not count as seen.
+@group(0) @binding(3) var<storage, read> seen: array<u32>;
 @group(0) @binding(4) var<storage, read_write> tokens: array<u32>;         // [0]: the next input
 @group(0) @binding(5) var<storage, read_write> out_ids: array<u32>;        // [step]: the choice
 
@@ -121,7 +123,6 @@ fn finish(id: u32, lid: u32) {
     if (lid == 0u) {
         tokens[0] = id;
         out_ids[S.step] = id;
-        seen[id / 32u] = seen[id / 32u] | (1u << (id % 32u));
     }
 }
 

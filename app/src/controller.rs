@@ -9,7 +9,7 @@ use leptos::task::spawn_local;
 use crate::{
     chats,
     client::Client,
-    protocol::{Event, GenerationParams, Request},
+    protocol::{Event, GenerationParams, LoadOptions, Request},
     state::{Conversation, Message, ModelStatus, Ui},
 };
 
@@ -53,16 +53,15 @@ pub fn param(name: &str) -> Option<String> {
     })
 }
 
-/// `?matvec=WG,LANES`: a kernel shape for benchmarking.
-fn matvec_param() -> Option<(u32, u32)> {
-    let v = param("matvec")?;
-    let (a, b) = v.split_once(',')?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-}
-
-/// `?context=N`: a smaller context window than the model's (less GPU memory).
-fn context_param() -> Option<u32> {
-    param("context")?.parse().ok()
+/// The link's `matvec=WG,LANES` (a kernel shape for benchmarking),
+/// `context=N` (a smaller context window than the model's: less GPU memory)
+/// and `decode_ahead=N` (steps in flight while decoding).
+fn load_options() -> LoadOptions {
+    let matvec = param("matvec").and_then(|v| {
+        let (a, b) = v.split_once(',')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    });
+    LoadOptions { matvec, context: param("context").and_then(|v| v.parse().ok()), decode_ahead: param("decode_ahead").and_then(|v| v.parse().ok()) }
 }
 
 fn settings_key(model: &str) -> String {
@@ -201,7 +200,7 @@ fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
         }
         Event::Downloaded { id } if selected.as_deref() == Some(id.as_str()) => {
             ui.status.set(ModelStatus::Loading);
-            send(Request::Load { id: id.clone(), matvec: matvec_param(), context: context_param() });
+            send(Request::Load { id: id.clone(), options: load_options() });
         }
         Event::LoadFailed { id, message } if message.contains("missing from the browser's storage") && !redownloaded.get_untracked() => {
             // The browser evicted part of the cache: fetch just what is missing.
@@ -210,6 +209,12 @@ fn follow_up(ui: Ui, event: &Event, redownloaded: RwSignal<bool>) {
             send(Request::Download { base_url: base_url(), id: id.clone() });
         }
         Event::Generated { .. } | Event::GenerationFailed { .. } => save_conversation(ui),
+        // `profile=N` (benchmarks): time the dispatches of an N-token prefill and a decode step once loaded.
+        Event::Loaded { .. } => {
+            if let Some(prompt_len) = param("profile").and_then(|v| v.parse().ok()) {
+                send(Request::Profile { prompt_len, reps: 8 });
+            }
+        }
         Event::Cached { .. } => spawn_local(crate::storage::refresh(ui)),
         _ => {}
     }
@@ -228,7 +233,7 @@ pub fn select_model(ui: Ui, id: &str) {
     match ui.cached_model(id) {
         Some(m) if m.complete() => {
             ui.status.set(ModelStatus::Loading);
-            send(Request::Load { id: id.to_string(), matvec: matvec_param(), context: context_param() });
+            send(Request::Load { id: id.to_string(), options: load_options() });
         }
         // Not (fully) downloaded and no network: unavailable for now, not an error.
         _ if ui.offline.get_untracked() => ui.status.set(ModelStatus::Offline),

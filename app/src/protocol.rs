@@ -48,19 +48,19 @@ pub enum Request {
     Download { base_url: String, id: String },
     CancelDownload { id: String },
     Delete { id: String },
-    /// Load a downloaded model onto the GPU. `matvec`: the mat-vec workgroup
-    /// size and lanes per output, to override the device's default.
-    /// `context`: hold fewer tokens than the model allows (less GPU memory).
+    /// Load a downloaded model onto the GPU.
     Load {
         id: String,
         #[serde(default)]
-        matvec: Option<(u32, u32)>,
-        #[serde(default)]
-        context: Option<u32>,
+        options: LoadOptions,
     },
     /// Continue the conversation: `messages` is the whole conversation, whose
     /// prefix the engine may already hold.
     Chat { conversation: String, messages: Vec<ChatTurn>, params: GenerationParams },
+    /// Time the loaded model's dispatches on the GPU (benchmarks): a prefill
+    /// of `prompt_len` arbitrary tokens and one decode step after it, each
+    /// dispatch alone and repeated `reps` times; the conversation is forgotten.
+    Profile { prompt_len: u32, reps: u32 },
     /// Generate from exact token ids (tests, tools).
     Complete { prompt_ids: Vec<u32>, params: GenerationParams },
     Stop,
@@ -69,6 +69,40 @@ pub enum Request {
     /// Destroy the GPU device, as a driver reset or a crash would (tests; the
     /// page sends it only with the `test_hooks` link parameter).
     DestroyGpu,
+}
+
+/// Where a load's seconds went, on the worker's clock (benchmarks): the
+/// phases run one after another on the worker's thread, except the reads,
+/// of which several are in flight while a chunk is fed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadTimes {
+    /// Reading the headers and making the session (its pipelines).
+    pub begin_s: f64,
+    /// Waiting for IndexedDB to hand over the next chunk.
+    pub read_wait_s: f64,
+    /// Copying chunks into the wasm heap.
+    pub copy_s: f64,
+    /// The engine's loader: arranging the bytes and writing them to the GPU.
+    pub feed_s: f64,
+    /// The loader's last writes and the model's tables.
+    pub finish_s: f64,
+    /// Running the model once so that every pipeline is compiled.
+    pub warm_up_s: f64,
+}
+
+/// How the engine runs a model it loads, where a link overrides the defaults
+/// (benchmarks, or a smaller context for less GPU memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadOptions {
+    /// The mat-vec workgroup size and lanes per output.
+    #[serde(default)]
+    pub matvec: Option<(u32, u32)>,
+    /// Hold fewer tokens than the model allows.
+    #[serde(default)]
+    pub context: Option<u32>,
+    /// Decode steps in flight ahead of the token being read.
+    #[serde(default)]
+    pub decode_ahead: Option<u32>,
 }
 
 /// Where a cached model stands.
@@ -131,12 +165,21 @@ pub enum Event {
     Downloaded { id: String },
     DownloadFailed { id: String, message: String },
     LoadProgress { id: String, done_bytes: u64, total_bytes: u64, wasm_memory_bytes: u64 },
-    Loaded { id: String, name: String, context_length: usize, load_seconds: f64, wasm_memory_peak_bytes: u64 },
+    Loaded {
+        id: String,
+        name: String,
+        context_length: usize,
+        load_seconds: f64,
+        wasm_memory_peak_bytes: u64,
+        #[serde(default)]
+        times: LoadTimes,
+    },
     LoadFailed { id: String, message: String },
     /// A generated token and the text it completes.
     Token { id: u32, text: String },
     Generated { tokens: Vec<u32>, text: String, stats: GenerationStats },
     GenerationFailed { message: String },
+    Profiled { profile: engine::runtime::session::Profile },
     /// A problem not tied to one request.
     Error { message: String },
 }

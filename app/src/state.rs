@@ -154,6 +154,10 @@ pub struct Ui {
     pub progress: RwSignal<Option<Progress>>,
     pub storage: RwSignal<Option<StorageInfo>>,
     pub wasm_peak: RwSignal<u64>,
+    /// The last load's phases (benchmarks read them from the status element).
+    pub load_times: RwSignal<crate::protocol::LoadTimes>,
+    /// The GPU profile a `profile` link asked for, as JSON (benchmarks).
+    pub profile: RwSignal<Option<String>>,
     pub conversation: RwSignal<Conversation>,
     pub conversations: RwSignal<Vec<Conversation>>,
     pub generating: RwSignal<bool>,
@@ -185,6 +189,8 @@ impl Ui {
             progress: RwSignal::new(None),
             storage: RwSignal::new(None),
             wasm_peak: RwSignal::new(0),
+            load_times: RwSignal::new(Default::default()),
+            profile: RwSignal::new(None),
             conversation: RwSignal::new(Conversation::new("c0".into(), 0.0)),
             conversations: RwSignal::new(Vec::new()),
             generating: RwSignal::new(false),
@@ -244,8 +250,9 @@ impl Ui {
                     ..Default::default()
                 }));
             }
-            Event::Loaded { id, wasm_memory_peak_bytes, .. } => {
+            Event::Loaded { id, wasm_memory_peak_bytes, times, .. } => {
                 self.progress.set(None);
+                self.load_times.set(*times);
                 self.wasm_peak.update(|p| *p = (*p).max(*wasm_memory_peak_bytes));
                 self.loaded.set(Some(id.clone()));
                 self.status.set(ModelStatus::Ready);
@@ -291,6 +298,7 @@ impl Ui {
                 self.notice.set(Some(message.clone()));
             }
             Event::Error { message } => self.notice.set(Some(message.clone())),
+            Event::Profiled { profile } => self.profile.set(serde_json::to_string(profile).ok()),
             Event::Gpu { .. } => {}
         }
     }

@@ -462,16 +462,16 @@ fn rmsnorm_rows_and_last_row() {
 
 #[test]
 fn shortconv_carries_state_across_passes() {
+    // The state is a ring of the last four positions' u per channel (slot =
+    // position % 4): a pass reads the two slots before its first position and
+    // writes its last two, so steps run ahead past a stop and then run again
+    // from the stop's position see the state as if they had never run.
     both_devices(|h, dev| {
         let mut rng = Rng(5);
         let d = 72usize;
         let taps = rng.vec(3 * d, -1.0, 1.0);
-        let (tb, state) = (h.f32s(&taps), h.f32s(&vec![0.0; 2 * d]));
-        let mut cpu_state = vec![[0f32; 2]; d];
-        for (pass, t_n) in [5usize, 1, 3].into_iter().enumerate() {
-            let z = rng.vec(t_n * 3 * d, -2.0, 2.0);
-            let y = h.f32s(&vec![0.0; t_n * d]);
-            h.run(&[h.ops().shortconv(&h.f32s(&z), &tb, &state, &y, d as u32)], t_n as u32, 0, 0);
+        let (tb, state) = (h.f32s(&taps), h.f32s(&vec![0.0; 4 * d]));
+        let reference = |cpu_state: &mut Vec<[f32; 2]>, z: &[f32], t_n: usize| {
             let mut want = vec![0f32; t_n * d];
             for c in 0..d {
                 for t in 0..t_n {
@@ -482,10 +482,31 @@ fn shortconv_carries_state_across_passes() {
                     cpu_state[c] = [cpu_state[c][1], u];
                 }
             }
+            want
+        };
+        let mut cpu_state = vec![[0f32; 2]; d];
+        let mut pos = 0u32;
+        for (pass, t_n) in [5usize, 1, 3, 1, 1].into_iter().enumerate() {
+            let z = rng.vec(t_n * 3 * d, -2.0, 2.0);
+            let y = h.f32s(&vec![0.0; t_n * d]);
+            h.run(&[h.ops().shortconv(&h.f32s(&z), &tb, &state, &y, d as u32)], t_n as u32, pos, 0);
+            let want = reference(&mut cpu_state, &z, t_n);
             assert!(rel_err(&h.read_f32(&y, t_n * d), &want) < 1e-5, "shortconv pass {pass} {dev}");
+            pos += t_n as u32;
+            if pass == 2 {
+                // Two single-token steps run ahead (at pos and pos + 1) and discarded.
+                for ahead in 0..2 {
+                    let z = rng.vec(3 * d, -2.0, 2.0);
+                    let y = h.f32s(&vec![0.0; d]);
+                    h.run(&[h.ops().shortconv(&h.f32s(&z), &tb, &state, &y, d as u32)], 1, pos + ahead, 0);
+                }
+            }
         }
-        let flat: Vec<f32> = cpu_state.iter().flatten().copied().collect();
-        assert!(rel_err(&h.read_f32(&state, 2 * d), &flat) < 1e-6, "shortconv state {dev}");
+        let ring = h.read_f32(&state, 4 * d);
+        for c in 0..d {
+            let last_two = [ring[4 * c + (pos as usize + 2) % 4], ring[4 * c + (pos as usize + 3) % 4]];
+            assert!(rel_err(&last_two, &cpu_state[c]) < 1e-6, "shortconv state of channel {c} {dev}");
+        }
     });
 }
 
@@ -903,8 +924,9 @@ fn sampling_greedy_and_filters() {
                 h.run(&[h.ops().sample(&sampler, &lb, &sb, &tb, &ob)], 1, 0, step);
                 let pick = h.read_u32(&ob, 8)[step as usize];
                 assert_eq!(h.read_u32(&tb, 1)[0], pick, "the pick is the next input");
-                let bits = h.read_u32(&sb, seen_bits.len());
-                assert!(bits[pick as usize / 32] & (1 << (pick % 32)) != 0, "the pick is marked seen");
+                // The next step's mark-seen records the pick when it consumes it: a pick
+                // never consumed (a step run past a stop) must not count as seen.
+                assert_eq!(h.read_u32(&sb, seen_bits.len()), seen_bits, "the sampler leaves the seen bits alone");
                 if greedy {
                     let adj: Vec<f32> = logits.iter().zip(&seen).map(|(&x, &s)| if s && c.penalty != 1.0 { if x > 0.0 { x / c.penalty } else { x * c.penalty } } else { x }).collect();
                     let best = (0..vocab).fold(0, |b, i| if adj[i] > adj[b] { i } else { b });

@@ -294,3 +294,57 @@ fn prompts_through_the_decode_pass_token_by_token() {
         }
     }
 }
+
+/// Decode steps submitted ahead of the token being read (the browser's
+/// setting, to hide its readback round trip) answer as one step at a time:
+/// the reference's greedy tokens, and after a turn that ends on a stop token
+/// or a cancellation with steps still in flight, the next turn is bit for bit
+/// the same: the conv layers' state and the repetition penalty's seen tokens
+/// are untouched by the steps run past the end.
+#[test]
+fn decoding_ahead_answers_as_one_step_at_a_time() {
+    use engine::runtime::session::{Generation, Session, SessionOptions, MAX_DECODE_AHEAD};
+    let gpu = gpu(false);
+    for name in ["tiny-lfm2", "tiny-lfm2-moe"] {
+        let model = load(&gpu, &models_dir().join(name).join(format!("{name}-f32.gguf")));
+        let r = reference(name);
+        let prompt = &r["prompts"][0];
+        let first = ids(&prompt["input_ids"]);
+        let vocab = model.config().vocab as u32;
+        let second: Vec<u32> = (3..8).map(|i| (first[0] + 31 * i) % vocab).collect();
+        let penalised = Sampling { repeat_penalty: 1.5, ..Sampling::default() };
+        let session = |ahead: usize| Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16: false, decode_ahead: ahead, ..Default::default() }).unwrap();
+        // The token the first turn stops at: its fourth, so steps are in flight then.
+        let free = pollster::block_on(session(1).generate(&first, 12, &penalised, &[], false, &mut |_| true)).unwrap();
+        let stop = free.tokens[3];
+        // Two turns: the first ends at `stop` (or is cancelled after 3 tokens), the second runs on.
+        let two_turns = |ahead: usize, cancel: bool| -> (Generation, Generation) {
+            let mut s = session(ahead);
+            let mut n = 0;
+            let stops: &[u32] = if cancel { &[] } else { &[stop] };
+            let a = pollster::block_on(s.generate(&first, 12, &penalised, stops, false, &mut |_| {
+                n += 1;
+                !cancel || n < 3
+            }))
+            .unwrap();
+            let mut seen = s.history().to_vec();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(pollster::block_on(s.seen_tokens()).unwrap(), seen, "{name} ahead {ahead}: the penalty's seen tokens are the history's");
+            let b = pollster::block_on(s.generate(&second, 8, &penalised, &[], true, &mut |_| true)).unwrap();
+            (a, b)
+        };
+        for cancel in [false, true] {
+            let (want_a, want_b) = two_turns(1, cancel);
+            for ahead in 2..=MAX_DECODE_AHEAD {
+                let greedy = ids(&prompt["greedy_ids"]);
+                let out = pollster::block_on(session(ahead).generate(&first, greedy.len(), &Sampling::default(), &[], false, &mut |_| true)).unwrap();
+                assert_eq!(out.tokens, greedy, "{name} ahead {ahead}: greedy tokens");
+                let (a, b) = two_turns(ahead, cancel);
+                assert_eq!((a.tokens, a.stop), (want_a.tokens.clone(), want_a.stop), "{name} ahead {ahead} cancel {cancel}: first turn");
+                assert_eq!(b.tokens, want_b.tokens, "{name} ahead {ahead} cancel {cancel}: the turn after");
+                assert_eq!(b.last_logits, want_b.last_logits, "{name} ahead {ahead} cancel {cancel}: logits of the turn after");
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::{
 
 use app::{
     manifest::{Catalog, Manifest},
-    protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, Request},
+    protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, LoadOptions, Request},
 };
 use engine::{
     chat::ChatMessage,
@@ -18,7 +18,7 @@ use engine::{
     runtime::{
         model::Model,
         ops::Tuning,
-        session::{Sampling, Session, SessionOptions},
+        session::{Sampling, Session, SessionOptions, MAX_DECODE_AHEAD},
     },
     text::TextModel,
     tokenizer::TextStream,
@@ -35,6 +35,9 @@ use crate::{
 
 /// Context tokens a session holds (the KV cache's size), at most.
 const MAX_CONTEXT: usize = 4096;
+/// Decode steps in flight in the browser, where a token's readback crosses
+/// to the GPU process and back before the next step can be submitted.
+const DECODE_AHEAD: usize = 2;
 
 struct Active {
     /// Which load this is: a generation that outlives its model finds another serial.
@@ -163,12 +166,12 @@ impl Host {
                 }
                 self.emit_cached().await;
             }
-            Request::Load { id, matvec, context } => {
+            Request::Load { id, options } => {
                 // A generation in progress on the model being replaced ends at its next token.
                 if self.state.borrow().active.as_ref().is_some_and(|a| a.session.is_none()) {
                     self.stop.set(true);
                 }
-                self.load(id, matvec, context).await
+                self.load(id, options).await
             }
             Request::Chat { conversation, messages, params } => self.chat(conversation, messages, params).await,
             Request::Complete { prompt_ids, params } => {
@@ -177,6 +180,10 @@ impl Host {
                 }
                 self.generate(false, prompt_ids, &params, None).await;
             }
+            Request::Profile { prompt_len, reps } => match self.profile(prompt_len as usize, reps as usize).await {
+                Ok(profile) => self.emit(Event::Profiled { profile }),
+                Err(message) => self.emit(Event::Error { message }),
+            },
             Request::Reset => {
                 let mut st = self.state.borrow_mut();
                 if let Some(a) = st.active.as_mut() {
@@ -358,30 +365,34 @@ impl Host {
         self.emit_cached().await;
     }
 
-    async fn load(&self, id: String, matvec: Option<(u32, u32)>, context: Option<u32>) {
+    async fn load(&self, id: String, options: LoadOptions) {
         let result = async {
             let gpu = self.gpu().await?;
             let store = self.store().await?;
             self.state.borrow_mut().active = None;
             let t0 = js::now_ms();
-            let tuning = match matvec {
+            let tuning = match options.matvec {
                 Some((matvec_wg, matvec_lanes)) => Tuning { matvec_wg, matvec_lanes, ..Tuning::for_adapter(&gpu) },
                 None => Tuning::for_adapter(&gpu),
             };
             let make_session = |manifest: &Manifest, model: &Rc<Model>| {
                 let allowed = (manifest.context_length as usize).clamp(16, MAX_CONTEXT);
-                let context = context.map_or(allowed, |c| (c as usize).clamp(16, allowed));
-                Session::new(model.clone(), SessionOptions { context, tuning, ..Default::default() }).map_err(|e| e.to_string())
+                let context = options.context.map_or(allowed, |c| (c as usize).clamp(16, allowed));
+                let decode_ahead = options.decode_ahead.map_or(DECODE_AHEAD, |n| (n as usize).clamp(1, MAX_DECODE_AHEAD));
+                Session::new(model.clone(), SessionOptions { context, tuning, decode_ahead, ..Default::default() }).map_err(|e| e.to_string())
             };
             let loaded = loading::load(&store, &gpu, &id, &self.emit, &make_session).await?;
             let text = Rc::new(loaded.text);
             let mut session = loaded.session;
+            let mut times = loaded.times;
+            let t_warm = js::now_ms();
             // Ready means compiled: the first prompt runs at full speed. Not
             // on a CPU adapter (SwiftShader): there one pass of a large model
             // costs far more than its pipelines take to compile.
             if !gpu.is_cpu() {
                 session.warm_up().await.map_err(|e| format!("running the model once failed: {e}"))?;
             }
+            times.warm_up_s = (js::now_ms() - t_warm) / 1000.0;
             let name = loaded.manifest.name.clone();
             let context = session.capacity();
             let serial = {
@@ -399,16 +410,17 @@ impl Host {
                 prefill_tokens_per_s: 0.0,
                 checkpoints: Checkpoints::new(prefix_budget(&gpu)),
             });
-            Ok::<_, String>((name, context, (js::now_ms() - t0) / 1000.0, loaded.peak_wasm_bytes))
+            Ok::<_, String>((name, context, (js::now_ms() - t0) / 1000.0, loaded.peak_wasm_bytes, times))
         }
         .await;
         match result {
-            Ok((name, context_length, load_seconds, peak)) => self.emit(Event::Loaded {
+            Ok((name, context_length, load_seconds, peak, times)) => self.emit(Event::Loaded {
                 id,
                 name,
                 context_length,
                 load_seconds,
                 wasm_memory_peak_bytes: peak,
+                times,
             }),
             Err(message) => self.emit(Event::LoadFailed { id, message }),
         }
@@ -531,6 +543,30 @@ impl Host {
         if let Some(a) = self.state.borrow_mut().active.as_mut() {
             f(&mut a.checkpoints);
         }
+    }
+
+    /// Profiles the loaded model on arbitrary tokens (see `Request::Profile`).
+    async fn profile(&self, prompt_len: usize, reps: usize) -> Result<engine::runtime::session::Profile, String> {
+        let taken = self.state.borrow_mut().active.as_mut().map(|a| (a.session.take(), a.serial));
+        let Some((Some(mut session), serial)) = taken else { return Err("no model is loaded, or it is busy".into()) };
+        let vocab = session.model().config().vocab as u32;
+        let mut seed = 12345u32;
+        let prompt: Vec<u32> = (0..prompt_len.clamp(1, session.capacity().saturating_sub(2).max(1)))
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 8) % vocab
+            })
+            .collect();
+        let result = session.profile(&prompt, reps.max(1)).await.map_err(|e| e.to_string());
+        session.reset();
+        let mut st = self.state.borrow_mut();
+        if let Some(a) = st.active.as_mut().filter(|a| a.serial == serial) {
+            a.session = Some(session);
+            a.history_text.clear();
+            a.conversation = None;
+            a.checkpoints.forget_turns();
+        }
+        result
     }
 
     /// Generates after `new_ids`; with `continue_session`, they extend what the

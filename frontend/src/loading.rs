@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use app::{
     manifest::{Manifest, ManifestFile},
-    protocol::Event,
+    protocol::{Event, LoadTimes},
 };
 use engine::{
     formats::{gguf, safetensors},
@@ -26,6 +26,7 @@ pub struct Loaded {
     /// Made when the load began (see [`load`]); not yet run.
     pub session: Session,
     pub peak_wasm_bytes: u64,
+    pub times: LoadTimes,
 }
 
 /// Makes the session for a model being loaded, given its manifest.
@@ -103,6 +104,9 @@ impl Reader<'_> {
 /// chunk is read: making it creates every pipeline, which the browser's GPU
 /// process compiles while this worker reads and feeds the chunks.
 pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session: MakeSession<'_>) -> Result<Loaded, String> {
+    let t_begin = js::now_ms();
+    let secs = |since: f64| (js::now_ms() - since) / 1000.0;
+    let mut times = LoadTimes::default();
     let record = store.model(id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{id} is not downloaded"))?;
     let manifest: Manifest = serde_json::from_str(&record.manifest_json).map_err(|e| e.to_string())?;
     let missing = missing_chunks(store, id, &manifest).await?;
@@ -157,6 +161,7 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session:
     };
     let mut load = Model::begin_load(gpu, spec).map_err(|e| e.to_string())?;
     let session = make_session(&manifest, load.model())?;
+    times.begin_s = secs(t_begin);
     let total: u64 = data_files.iter().map(|f| f.size).sum();
     let mut before = 0u64;
     let mut peak = js::wasm_memory_bytes();
@@ -179,7 +184,10 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session:
         }))
         .buffered(READ_AHEAD);
         let mut failed = None;
-        while let Some((i, got)) = reads.next().await {
+        loop {
+            let t = js::now_ms();
+            let Some((i, got)) = reads.next().await else { break };
+            times.read_wait_s += secs(t);
             if failed.is_some() {
                 continue; // Let the reads in flight finish: a dropped request's callback would outlive it.
             }
@@ -195,10 +203,15 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session:
                     continue;
                 }
             };
+            let t = js::now_ms();
             let view = js_sys::Uint8Array::new(&data);
             buf.resize(view.length() as usize, 0);
             view.copy_to(&mut buf);
-            if let Err(e) = load.feed(index, c.offset, &buf) {
+            times.copy_s += secs(t);
+            let t = js::now_ms();
+            let fed = load.feed(index, c.offset, &buf);
+            times.feed_s += secs(t);
+            if let Err(e) = fed {
                 failed = Some(e.to_string());
                 continue;
             }
@@ -212,8 +225,10 @@ pub async fn load(store: &Store, gpu: &Gpu, id: &str, emit: &Emit, make_session:
         before += file.size;
     }
     drop(buf);
+    let t = js::now_ms();
     let model = load.finish().map_err(|e| e.to_string())?;
     let text = TextModel::new(model).map_err(|e| e.to_string())?;
+    times.finish_s = secs(t);
     peak = peak.max(js::wasm_memory_bytes());
-    Ok(Loaded { text, manifest, session, peak_wasm_bytes: peak })
+    Ok(Loaded { text, manifest, session, peak_wasm_bytes: peak, times })
 }

@@ -94,7 +94,9 @@ fn Header(settings_open: RwSignal<bool>, sidebar_open: RwSignal<bool>) -> impl I
             <h1 class="brand">"Eddy"</h1>
             <ModelPicker/>
             <span class=status_class data-testid="model-status" role="status" aria-live="polite"
-                data-wasm-peak=move || ui.wasm_peak.get().to_string()>{status_text}</span>
+                data-wasm-peak=move || ui.wasm_peak.get().to_string()
+                data-load-times=move || serde_json::to_string(&ui.load_times.get()).unwrap_or_default()>{status_text}</span>
+            <pre hidden data-testid="profile">{move || ui.profile.get()}</pre>
             // A failed download or load is tried again from where it stopped.
             <button type="button" class="secondary small" data-testid="retry"
                 hidden=move || !(matches!(ui.status.get(), ModelStatus::Failed(_)) && ui.selected.get().is_some())

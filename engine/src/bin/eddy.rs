@@ -92,6 +92,9 @@ struct DeviceArgs {
     /// Staged mat-vecs with fewer workgroups widen their lane groups (0: never).
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.min_workgroups)]
     min_workgroups: u32,
+    /// Decode steps in flight ahead of the token being read (1 to 3).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=engine::runtime::session::MAX_DECODE_AHEAD as i64))]
+    decode_ahead: u16,
 }
 
 impl DeviceArgs {
@@ -114,6 +117,7 @@ impl DeviceArgs {
                 route_in_gate_up: !self.route_kernel,
                 prefill_by_token: self.prefill_by_token,
             },
+            decode_ahead: usize::from(self.decode_ahead),
             ..Default::default()
         }
     }

@@ -31,11 +31,17 @@ pub struct SessionOptions {
     pub all_logits: bool,
     /// Kernel shapes (benchmarks sweep them).
     pub tuning: Tuning,
+    /// Decode steps submitted ahead of the token being read, 1 to
+    /// [`MAX_DECODE_AHEAD`]. Each step takes its token from the one before
+    /// on the GPU, so more steps in flight hide a longer readback round trip
+    /// (a browser's GPU process) at the cost of up to this many minus one
+    /// steps computed past a stop token and thrown away.
+    pub decode_ahead: usize,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { context: 4096, prefill_chunk: 256, kv_f16: true, all_logits: false, tuning: Tuning::default() }
+        Self { context: 4096, prefill_chunk: 256, kv_f16: true, all_logits: false, tuning: Tuning::default(), decode_ahead: 1 }
     }
 }
 
@@ -388,12 +394,16 @@ impl Generation {
     }
 }
 
-const RING: usize = 3;
-/// Decode steps in flight ahead of the token being read. More would leave
-/// the conv state advanced past a stop token; on the H200 (2026-12-02) two and
-/// three decoded no faster (the CPU records a step in 0.2–0.7 ms, well
-/// within the GPU's step).
-const DECODE_AHEAD: usize = 1;
+/// The most decode steps in flight ahead of the token being read. Natively
+/// on the H200 (2026-12-02) two and three decoded no faster than one (the CPU
+/// records a step in 0.2–0.7 ms, well within the GPU's step).
+pub const MAX_DECODE_AHEAD: usize = 3;
+/// Token readback slots: the one being read and those of the steps ahead.
+const RING: usize = MAX_DECODE_AHEAD + 1;
+/// Positions each conv layer's state keeps (shortconv.wgsl's SLOTS): the two
+/// inputs before the next token, and the positions of the steps run past a
+/// stop token, which then do not disturb them.
+const CONV_SLOTS: u64 = MAX_DECODE_AHEAD as u64 + 1;
 
 /// One conversation with a model: the tokens it has seen and their state on the GPU.
 pub struct Session {
@@ -443,7 +453,7 @@ impl Session {
             .iter()
             .map(|kind| match kind {
                 LayerKind::Attention => LayerState { kv: Some((storage(&gpu, "k-cache", kv_bytes), storage(&gpu, "v-cache", kv_bytes))), conv: None },
-                LayerKind::Conv => LayerState { kv: None, conv: Some(storage(&gpu, "conv-state", 8 * d)) },
+                LayerKind::Conv => LayerState { kv: None, conv: Some(storage(&gpu, "conv-state", 4 * CONV_SLOTS * d)) },
             })
             .collect();
         let rope = rope_table(c.rope_theta, c.head_dim, capacity);
@@ -504,6 +514,14 @@ impl Session {
         self.capacity
     }
 
+    /// The tokens the repetition penalty counts as seen (read from the GPU),
+    /// ascending: the history's, once each.
+    pub async fn seen_tokens(&self) -> Result<Vec<u32>, ModelError> {
+        let bytes = read_buffer(&self.model.gpu, &self.bufs.seen, self.bufs.seen.size()).await?;
+        let words: &[u32] = bytemuck::cast_slice(&bytes);
+        Ok((0..self.model.config().vocab as u32).filter(|&t| words[t as usize / 32] & (1 << (t % 32)) != 0).collect())
+    }
+
     /// The tokens whose state the GPU holds, in order.
     pub fn history(&self) -> &[u32] {
         &self.history
@@ -541,6 +559,15 @@ impl Session {
             self.model.gpu.queue.write_buffer(&self.bufs.sampler, 0, bytemuck::bytes_of(&params));
             self.sampling = Some(s.clone());
         }
+    }
+
+    /// Sets the repetition penalty's seen-token bitset to the history's tokens.
+    fn write_seen(&self) {
+        let mut bits = vec![0u32; (self.model.config().vocab as usize).div_ceil(32)];
+        for &t in &self.history {
+            bits[t as usize / 32] |= 1 << (t % 32);
+        }
+        self.model.gpu.queue.write_buffer(&self.bufs.seen, 0, bytemuck::cast_slice(&bits));
     }
 
     fn write_step(&self, n_tokens: usize, pos0: usize, step: usize) {
@@ -700,7 +727,7 @@ impl Session {
         }
         // Steps submitted ahead of the one being read: step k consumes the
         // token chosen at step k-1 (which stays on the GPU) at position base+k-1.
-        let ahead = DECODE_AHEAD;
+        let ahead = self.options.decode_ahead.clamp(1, MAX_DECODE_AHEAD);
         let base = self.history.len();
         let mut submitted = 0usize;
         let (mut record_seconds, mut wait_seconds) = (0.0, 0.0);
@@ -748,13 +775,20 @@ impl Session {
         for k in step + 1..=submitted {
             self.read_token(k % RING, filled[k % RING].take()).await?;
         }
+        // Steps past the one that consumed the last token ran on tokens that
+        // are not in the conversation: the conv layers keep them apart by
+        // position and their KV rows are overwritten later, but each marked
+        // its token seen. The seen tokens are the history's.
+        if submitted > step + 1 {
+            self.write_seen();
+        }
         let decode_seconds = crate::clock::now() - t_first;
         Ok(Generation { tokens, stop, last_logits, prefill_tokens, prefill_seconds, decode_seconds, record_seconds, wait_seconds })
     }
 }
 
 /// GPU time per kind of dispatch, from timestamp queries.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileEntry {
     pub label: String,
     pub count: usize,
@@ -762,14 +796,14 @@ pub struct ProfileEntry {
 }
 
 /// One dispatch's GPU time, in the order the pass runs them.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DispatchTime {
     pub label: String,
     pub ms: f64,
 }
 
 /// The GPU times of a pass, per dispatch and per kind of dispatch.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PassProfile {
     /// Each dispatch alone in a compute pass (its time includes the wait for the previous one).
     pub dispatches: Vec<DispatchTime>,
@@ -800,7 +834,7 @@ impl PassProfile {
 }
 
 /// The profile of a prefill and of one decode step, and the CPU cost of recording a step.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub prefill: PassProfile,
     pub decode: PassProfile,
