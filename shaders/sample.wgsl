@@ -30,6 +30,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> seen: array<u32>;
 @group(0) @binding(4) var<storage, read_write> tokens: array<u32>;         // [0]: the next input
 @group(0) @binding(5) var<storage, read_write> out_ids: array<u32>;        // [step]: the choice
+// Bit per token id: the tokens a constraint (a JSON schema, a grammar)
+// allows for this choice, written by the CPU before the step's sampler runs;
+// every bit set when the reply is unconstrained.
+@group(0) @binding(6) var<storage, read> allowed: array<u32>;
 
 const WG: u32 = 256u;
 var<workgroup> hist: array<atomic<u32>, 256>;
@@ -61,14 +65,17 @@ fn scan_sum(v: f32, lid: u32) -> f32 {
     return r;
 }
 
-// The logit of token i after the repetition penalty. Branch-free: a load
-// under a condition cannot be issued ahead of it, and these loops need many
-// loads in flight.
+// The logit of token i after the repetition penalty, NONE where the
+// constraint rules it out (it then weighs exp(NONE) = 0 and loses every
+// comparison). Branch-free: a load under a condition cannot be issued ahead of
+// it, and these loops need many loads in flight.
 fn adjusted(i: u32) -> f32 {
     let l = logits[i];
     let seen_bit = (seen[i / 32u] >> (i % 32u)) & 1u;
+    let allowed_bit = (allowed[i / 32u] >> (i % 32u)) & 1u;
     let penalised = select(l * P.penalty, l / P.penalty, l > 0.0);
-    return select(l, penalised, (P.penalty != 1.0) & (seen_bit != 0u));
+    let v = select(l, penalised, (P.penalty != 1.0) & (seen_bit != 0u));
+    return select(NONE, v, allowed_bit != 0u);
 }
 
 // The adjusted logits of tokens b, b + WG, ..., b + 7 WG (-3.4e38 past the

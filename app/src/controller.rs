@@ -413,7 +413,7 @@ fn request_reply_with(ui: Ui, seed_offset: u32) {
     save_conversation(ui);
     let mut params = ui.params.get_untracked();
     params.seed = params.seed.wrapping_add(seed_offset);
-    send(Request::Chat { conversation: conv.id, messages: turns, params });
+    send(Request::Chat { conversation: conv.id, messages: turns, params, format: None });
 }
 
 pub fn stop() {

@@ -55,20 +55,54 @@ pub enum Request {
         options: LoadOptions,
     },
     /// Continue the conversation: `messages` is the whole conversation, whose
-    /// prefix the engine may already hold.
-    Chat { conversation: String, messages: Vec<ChatTurn>, params: GenerationParams },
+    /// prefix the engine may already hold. With `format`, the reply is held to it.
+    Chat {
+        conversation: String,
+        messages: Vec<ChatTurn>,
+        params: GenerationParams,
+        #[serde(default)]
+        format: Option<ReplyFormat>,
+    },
     /// Time the loaded model's dispatches on the GPU (benchmarks): a prefill
     /// of `prompt_len` arbitrary tokens and one decode step after it, each
     /// dispatch alone and repeated `reps` times; the conversation is forgotten.
     Profile { prompt_len: u32, reps: u32 },
     /// Generate from exact token ids (tests, tools).
-    Complete { prompt_ids: Vec<u32>, params: GenerationParams },
+    Complete {
+        prompt_ids: Vec<u32>,
+        params: GenerationParams,
+        #[serde(default)]
+        format: Option<ReplyFormat>,
+    },
     Stop,
     /// Forget the conversation state held on the GPU.
     Reset,
     /// Destroy the GPU device, as a driver reset or a crash would (tests; the
     /// page sends it only with the `test_hooks` link parameter).
     DestroyGpu,
+}
+
+/// What a reply must be (constrained decoding: engine::constrain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReplyFormat {
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid under this JSON Schema.
+    JsonSchema { schema: serde_json::Value },
+    /// Text in the language of this Lark grammar (llguidance's dialect).
+    Grammar { lark: String },
+}
+
+impl ReplyFormat {
+    pub fn grammar(&self) -> engine::constrain::Grammar {
+        use engine::constrain::Grammar;
+        match self {
+            ReplyFormat::JsonObject => Grammar::JsonObject,
+            ReplyFormat::JsonSchema { schema } => Grammar::JsonSchema(schema.clone()),
+            ReplyFormat::Grammar { lark } => Grammar::Lark(lark.clone()),
+        }
+    }
 }
 
 /// Where a load's seconds went, on the worker's clock (benchmarks): the

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod clock;
+pub mod constrain;
 pub mod formats;
 pub mod fuzz;
 pub mod gpu;

@@ -35,6 +35,11 @@ impl TextModel {
         self.tokenizer.encode_rendered(&text)
     }
 
+    /// The token that ends a reply: a ChatML model's `<|im_end|>`, else EOS.
+    pub fn end_of_reply(&self) -> Option<u32> {
+        self.tokenizer.token_to_id("<|im_end|>").or(self.model.spec.eos).or_else(|| self.stop_ids().first().copied())
+    }
+
     /// Ids that end a reply.
     pub fn stop_ids(&self) -> Vec<u32> {
         let mut ids = self.model.spec.stop_ids();

@@ -134,6 +134,19 @@ impl Tokenizer {
         out
     }
 
+    /// Every token's bytes, by id, as llguidance reads them: special tokens
+    /// behind its 0xFF marker (they match only as themselves), byte-level and
+    /// byte-fallback vocabularies mapped back to raw bytes.
+    pub fn token_bytes(&self) -> Result<Vec<Vec<u8>>, ModelError> {
+        let json = self.inner.to_string(false).map_err(tok_err)?;
+        let value: serde_json::Value = serde_json::from_str(&json).map_err(tok_err)?;
+        // It asserts on a malformed byte token (`<0x..` that is not one byte):
+        // a file's vocabulary must not bring the worker down.
+        std::panic::catch_unwind(|| llguidance::token_bytes_from_tokenizer_json(&value))
+            .map_err(|_| ModelError::Tokenizer("a byte token of the vocabulary is malformed".into()))?
+            .map_err(tok_err)
+    }
+
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
     }

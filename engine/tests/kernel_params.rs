@@ -116,5 +116,5 @@ fn bindings_follow_the_expanded_shader() {
     assert_eq!(slots(&["DOT", "STORE"]), [Uniform, Uniform, Read, Read, Write]);
     assert_eq!(slots(&["DOT", "STORE", "NORM"]), [Uniform, Uniform, Read, Read, Write, Read]);
     assert_eq!(slots(&["DOT", "MOE", "MOE_GATE_UP", "NORM"]), [Uniform, Uniform, Read, Read, Write, Read, Read, Read]);
-    assert_eq!(slots_of(&shaders::compile("sample.wgsl", &[], &[])), [Uniform, Uniform, Read, Read, Write, Write]);
+    assert_eq!(slots_of(&shaders::compile("sample.wgsl", &[], &[])), [Uniform, Uniform, Read, Read, Write, Write, Read]);
 }

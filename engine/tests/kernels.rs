@@ -920,8 +920,9 @@ fn sampling_greedy_and_filters() {
                 ];
                 let sampler = uniform(&h.gpu, "sampler", &words);
                 let (lb, sb, tb, ob) = (h.f32s(&logits), h.u32s(&seen_bits), h.u32s(&[0; 4]), h.u32s(&[0; 8]));
+                let all = h.u32s(&vec![u32::MAX; seen_bits.len()]);
                 let step = seed % 5;
-                h.run(&[h.ops().sample(&sampler, &lb, &sb, &tb, &ob)], 1, 0, step);
+                h.run(&[h.ops().sample(&sampler, &lb, &sb, &tb, &ob, &all)], 1, 0, step);
                 let pick = h.read_u32(&ob, 8)[step as usize];
                 assert_eq!(h.read_u32(&tb, 1)[0], pick, "the pick is the next input");
                 // The next step's mark-seen records the pick when it consumes it: a pick
@@ -958,7 +959,7 @@ fn sampling_follows_the_softmax() {
     let (lb, sb, tb) = (h.f32s(&logits), h.u32s(&[0]), h.u32s(&[0; 4]));
     let n = 4000usize;
     let ob = h.u32s(&vec![0; n]);
-    let d: Dispatch = h.ops().sample(&sampler, &lb, &sb, &tb, &ob);
+    let d: Dispatch = h.ops().sample(&sampler, &lb, &sb, &tb, &ob, &h.u32s(&[u32::MAX]));
     for step in 0..n as u32 {
         h.run(std::slice::from_ref(&d), 1, 0, step);
     }
@@ -969,5 +970,39 @@ fn sampling_follows_the_softmax() {
         let freq = picks.iter().filter(|&&x| x as usize == i).count() as f32 / n as f32;
         let sigma = (p * (1.0 - p) / n as f32).sqrt();
         assert!((freq - p).abs() < 5.0 * sigma + 1e-3, "token {i}: frequency {freq:.4}, softmax {p:.4}");
+    }
+}
+
+/// A constraint's mask (a bit per allowed token): the sampler draws from the
+/// softmax over the allowed tokens only, greedy takes the best allowed one,
+/// and top-k counts among the allowed.
+#[test]
+fn sampling_keeps_to_the_allowed_tokens() {
+    let h = Harness::new(false);
+    let logits = [2.0f32, 1.0, 0.5, 0.0, -1.0, 1.5, -3.0, 0.2];
+    let allowed_ids = [1usize, 2, 4, 6];
+    let mask = allowed_ids.iter().fold(0u32, |m, &i| m | 1 << i);
+    let n = 3000usize;
+    for (name, greedy, top_k) in [("softmax", 0u32, 0u32), ("greedy", 1, 0), ("top-k 2", 0, 2)] {
+        let words = [logits.len() as u32, top_k, 5, greedy, 1f32.to_bits(), 1f32.to_bits(), 0f32.to_bits(), 1f32.to_bits()];
+        let sampler = uniform(&h.gpu, "sampler", &words);
+        let (lb, sb, tb, ob) = (h.f32s(&logits), h.u32s(&[0]), h.u32s(&[0; 4]), h.u32s(&vec![0; n]));
+        let d: Dispatch = h.ops().sample(&sampler, &lb, &sb, &tb, &ob, &h.u32s(&[mask]));
+        for step in 0..n as u32 {
+            h.run(std::slice::from_ref(&d), 1, 0, step);
+        }
+        let picks = h.read_u32(&ob, n);
+        let kept: &[usize] = match (greedy, top_k) {
+            (1, _) => &allowed_ids[..1],
+            (_, 2) => &allowed_ids[..2],
+            _ => &allowed_ids,
+        };
+        let z: f32 = kept.iter().map(|&i| logits[i].exp()).sum();
+        for i in 0..logits.len() {
+            let p = if kept.contains(&i) { logits[i].exp() / z } else { 0.0 };
+            let freq = picks.iter().filter(|&&x| x as usize == i).count() as f32 / n as f32;
+            let sigma = (p * (1.0 - p) / n as f32).sqrt();
+            assert!((freq - p).abs() < 5.0 * sigma + 1e-3, "{name}: token {i}: frequency {freq:.4}, expected {p:.4}");
+        }
     }
 }

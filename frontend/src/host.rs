@@ -10,15 +10,16 @@ use std::{
 
 use app::{
     manifest::{Catalog, Manifest},
-    protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, LoadOptions, Request},
+    protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, LoadOptions, ReplyFormat, Request},
 };
 use engine::{
     chat::ChatMessage,
+    constrain::{Constraint, Grammars},
     gpu::{Gpu, GpuError, GpuOptions},
     runtime::{
         model::Model,
         ops::Tuning,
-        session::{Sampling, Session, SessionOptions, MAX_DECODE_AHEAD},
+        session::{Sampling, Session, SessionOptions, TokenConstraint, MAX_DECODE_AHEAD},
     },
     text::TextModel,
     tokenizer::TextStream,
@@ -52,6 +53,8 @@ struct Active {
     prefill_tokens_per_s: f64,
     /// Snapshots of the session to start later turns from.
     checkpoints: Checkpoints,
+    /// The model's tokens for constrained replies, made at the first one.
+    grammars: Option<Rc<Grammars>>,
 }
 
 /// How a chat request starts: the tokens the session already holds for it,
@@ -173,12 +176,12 @@ impl Host {
                 }
                 self.load(id, options).await
             }
-            Request::Chat { conversation, messages, params } => self.chat(conversation, messages, params).await,
-            Request::Complete { prompt_ids, params } => {
+            Request::Chat { conversation, messages, params, format } => self.chat(conversation, messages, params, format).await,
+            Request::Complete { prompt_ids, params, format } => {
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
                     a.conversation = None;
                 }
-                self.generate(false, prompt_ids, &params, None).await;
+                self.generate(false, prompt_ids, &params, format.as_ref(), None).await;
             }
             Request::Profile { prompt_len, reps } => match self.profile(prompt_len as usize, reps as usize).await {
                 Ok(profile) => self.emit(Event::Profiled { profile }),
@@ -409,6 +412,7 @@ impl Host {
                 conversation: None,
                 prefill_tokens_per_s: 0.0,
                 checkpoints: Checkpoints::new(prefix_budget(&gpu)),
+                grammars: None,
             });
             Ok::<_, String>((name, context, (js::now_ms() - t0) / 1000.0, loaded.peak_wasm_bytes, times))
         }
@@ -433,7 +437,7 @@ impl Host {
     /// runs through the model. A system prompt run from scratch is kept with
     /// its KV rows, and every prompt but its last token, so that regenerating
     /// the reply prefills one token.
-    async fn chat(&self, conversation: String, messages: Vec<ChatTurn>, params: GenerationParams) {
+    async fn chat(&self, conversation: String, messages: Vec<ChatTurn>, params: GenerationParams, format: Option<ReplyFormat>) {
         let started_ms = js::now_ms();
         let rendered = {
             let st = self.state.borrow();
@@ -478,7 +482,7 @@ impl Host {
                 if !put_back(self, session) {
                     return self.emit(Event::GenerationFailed { message: "the model was unloaded while it was answering; the reply is incomplete".into() });
                 }
-                self.generate(true, ids, &params, Some(Prepared { started_ms, ..early })).await
+                self.generate(true, ids, &params, format.as_ref(), Some(Prepared { started_ms, ..early })).await
             }
             Err(e) => {
                 session.reset();
@@ -571,7 +575,33 @@ impl Host {
 
     /// Generates after `new_ids`; with `continue_session`, they extend what the
     /// session holds (a chat turn), otherwise the session starts empty.
-    async fn generate(&self, continue_session: bool, new_ids: Vec<u32>, params: &GenerationParams, prepared: Option<Prepared>) {
+    /// The constraint for one reply in `format`, with the model's grammars
+    /// made (and kept) at the first.
+    fn constraint(&self, text: &TextModel, format: &ReplyFormat) -> Result<Constraint, String> {
+        let cached = self.state.borrow().active.as_ref().and_then(|a| a.grammars.clone());
+        let grammars = match cached {
+            Some(g) => g,
+            None => {
+                let end = text.end_of_reply().ok_or("the model has no end-of-reply token")?;
+                let g = Rc::new(Grammars::new(text, end).map_err(|e| e.to_string())?);
+                if let Some(a) = self.state.borrow_mut().active.as_mut() {
+                    a.grammars = Some(g.clone());
+                }
+                g
+            }
+        };
+        grammars.constraint(&format.grammar()).map_err(|e| e.to_string())
+    }
+
+    async fn generate(&self, continue_session: bool, new_ids: Vec<u32>, params: &GenerationParams, format: Option<&ReplyFormat>, prepared: Option<Prepared>) {
+        let text = self.state.borrow().active.as_ref().map(|a| a.text.clone());
+        let mut constraint = match (format, text) {
+            (Some(f), Some(text)) => match self.constraint(&text, f) {
+                Ok(c) => Some(c),
+                Err(message) => return self.emit(Event::GenerationFailed { message }),
+            },
+            _ => None,
+        };
         let taken = {
             let mut st = self.state.borrow_mut();
             st.active.as_mut().map(|a| (a.session.take(), a.text.clone(), a.prefill_tokens_per_s, a.serial))
@@ -593,7 +623,7 @@ impl Host {
         let stop = self.stop.clone();
         let tokenizer = &text.tokenizer;
         let result = session
-            .generate(&new_ids, params.max_tokens as usize, &sampling(params), &stops, false, &mut |id| {
+            .generate_with(&new_ids, params.max_tokens as usize, &sampling(params), &stops, false, constraint.as_mut().map(|c| c as &mut dyn TokenConstraint), &mut |id| {
                 let piece = if stops.contains(&id) { String::new() } else { stream.push(tokenizer, id) };
                 emit.as_ref()(Event::Token { id, text: piece });
                 !stop.get()

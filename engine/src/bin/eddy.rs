@@ -9,9 +9,10 @@ use std::{
 use clap::{Args, Parser, Subcommand};
 use engine::{
     chat::ChatMessage,
+    constrain::{Grammar, Grammars},
     gpu::{Gpu, GpuOptions},
     model::ModelError,
-    runtime::session::{Sampling, Session, SessionOptions},
+    runtime::session::{Sampling, Session, SessionOptions, TokenConstraint},
     text::TextModel,
     tokenizer::TextStream,
 };
@@ -161,7 +162,43 @@ struct GenerateArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    constraint: ConstraintArgs,
+    #[command(flatten)]
     device: DeviceArgs,
+}
+
+/// What the reply must be (at most one).
+#[derive(Args)]
+struct ConstraintArgs {
+    /// The reply is a JSON object.
+    #[arg(long, conflicts_with_all = ["json_schema", "grammar"])]
+    json_object: bool,
+    /// The reply is JSON valid under the JSON Schema in FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "grammar")]
+    json_schema: Option<PathBuf>,
+    /// The reply is in the language of the Lark grammar in FILE.
+    #[arg(long, value_name = "FILE")]
+    grammar: Option<PathBuf>,
+}
+
+impl ConstraintArgs {
+    fn grammar(&self) -> Result<Option<Grammar>, ModelError> {
+        let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| ModelError::Io { path: p.display().to_string(), message: e.to_string() });
+        Ok(match (self.json_object, &self.json_schema, &self.grammar) {
+            (true, _, _) => Some(Grammar::JsonObject),
+            (_, Some(p), _) => Some(Grammar::JsonSchema(
+                serde_json::from_str(&read(p)?).map_err(|e| ModelError::Constraint(format!("{}: not JSON: {e}", p.display())))?,
+            )),
+            (_, _, Some(p)) => Some(Grammar::Lark(read(p)?)),
+            _ => None,
+        })
+    }
+}
+
+/// The constraint for one reply of `tm`.
+fn make_constraint(tm: &TextModel, grammar: &Grammar) -> Result<engine::constrain::Constraint, ModelError> {
+    let end = tm.end_of_reply().ok_or_else(|| ModelError::Constraint("the model has no end-of-reply token".into()))?;
+    Grammars::new(tm, end)?.constraint(grammar)
 }
 
 #[derive(Args)]
@@ -202,6 +239,10 @@ struct BenchArgs {
     bandwidth: f64,
     #[arg(long)]
     json: bool,
+    /// Also time decoding under this JSON Schema (each timed run generates
+    /// until the schema's value is complete, at most --gen-len tokens).
+    #[arg(long, value_name = "FILE")]
+    json_schema: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -273,7 +314,12 @@ fn generate(args: GenerateArgs) -> Result<(), ModelError> {
     let stops = tm.stop_ids();
     let mut out = std::io::stdout();
     let json_mode = args.json;
-    let result = pollster::block_on(session.generate(&prompt_ids, args.max_tokens, &sampling, &stops, args.dump_logits, &mut |id| {
+    let mut constraint = match args.constraint.grammar()? {
+        Some(g) => Some(make_constraint(&tm, &g)?),
+        None => None,
+    };
+    let constraint = constraint.as_mut().map(|c| c as &mut dyn TokenConstraint);
+    let result = pollster::block_on(session.generate_with(&prompt_ids, args.max_tokens, &sampling, &stops, args.dump_logits, constraint, &mut |id| {
         if !json_mode && !stops.contains(&id) {
             let _ = write!(out, "{}", stream.push(&tm.tokenizer, id));
             let _ = out.flush();
@@ -367,6 +413,10 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         record_ms += 1000.0 * g.record_seconds / steps / args.repeat.max(1) as f64;
         wait_ms += 1000.0 * g.wait_seconds / steps / args.repeat.max(1) as f64;
     }
+    let constrained = match &args.json_schema {
+        Some(path) => Some(bench_constrained(&args, &tm, &mut session, prompt, &sampling, path)?),
+        None => None,
+    };
     let profile = if args.profile { Some(pollster::block_on(session.profile(prompt, args.profile_reps))?) } else { None };
     if let Some(p) = &profile {
         print_profile(p);
@@ -400,6 +450,20 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         "coop_matrix": gpu.coop_matrix,
     });
     let mut report = report;
+    if let Some(c) = &constrained {
+        report["constrained"] = c.clone();
+        if !args.json {
+            println!(
+                "constrained by {}: {:.1} tok/s decode over {} tokens ({:.1}% of unconstrained), {:.2} ms per token computing masks, {:.0} ms to compile",
+                c["schema"].as_str().unwrap_or_default(),
+                c["decode_tokens_per_s"].as_f64().unwrap_or(0.0),
+                c["tokens"].as_u64().unwrap_or(0),
+                100.0 * c["decode_tokens_per_s"].as_f64().unwrap_or(0.0) / best_tg.max(1e-9),
+                c["mask_ms_per_token"].as_f64().unwrap_or(0.0),
+                c["compile_ms"].as_f64().unwrap_or(0.0),
+            );
+        }
+    }
     if let Some(p) = &profile {
         report["profile"] = json!(p);
     }
@@ -421,6 +485,63 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
         );
     }
     Ok(())
+}
+
+/// Decode under a JSON Schema, timed like the plain runs: the best of
+/// --repeat runs, each from the same prompt until the value is complete.
+fn bench_constrained(args: &BenchArgs, tm: &TextModel, session: &mut Session, prompt: &[u32], sampling: &Sampling, path: &std::path::Path) -> Result<serde_json::Value, ModelError> {
+    let grammar = ConstraintArgs { json_object: false, json_schema: Some(path.to_path_buf()), grammar: None }.grammar()?.expect("a schema");
+    let end = tm.end_of_reply().ok_or_else(|| ModelError::Constraint("the model has no end-of-reply token".into()))?;
+    let t0 = engine::clock::now();
+    let grammars = Grammars::new(tm, end)?;
+    let factory_ms = (engine::clock::now() - t0) * 1000.0;
+    let (mut best, mut tokens, mut mask_ms, mut compile_ms) = (0f64, 0usize, 0f64, 0f64);
+    let mut text = String::new();
+    for _ in 0..args.repeat.max(1) {
+        session.reset();
+        let t = engine::clock::now();
+        let mut c = grammars.constraint(&grammar)?;
+        compile_ms = (engine::clock::now() - t) * 1000.0;
+        let mut timed = Timed { inner: &mut c, seconds: 0.0 };
+        let g = pollster::block_on(session.generate_with(prompt, args.gen_len, sampling, &[end], false, Some(&mut timed as &mut dyn TokenConstraint), &mut |_| true))?;
+        if g.decode_tokens_per_s() >= best {
+            best = g.decode_tokens_per_s();
+            tokens = g.tokens.len();
+            mask_ms = 1000.0 * timed.seconds / g.tokens.len().max(1) as f64;
+            text = tm.tokenizer.decode(&g.tokens, true);
+        }
+    }
+    Ok(json!({
+        "schema": path.display().to_string(),
+        "decode_tokens_per_s": best,
+        "tokens": tokens,
+        "mask_ms_per_token": mask_ms,
+        "compile_ms": compile_ms,
+        "tokenizer_setup_ms": factory_ms,
+        "reply": text,
+    }))
+}
+
+/// A constraint that counts the CPU time of its masks.
+struct Timed<'a> {
+    inner: &'a mut dyn TokenConstraint,
+    seconds: f64,
+}
+
+impl TokenConstraint for Timed<'_> {
+    fn allowed(&mut self) -> Result<&[u32], ModelError> {
+        let t = engine::clock::now();
+        let r = self.inner.allowed();
+        self.seconds += engine::clock::now() - t;
+        r
+    }
+
+    fn consume(&mut self, token: u32) -> Result<(), ModelError> {
+        let t = engine::clock::now();
+        let r = self.inner.consume(token);
+        self.seconds += engine::clock::now() - t;
+        r
+    }
 }
 
 fn print_profile(p: &engine::runtime::session::Profile) {

@@ -33,6 +33,9 @@ pub enum ModelError {
     Gpu(String),
     #[error("the prompt has {tokens} tokens but the context holds {context}")]
     ContextOverflow { tokens: usize, context: usize },
+    /// A JSON schema or grammar that cannot be used, or a constraint that failed mid-reply.
+    #[error("constraint: {0}")]
+    Constraint(String),
     #[error("{0}")]
     Invalid(String),
 }

@@ -698,10 +698,12 @@ impl<'a> Ops<'a> {
             .collect()
     }
 
-    /// Samples the next token from `logits` (see shaders/sample.wgsl).
-    pub fn sample(&self, sampler: &wgpu::Buffer, logits: &wgpu::Buffer, seen: &wgpu::Buffer, tokens: &wgpu::Buffer, out_ids: &wgpu::Buffer) -> Dispatch {
+    /// Samples the next token from `logits` among the `allowed` ones (a bit
+    /// per token; see shaders/sample.wgsl).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample(&self, sampler: &wgpu::Buffer, logits: &wgpu::Buffer, seen: &wgpu::Buffer, tokens: &wgpu::Buffer, out_ids: &wgpu::Buffer, allowed: &wgpu::Buffer) -> Dispatch {
         let kernel = self.kernels.get(self.gpu, &KernelKey::new("sample.wgsl"));
-        Dispatch::new(self.gpu, kernel, &[sampler, self.step, logits, seen, tokens, out_ids], [Count::Fixed(1), Count::Fixed(1)], "sample")
+        Dispatch::new(self.gpu, kernel, &[sampler, self.step, logits, seen, tokens, out_ids, allowed], [Count::Fixed(1), Count::Fixed(1)], "sample")
     }
 }
 

@@ -120,6 +120,9 @@ struct Buffers {
     logits_all: Option<wgpu::Buffer>,
     rope: wgpu::Buffer,
     seen: wgpu::Buffer,
+    /// The tokens the next choice may be (a bit each): all of them but
+    /// while a constraint runs.
+    allowed: wgpu::Buffer,
     out_ids: wgpu::Buffer,
     layers: Vec<LayerState>,
 }
@@ -336,7 +339,8 @@ impl<'a> Builder<'a> {
         let (d, v) = (c.hidden as u64, c.vocab as u64);
         self.rmsnorm(&self.model.graph.final_norm, true);
         self.linear(Pass::Decode, &self.model.graph.lm_head, &b.h, d, &b.logits_last, v, 0, Epilogue::Store, Count::Fixed(1));
-        let sample = self.ops().sample(&b.sampler, &b.logits_last, &b.seen, &b.tokens, &b.out_ids);
+        // Last: a constrained step submits the head without it (Session::generate_with).
+        let sample = self.ops().sample(&b.sampler, &b.logits_last, &b.seen, &b.tokens, &b.out_ids, &b.allowed);
         self.out.push(sample);
         self.out
     }
@@ -351,6 +355,17 @@ impl<'a> Builder<'a> {
         self.linear(Pass::Prefill, &self.model.graph.lm_head, &b.h, d, all, v, 0, Epilogue::Store, Count::tokens());
         self.out
     }
+}
+
+/// What a reply may say, as the tokens each choice may be (a JSON schema or
+/// a grammar: [`crate::constrain`]). The session asks for a choice's mask once
+/// the token before it is known, while the GPU runs that step's forward pass.
+pub trait TokenConstraint {
+    /// The tokens the next choice may be: bit `t % 32` of word `t / 32`, for
+    /// at least the model's vocabulary.
+    fn allowed(&mut self) -> Result<&[u32], ModelError>;
+    /// Records the token chosen, before the next [`TokenConstraint::allowed`].
+    fn consume(&mut self, token: u32) -> Result<(), ModelError>;
 }
 
 /// Why generation stopped.
@@ -419,6 +434,8 @@ pub struct Session {
     readback: Vec<wgpu::Buffer>,
     history: Vec<u32>,
     sampling: Option<Sampling>,
+    /// The allowed-token buffer holds a constraint's mask, not all ones.
+    constrained_mask: bool,
     /// Whether the KV caches hold f16 (2 bytes per value) or f32.
     kv_f16: bool,
     /// Which session this is (snapshots are restored only into their own).
@@ -480,9 +497,11 @@ impl Session {
             logits_all: options.all_logits.then(|| storage(&gpu, "all-logits", 4 * n * c.vocab as u64)),
             rope: rope_buf,
             seen: storage(&gpu, "seen", 4 * (c.vocab as u64).div_ceil(32)),
+            allowed: storage(&gpu, "allowed", 4 * (c.vocab as u64).div_ceil(32)),
             out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
             layers,
         };
+        gpu.queue.write_buffer(&bufs.allowed, 0, bytemuck::cast_slice(&vec![u32::MAX; c.vocab.div_ceil(32)]));
         let builder = || Builder { model: &model, bufs: &bufs, chunk, kv_f16, tuning: options.tuning, out: Vec::new() };
         let prefill = builder().body(Pass::Prefill);
         let decode = builder().body(Pass::Decode);
@@ -498,7 +517,7 @@ impl Session {
                 })
             })
             .collect();
-        Ok(Self { model, options, capacity, chunk, bufs, prefill, decode, head, all_logits, readback, history: Vec::new(), sampling: None, kv_f16, id: snapshot::next_session_id() })
+        Ok(Self { model, options, capacity, chunk, bufs, prefill, decode, head, all_logits, readback, history: Vec::new(), sampling: None, constrained_mask: false, kv_f16, id: snapshot::next_session_id() })
     }
 
     pub fn model(&self) -> &Rc<Model> {
@@ -696,12 +715,53 @@ impl Session {
         dump_logits: bool,
         on_token: &mut dyn FnMut(u32) -> bool,
     ) -> Result<Generation, ModelError> {
+        self.generate_with(prompt, max_tokens, sampling, stop_ids, dump_logits, None, on_token).await
+    }
+
+    /// Writes the tokens the next choice may be (all of them without a constraint).
+    fn write_allowed(&mut self, constraint: Option<&mut (dyn TokenConstraint + '_)>) -> Result<(), ModelError> {
+        let words = self.model.config().vocab.div_ceil(32);
+        match constraint {
+            Some(c) => {
+                let mask = c.allowed()?;
+                if mask.len() < words {
+                    return Err(ModelError::Constraint(format!("the mask has {} words for a vocabulary of {words}", mask.len())));
+                }
+                self.model.gpu.queue.write_buffer(&self.bufs.allowed, 0, bytemuck::cast_slice(&mask[..words]));
+                self.constrained_mask = true;
+            }
+            None if self.constrained_mask => {
+                self.model.gpu.queue.write_buffer(&self.bufs.allowed, 0, bytemuck::cast_slice(&vec![u32::MAX; words]));
+                self.constrained_mask = false;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// [`Session::generate`] with each choice restricted to what `constraint`
+    /// allows. A constrained step runs its forward pass while the CPU reads
+    /// the token before it and computes the mask, then its sampler: one step
+    /// in flight (`decode_ahead` does not apply), the mask never waiting for
+    /// the logits nor the logits for the mask.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn generate_with(
+        &mut self,
+        prompt: &[u32],
+        max_tokens: usize,
+        sampling: &Sampling,
+        stop_ids: &[u32],
+        dump_logits: bool,
+        mut constraint: Option<&mut (dyn TokenConstraint + '_)>,
+        on_token: &mut dyn FnMut(u32) -> bool,
+    ) -> Result<Generation, ModelError> {
         if prompt.is_empty() {
             return Err(ModelError::Invalid("the prompt is empty".into()));
         }
         let vocab = self.model.config().vocab;
         self.check_tokens(prompt)?;
         self.set_sampling(sampling);
+        self.write_allowed(constraint.as_deref_mut())?;
         let gpu = self.model.gpu.clone();
         let t0 = crate::clock::now();
         self.prefill(prompt, Some(0)).await?;
@@ -727,7 +787,9 @@ impl Session {
         }
         // Steps submitted ahead of the one being read: step k consumes the
         // token chosen at step k-1 (which stays on the GPU) at position base+k-1.
-        let ahead = self.options.decode_ahead.clamp(1, MAX_DECODE_AHEAD);
+        let ahead = if constraint.is_some() { 1 } else { self.options.decode_ahead.clamp(1, MAX_DECODE_AHEAD) };
+        // A constrained step's sampler, submitted once its mask is known.
+        let sampler_at = self.head.len() - 1;
         let base = self.history.len();
         let mut submitted = 0usize;
         let (mut record_seconds, mut wait_seconds) = (0.0, 0.0);
@@ -738,7 +800,11 @@ impl Session {
                 let next = submitted + 1;
                 let t = crate::clock::now();
                 self.write_step(1, base + submitted, next);
-                filled[next % RING] = Some(self.submit(&[&self.decode, &self.head], 1, base + submitted, Some((next, next % RING))));
+                if constraint.is_some() {
+                    self.submit(&[&self.decode, &self.head[..sampler_at]], 1, base + submitted, None);
+                } else {
+                    filled[next % RING] = Some(self.submit(&[&self.decode, &self.head], 1, base + submitted, Some((next, next % RING))));
+                }
                 record_seconds += crate::clock::now() - t;
                 submitted = next;
             }
@@ -767,13 +833,24 @@ impl Session {
                 stop = StopReason::ContextFull;
             } else {
                 step += 1;
+                if let Some(c) = constraint.as_deref_mut() {
+                    let t = crate::clock::now();
+                    c.consume(token)?;
+                    self.write_allowed(Some(c))?;
+                    let pos = base + step - 1;
+                    filled[step % RING] = Some(self.submit(&[&self.head[sampler_at..]], 1, pos, Some((step, step % RING))));
+                    record_seconds += crate::clock::now() - t;
+                }
                 continue;
             }
             break;
         }
-        // Let the steps in flight finish so the state is settled.
+        // Let the steps in flight finish so the state is settled (a
+        // constrained step past the stop ran its forward pass, not its sampler).
         for k in step + 1..=submitted {
-            self.read_token(k % RING, filled[k % RING].take()).await?;
+            if let Some(submission) = filled[k % RING].take() {
+                self.read_token(k % RING, Some(submission)).await?;
+            }
         }
         // Steps past the one that consumed the last token ran on tokens that
         // are not in the conversation: the conv layers keep them apart by
