@@ -41,8 +41,8 @@ fn tool_list_and_results_render_as_lfm2_writes_them() {
     ];
     let want = concat!(
         "<|startoftext|><|im_start|>system\nBe brief.\nList of tools: <|tool_list_start|>[",
-        r#"{"description": "Weather <now> & later", "name": "get_weather", "parameters": {"properties": {"city": {"type": "string"}}, "required": ["city"], "type": "object"}}, "#,
-        r#"{"name": "calc", "parameters": {"properties": {"expr": {"type": "string"}}, "type": "object"}}"#,
+        r#"{"name": "get_weather", "description": "Weather <now> & later", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}, "#,
+        r#"{"name": "calc", "parameters": {"type": "object", "properties": {"expr": {"type": "string"}}}}"#,
         "]<|tool_list_end|><|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n",
         "<|im_start|>assistant\n<|tool_call_start|>[get_weather(city=\"Paris\")]<|tool_call_end|><|im_end|>\n",
         "<|im_start|>tool\n<|tool_response_start|>{\"temp\": 21}<|tool_response_end|><|im_end|>\n<|im_start|>assistant\n",
@@ -59,10 +59,11 @@ fn tool_list_and_results_render_as_lfm2_writes_them() {
     assert_eq!(t.render_with_tools(&user, &[], false).unwrap(), t.render(&user, false).unwrap());
 }
 
-/// `tojson` writes as transformers' does (Python's json.dumps), with `indent` too.
+/// `tojson` writes as transformers' does (Python's json.dumps, which keeps
+/// a dict's order: `sort_keys` is off there), with `indent` too.
 #[test]
 fn tojson_is_pythons() {
     let t = ChatTemplate::new("{{ messages[0] | tojson }}|{{ messages[0] | tojson(indent=2) }}", "", "").unwrap();
     let got = t.render(&[ChatMessage::new("user", "a<b")], false).unwrap();
-    assert_eq!(got, "{\"content\": \"a<b\", \"role\": \"user\"}|{\n  \"content\": \"a<b\",\n  \"role\": \"user\"\n}");
+    assert_eq!(got, "{\"role\": \"user\", \"content\": \"a<b\"}|{\n  \"role\": \"user\",\n  \"content\": \"a<b\"\n}");
 }
