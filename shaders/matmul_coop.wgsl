@@ -17,7 +17,13 @@ enable f16;
 enable wgpu_cooperative_matrix;
 #include "step.wgsl"
 
+#if BM128
+// 128 tokens per tile (dense only, no GROUPED): each subgroup makes 64 tokens
+// × 32 rows, so a step's staged weights feed twice the products.
+const BM: u32 = 128u;
+#else
 const BM: u32 = 64u;    // tokens per tile
+#endif
 const BN: u32 = 128u;   // rows per tile
 #if BK64
 const BK: u32 = 64u;    // columns per step
@@ -124,7 +130,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let ys = P.out_stride;
     // This subgroup's 32 tokens (tm) and 32 rows (tn) of the tile, and where
     // its four 16 × 16 tiles start in Y (used only by whole tiles).
-    let tm = (sg / 4u) * 32u;
+    let tm = (sg / 4u) * (BM / 2u);
     let tn = (sg % 4u) * 32u;
     let o00 = (t0 + tm) * ys + P.out_first + n0 + tn;
     let o01 = o00 + 16u;
@@ -134,12 +140,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var c01 = coop_mat16x16<f32, C>();
     var c10 = coop_mat16x16<f32, C>();
     var c11 = coop_mat16x16<f32, C>();
+#if BM128
+    let o20 = o10 + 16u * ys;
+    let o21 = o20 + 16u;
+    let o30 = o20 + 16u * ys;
+    let o31 = o30 + 16u;
+    var c20 = coop_mat16x16<f32, C>();
+    var c21 = coop_mat16x16<f32, C>();
+    var c30 = coop_mat16x16<f32, C>();
+    var c31 = coop_mat16x16<f32, C>();
+#endif
 #if ADD
     if (direct) {
         c00 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o00], ys);
         c01 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o01], ys);
         c10 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o10], ys);
         c11 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o11], ys);
+#if BM128
+        c20 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o20], ys);
+        c21 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o21], ys);
+        c30 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o30], ys);
+        c31 = coopLoadT<coop_mat16x16<f32, C>>(&Y[o31], ys);
+#endif
     }
 #endif
 #if NOMMA
@@ -167,6 +189,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             c01 = coopMultiplyAdd(a0, b1, c01);
             c10 = coopMultiplyAdd(a1, b0, c10);
             c11 = coopMultiplyAdd(a1, b1, c11);
+#if BM128
+            let ia2 = ia1 + 16u * SK;
+            let ia3 = ia2 + 16u * SK;
+            let a2 = coopLoadT<coop_mat16x16<f16, A>>(&xs[ia2], SK);
+            let a3 = coopLoadT<coop_mat16x16<f16, A>>(&xs[ia3], SK);
+            c20 = coopMultiplyAdd(a2, b0, c20);
+            c21 = coopMultiplyAdd(a2, b1, c21);
+            c30 = coopMultiplyAdd(a3, b0, c30);
+            c31 = coopMultiplyAdd(a3, b1, c31);
+#endif
         }
 #endif
         workgroupBarrier();
@@ -182,16 +214,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         coopStoreT(c01, &Y[o01], ys);
         coopStoreT(c10, &Y[o10], ys);
         coopStoreT(c11, &Y[o11], ys);
+#if BM128
+        coopStoreT(c20, &Y[o20], ys);
+        coopStoreT(c21, &Y[o21], ys);
+        coopStoreT(c30, &Y[o30], ys);
+        coopStoreT(c31, &Y[o31], ys);
+#endif
         return;
     }
     let cbase = sg * 256u;
-    // Checked stores: tile q of this subgroup (q / 2: token half, q % 2: row
-    // half), through its 16 × 16 of cs.
-    for (var q = 0u; q < 4u; q++) {
+    // Checked stores: tile q of this subgroup (q / 2: 16-token tile, q % 2:
+    // row half), through its 16 × 16 of cs.
+    for (var q = 0u; q < BM / 16u; q++) {
         var c = c00;
         if (q == 1u) { c = c01; }
         if (q == 2u) { c = c10; }
         if (q == 3u) { c = c11; }
+#if BM128
+        if (q == 4u) { c = c20; }
+        if (q == 5u) { c = c21; }
+        if (q == 6u) { c = c30; }
+        if (q == 7u) { c = c31; }
+#endif
         coopStoreT(c, &cs[cbase], 16u);
         workgroupBarrier();
         for (var e = sl; e < 256u; e += 32u) {

@@ -226,14 +226,20 @@ fn prefill_tolerance(h: &Harness, dtype: DType) -> f32 {
 }
 
 /// Mat-mats over whole 64-token × 128-row tiles (which the matrix-unit kernel
-/// stores straight to Y, ADD starting from Y) and a partial tile after them.
+/// stores straight to Y, ADD starting from Y) and a partial tile after them;
+/// on the matrix units also with 128-token tiles (Tuning::coop_wide_rows,
+/// over passes of WIDE_FROM tokens and more).
 #[test]
 fn matmul_whole_and_partial_tiles() {
     both_devices(|h, dev| {
-        for dtype in [DType::Q4_0, DType::F16, DType::Q6K] {
+        let wide: &[u64] = if h.gpu.coop_matrix { &[u64::MAX, 0] } else { &[u64::MAX] };
+        for (dtype, &coop_wide_rows) in [DType::Q4_0, DType::F16, DType::Q6K].into_iter().flat_map(|d| wide.iter().map(move |w| (d, w))) {
+            h.tuning.set(Tuning { coop_wide_rows, ..Tuning::DEFAULT });
             for ep in [Epilogue::Store, Epilogue::Add] {
                 let mut rng = Rng(41 + dtype.ggml_id() as u64);
-                let (rows, cols, tokens) = (768u64, if dtype.block_elems() == 256 { 256 } else { 64 }, 133usize);
+                // 128-token tiles serve passes of WIDE_FROM tokens and more: two whole ones and a partial one.
+                let tokens = if coop_wide_rows == 0 { engine::runtime::ops::WIDE_FROM as usize + 5 } else { 133 };
+                let (rows, cols) = (768u64, if dtype.block_elems() == 256 { 256 } else { 64 });
                 let bytes = random_weights(&mut rng, dtype, rows, cols);
                 // Parts of 256 rows: two whole row tiles each.
                 let m = h.matrix(dtype, rows, cols, &bytes, 256);
@@ -254,7 +260,7 @@ fn matmul_whole_and_partial_tiles() {
                     }
                 }
                 let e = rel_err(&got, &want);
-                assert!(e < prefill_tolerance(h, dtype), "{ep:?} {dtype} {rows}x{cols} over {tokens} tokens {dev}: relative error {e:.2e}");
+                assert!(e < prefill_tolerance(h, dtype), "{ep:?} {dtype} {rows}x{cols} over {tokens} tokens {dev} (128-token tiles from {coop_wide_rows} rows): relative error {e:.2e}");
             }
         }
     });
@@ -266,13 +272,13 @@ fn matmul_whole_and_partial_tiles() {
 const TUNINGS: [Tuning; 9] = [
     Tuning::DEFAULT,
     Tuning { matvec_xr: true, xr_always: true, ..Tuning::DEFAULT },
-    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
-    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
-    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
-    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
-    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
-    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1 },
-    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1 },
+    Tuning { matvec_wg: 64, matvec_lanes: 64, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 64, xr_min_rows: 1, xr_bytes: 60, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_wide_rows: u64::MAX },
+    Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 16, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_wide_rows: u64::MAX },
+    Tuning { matvec_wg: 128, matvec_lanes: 1, matvec_xr: true, xr_always: true, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 256, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_wide_rows: u64::MAX },
+    Tuning { matvec_wg: 128, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 4, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 4, moe_rows: 3, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_wide_rows: u64::MAX },
+    Tuning { matvec_wg: 128, matvec_lanes: 16, matvec_xr: false, xr_always: false, int8_min_weights: 0, moe_lanes: 16, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_wide_rows: u64::MAX },
+    Tuning { matvec_wg: 64, matvec_lanes: 1, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 1, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 2, moe_rows: 8, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: false, prefill_by_token: 1, coop_wide_rows: u64::MAX },
+    Tuning { matvec_wg: 256, matvec_lanes: 32, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, moe_lanes: 32, xr_min_rows: 1, xr_bytes: 128, matvec_rows: 3, moe_rows: 2, rows_min_workgroups: 64, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1, coop_wide_rows: u64::MAX },
 ];
 
 /// Rows as long as real models' (2048 to 8192 columns), where a group spans

@@ -27,11 +27,15 @@ fn spirv_of(source: &str) -> Result<Vec<u32>, String> {
 #[test]
 fn every_matrix_unit_matmul_variant_compiles_to_spirv() {
     let types = ["f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q2_k", "q3_k", "iq4_nl"];
-    let modes: [&[&str]; 8] = [
+    let modes: [&[&str]; 11] = [
         &["STORE"],
         &["ADD"],
         &["STORE", "BK64"],
         &["ADD", "BK64"],
+        // 128-token tiles (passes of WIDE_FROM tokens and more).
+        &["STORE", "BM128"],
+        &["STORE", "BM128", "BK64"],
+        &["ADD", "BM128", "BK64"],
         &["STORE", "GROUPED"],
         &["STORE", "GROUPED", "BK64"],
         // The benchmarks' diagnostics (staging alone, products alone).

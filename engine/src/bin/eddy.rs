@@ -93,6 +93,9 @@ struct DeviceArgs {
     /// Staged mat-vecs with fewer workgroups widen their lane groups (0: never).
     #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.min_workgroups)]
     min_workgroups: u32,
+    /// Prefill mat-mats on the matrix units over at least this many rows take 128-token tiles.
+    #[arg(long, default_value_t = engine::runtime::ops::Tuning::DEFAULT.coop_wide_rows)]
+    coop_wide_rows: u64,
     /// Decode steps in flight ahead of the token being read (1 to 3).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=engine::runtime::session::MAX_DECODE_AHEAD as i64))]
     decode_ahead: u16,
@@ -117,6 +120,7 @@ impl DeviceArgs {
                 min_workgroups: self.min_workgroups,
                 route_in_gate_up: !self.route_kernel,
                 prefill_by_token: self.prefill_by_token,
+                coop_wide_rows: self.coop_wide_rows,
             },
             decode_ahead: usize::from(self.decode_ahead),
             ..Default::default()

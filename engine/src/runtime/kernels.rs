@@ -227,6 +227,9 @@ pub enum Count {
     Keys { div: u32 },
     /// ceil(n_tokens * per / div) + plus: the most tiles a grouping can make.
     TokensPlus { per: u32, div: u32, plus: u32 },
+    /// ceil(n_tokens / div) for passes of `from..below` tokens, else none: one
+    /// of two kernels for the same work, chosen by the pass's length.
+    TokensWithin { div: u32, from: u32, below: u32 },
 }
 
 impl Count {
@@ -240,6 +243,7 @@ impl Count {
             Count::Tokens { per, div } => (n_tokens * per).div_ceil(div),
             Count::Keys { div } => (pos0 + n_tokens).div_ceil(div),
             Count::TokensPlus { per, div, plus } => (n_tokens * per).div_ceil(div) + plus,
+            Count::TokensWithin { div, from, below } => if (from..below).contains(&n_tokens) { n_tokens.div_ceil(div) } else { 0 },
         }
     }
 }

@@ -87,6 +87,13 @@ pub struct Tuning {
     /// the mat-mats, and 208.6 s with 64 here for adapters named SwiftShader
     /// (whether the browser's adapter matched was not checked).
     pub prefill_by_token: u32,
+    /// Prefill mat-mats on the matrix units over parts of at least this many
+    /// rows take 128-token tiles (matmul_coop.wgsl's BM128: each staged
+    /// weight feeds twice the products) instead of 64-token ones; narrower
+    /// parts keep 64 (u64::MAX: never). On the H200 (pp512) 128-token tiles
+    /// everywhere were fastest: 1.2B Q4_0 +20%, 2.6B +20%, 8B-A1B +6%, 350M
+    /// +5% against 64; from 8192 rows only, the 1.2B gained less (docs/BENCHMARKS.md).
+    pub coop_wide_rows: u64,
 }
 
 impl Tuning {
@@ -95,10 +102,10 @@ impl Tuning {
     /// lanes and 7 rows; the MoE mat-vecs keep 32 lanes. Two outputs per group
     /// of the staged quantized mat-vecs: MoE gate/up 13.5 → 9.7 µs, 2.6B gate/up
     /// 13.7 → 10.4 µs; fewer than 256 workgroups left the 2048-row ones slower.
-    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1 };
+    pub const DEFAULT: Tuning = Tuning { matvec_wg: 256, matvec_lanes: 16, matvec_xr: true, xr_always: false, int8_min_weights: INT8_MIN_WEIGHTS, xr_bytes: 64, xr_min_rows: 2, moe_lanes: 32, matvec_rows: 2, moe_rows: 2, rows_min_workgroups: 256, min_workgroups: 64, route_in_gate_up: true, prefill_by_token: 1, coop_wide_rows: 0 };
     /// CPU implementations of WebGPU (SwiftShader, lavapipe) pay for every
     /// workgroup barrier: small workgroups with few lanes per output.
-    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: true, prefill_by_token: 1 };
+    pub const CPU: Tuning = Tuning { matvec_wg: 64, matvec_lanes: 4, matvec_xr: false, xr_always: false, int8_min_weights: u64::MAX, xr_bytes: 128, xr_min_rows: 1, moe_lanes: 4, matvec_rows: 1, moe_rows: 1, rows_min_workgroups: 0, min_workgroups: 0, route_in_gate_up: true, prefill_by_token: 1, coop_wide_rows: u64::MAX };
 
     /// Outputs per lane group of a staged mat-vec of `dtype`: the float types
     /// keep one (two made LFM2-1.2B F16 decode 13% slower on the H200).
@@ -348,7 +355,7 @@ impl<'a> Ops<'a> {
     /// and the rows its tiles hold: the matrix units where `coop_matmul`
     /// allows, else the SIMT kernel (`EDDY_MATMUL=64`: its 64-row variant,
     /// which has no GROUPED).
-    fn matmul_key(&self, m: &GpuMatrix, x_stride: u64, defines: &[&'static str]) -> (KernelKey, u32) {
+    fn matmul_key(&self, m: &GpuMatrix, wide: bool, x_stride: u64, defines: &[&'static str]) -> (KernelKey, u32, u32) {
         let grouped = defines.contains(&"GROUPED");
         let (file, rows) = if self.coop_matmul(m, x_stride) {
             ("matmul_coop.wgsl", 128)
@@ -361,9 +368,14 @@ impl<'a> Ops<'a> {
         for d in defines {
             key = key.define(d);
         }
+        let mut tokens = 64;
         if file == "matmul_coop.wgsl" {
             if self.coop_bk64(m, grouped) {
                 key = key.define("BK64");
+            }
+            if wide && !grouped {
+                key = key.define("BM128");
+                tokens = 128;
             }
             // Diagnostics for benchmarks (wrong results): `nomma` / `nostage`
             // time the staging or the products alone.
@@ -373,7 +385,15 @@ impl<'a> Ops<'a> {
                 _ => {}
             }
         }
-        (key, rows)
+        (key, rows, tokens)
+    }
+
+    /// Whether a dense prefill mat-mat over `rows` rows may take 128-token
+    /// tiles on the matrix units (Tuning::coop_wide_rows), where its
+    /// workgroup memory fits the device.
+    fn coop_wide(&self, m: &GpuMatrix, rows: u64, x_stride: u64) -> bool {
+        let bk = if self.coop_bk64(m, false) { 64 } else { 32 };
+        self.coop_matmul(m, x_stride) && rows >= self.tuning.coop_wide_rows && coop_workgroup_bytes(128, bk) <= self.gpu.limits.max_compute_workgroup_storage_size
     }
 
     /// Whether a prefill mat-mat runs on the matrix units (matmul_coop.wgsl,
@@ -397,7 +417,7 @@ impl<'a> Ops<'a> {
             Ok("64") => true,
             _ => !grouped,
         };
-        wanted && m.cols() % 64 == 0
+        wanted && m.cols() % 64 == 0 && coop_workgroup_bytes(64, 64) <= self.gpu.limits.max_compute_workgroup_storage_size
     }
 
     fn dispatch(&self, key: KernelKey, params: Option<&[u8]>, buffers: &[&wgpu::Buffer], groups: [Count; 2], label: impl Into<String>) -> Dispatch {
@@ -432,7 +452,7 @@ impl<'a> Ops<'a> {
         for (i, part) in m.parts.iter().enumerate() {
             let g = geom(m, i);
             let first = (out_first + part.first_row) as u32;
-            out.push(match pass {
+            let dispatch = match pass {
                 Pass::Decode => {
                     let units = m.cols() / dot_unit(m.dtype());
                     let p = MatvecParams { geom: g, units: units as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: x_stride as u32, cols: m.cols() as u32, ..Default::default() };
@@ -442,11 +462,22 @@ impl<'a> Ops<'a> {
                 }
                 Pass::Prefill => {
                     let p = MatmulParams { geom: g, k: m.cols() as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: x_stride as u32, ..Default::default() };
-                    let (key, tile_rows) = self.matmul_key(m, x_stride, &[define]);
-                    let groups = [Count::Fixed((part.rows as u32).div_ceil(tile_rows)), Count::Tokens { per: 1, div: 64 }];
-                    self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], groups, format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
+                    let label = format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols());
+                    let (key, tile_rows, tile_tokens) = self.matmul_key(m, false, x_stride, &[define]);
+                    let row_tiles = Count::Fixed((part.rows as u32).div_ceil(tile_rows));
+                    if self.coop_wide(m, part.rows, x_stride) {
+                        // Passes of WIDE_FROM tokens and more take 128-token
+                        // tiles, shorter ones (whose last tile would be mostly
+                        // empty) 64-token ones: one of the two runs.
+                        let (wide_key, _, wide_tokens) = self.matmul_key(m, true, x_stride, &[define]);
+                        out.push(self.dispatch(wide_key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], [row_tiles, Count::TokensWithin { div: wide_tokens, from: WIDE_FROM, below: u32::MAX }], format!("{label} wide")));
+                        self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], [row_tiles, Count::TokensWithin { div: tile_tokens, from: 0, below: WIDE_FROM }], label)
+                    } else {
+                        self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], [row_tiles, Count::Tokens { per: 1, div: tile_tokens }], label)
+                    }
                 }
-            });
+            };
+            out.push(dispatch);
         }
         out
     }
@@ -526,7 +557,7 @@ impl<'a> Ops<'a> {
                 let e_lo = part.first_row / rows_per_expert;
                 let e_hi = e_lo + part.rows / rows_per_expert;
                 let p = MatmulParams { geom: g, k: m.cols() as u32, n_out: rows_per_expert as u32, out_first: 0, out_stride: rows_per_expert as u32, x_stride: x_stride as u32, e_lo: e_lo as u32, e_hi: e_hi as u32, rows_per_expert: rows_per_expert as u32, x_row_div, order_off, ..Default::default() };
-                let (key, _) = self.matmul_key(m, x_stride, &["STORE", "GROUPED"]);
+                let (key, _, _) = self.matmul_key(m, false, x_stride, &["STORE", "GROUPED"]);
                 let groups = [Count::Fixed((rows_per_expert as u32).div_ceil(128)), tiles];
                 self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y, plan], groups, format!("moe-matmul {} {}x{}", m.dtype(), part.rows, m.cols()))
             })
@@ -734,3 +765,17 @@ mod tests {
         assert_eq!((c.lanes, c.rows), (4, 1));
     }
 }
+
+/// Workgroup memory matmul_coop.wgsl takes with `bm` tokens and `bk`
+/// columns per step: x and weight tiles of f16 rows padded by 8, and the
+/// 8 KiB of f32 for checked stores (128 tokens with 64 columns: 44 KiB, over
+/// WebGPU's 16 KiB default and some GPUs' 32 KiB).
+pub fn coop_workgroup_bytes(bm: u32, bk: u32) -> u32 {
+    (bm + 128) * (bk + 8) * 2 + 8192
+}
+
+/// Prefill passes of at least this many tokens take matmul_coop.wgsl's
+/// 128-token tiles where a mat-mat may (on the H200 a 48-token prompt ran
+/// 11-13% slower with them, a 100-token one 2-5%, a 512-token one 3-20%
+/// faster).
+pub const WIDE_FROM: u32 = 256;
