@@ -9,7 +9,7 @@ use leptos::task::spawn_local;
 use crate::{
     chats,
     client::Client,
-    protocol::{Event, GenerationParams, LoadOptions, Request},
+    protocol::{Event, GenerationParams, LoadOptions, Request, ToolChoice},
     state::{Conversation, Message, ModelStatus, Ui},
 };
 
@@ -355,6 +355,69 @@ pub fn send_message(ui: Ui, text: String) {
     request_reply(ui);
 }
 
+/// Gives call `call` of the reply at `index` its result (a tool's output,
+/// or the user's refusal); once every call of the reply has one, asks for the
+/// next reply. Results come in call order, for the conversation's last reply only.
+pub fn answer_tool_call(ui: Ui, index: usize, call: usize, result: String) {
+    if ui.generating.get_untracked() {
+        return;
+    }
+    let complete = ui
+        .conversation
+        .try_update(|c| {
+            let calls = c.messages.get(index).map_or(0, |m| m.tool_calls.len());
+            let (answered, last) = c.tool_results(index);
+            if !last || call != answered || call >= calls {
+                return false;
+            }
+            c.messages.push(Message::tool(result));
+            answered + 1 == calls
+        })
+        .unwrap_or(false);
+    if complete {
+        ui.conversation.update(|c| c.messages.push(Message::pending_reply()));
+        request_reply(ui);
+    } else {
+        save_conversation(ui);
+    }
+}
+
+/// Reads the text files chosen in the prompt box's file input into the
+/// chat's attachments (for the file tool); a file that is not text, or is
+/// over 1 MiB, is refused with a notice.
+pub fn attach_files(ui: Ui, ev: &leptos::ev::Event) {
+    use wasm_bindgen::JsCast;
+    const MAX_BYTES: f64 = (1 << 20) as f64;
+    let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
+    let Some(files) = input.files() else { return };
+    for i in 0..files.length() {
+        let Some(file) = files.get(i) else { continue };
+        let name = file.name();
+        if file.size() > MAX_BYTES {
+            ui.notice.set(Some(format!("{name} is over 1 MiB: attach a smaller text file")));
+            continue;
+        }
+        spawn_local(async move {
+            match wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|v| v.as_string()) {
+                Some(text) if !text.contains('\0') => ui.attachments.update(|all| {
+                    all.retain(|a| a.name != name);
+                    all.push(crate::tools::Attachment { name, text });
+                }),
+                _ => ui.notice.set(Some(format!("{name} is not a text file"))),
+            }
+        });
+    }
+    input.set_value("");
+}
+
+/// Runs a built-in tool's call (the user approved it) and answers the call
+/// with its output, or with its error, which the model then sees.
+pub fn run_tool_call(ui: Ui, index: usize, call: usize) {
+    let Some(c) = ui.conversation.with_untracked(|conv| conv.messages.get(index).and_then(|m| m.tool_calls.get(call).cloned())) else { return };
+    let result = ui.attachments.with_untracked(|files| crate::tools::run_builtin(&c.name, &c.arguments, files)).unwrap_or_else(|e| format!("error: {e}"));
+    answer_tool_call(ui, index, call, result);
+}
+
 /// Replaces the reply at `index` with a new one (the old one stays as a version).
 pub fn regenerate(ui: Ui, index: usize) {
     if !can_ask(ui) || !ui.conversation.with_untracked(|c| c.messages.get(index).is_some_and(|m| m.role == "assistant")) {
@@ -413,7 +476,12 @@ fn request_reply_with(ui: Ui, seed_offset: u32) {
     save_conversation(ui);
     let mut params = ui.params.get_untracked();
     params.seed = params.seed.wrapping_add(seed_offset);
-    send(Request::Chat { conversation: conv.id, messages: turns, params, format: None });
+    let tools = ui.tools.get_untracked();
+    // "Must call a tool" holds for the reply to the user's message; the reply
+    // after the results may answer.
+    let after_user = conv.messages[..before].last().is_some_and(|m| m.role == "user");
+    let tool_choice = if !tools.is_empty() && after_user && ui.tools_required.get_untracked() { ToolChoice::Required } else { ToolChoice::Auto };
+    send(Request::Chat { conversation: conv.id, messages: turns, params, format: None, tools, tool_choice });
 }
 
 pub fn stop() {

@@ -16,6 +16,7 @@ pub mod controller;
 pub mod presets;
 pub mod protocol;
 pub mod thinking;
+pub mod tools;
 #[cfg(feature = "hydrate")]
 pub mod pwa;
 #[cfg(feature = "hydrate")]

@@ -4,12 +4,39 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use engine::tools::ToolCall;
+
 use crate::manifest::RecommendedSampling;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatTurn {
     pub role: String,
     pub content: String,
+    /// An assistant turn's tool calls (replayed in the model's own format
+    /// after `content`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+}
+
+impl ChatTurn {
+    pub fn new(role: &str, content: &str) -> Self {
+        Self { role: role.to_string(), content: content.to_string(), tool_calls: Vec::new() }
+    }
+}
+
+/// Whether and which tool the reply must call (OpenAI's `tool_choice`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model answers or calls, as it likes.
+    #[default]
+    Auto,
+    /// No tools this time (they are not shown to the model).
+    None,
+    /// The reply is one call to one of the tools (constrained decoding).
+    Required,
+    /// The reply is one call to this tool.
+    Function { name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +89,12 @@ pub enum Request {
         params: GenerationParams,
         #[serde(default)]
         format: Option<ReplyFormat>,
+        /// Tools the model may call: OpenAI-style function definitions with
+        /// JSON Schema parameters.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tools: Vec<serde_json::Value>,
+        #[serde(default)]
+        tool_choice: ToolChoice,
     },
     /// Time the loaded model's dispatches on the GPU (benchmarks): a prefill
     /// of `prompt_len` arbitrary tokens and one decode step after it, each
@@ -211,7 +244,17 @@ pub enum Event {
     LoadFailed { id: String, message: String },
     /// A generated token and the text it completes.
     Token { id: u32, text: String },
-    Generated { tokens: Vec<u32>, text: String, stats: GenerationStats },
+    /// The reply: its text (without the calls) and the tool calls in it.
+    Generated {
+        tokens: Vec<u32>,
+        text: String,
+        stats: GenerationStats,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        calls: Vec<ToolCall>,
+        /// A call the model wrote but that does not parse (the text keeps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_error: Option<String>,
+    },
     GenerationFailed { message: String },
     Profiled { profile: engine::runtime::session::Profile },
     /// A problem not tied to one request.

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats};
+use crate::protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, ToolCall};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelStatus {
@@ -38,6 +38,9 @@ pub struct Message {
     /// Tokens of the reply's thinking (`<think>…</think>`; see thinking.rs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub thinking_tokens: usize,
+    /// The tool calls in an assistant's reply (shown as cards to approve).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -46,12 +49,17 @@ fn is_zero(n: &usize) -> bool {
 
 impl Message {
     pub fn user(text: String) -> Self {
-        Self { role: "user".into(), text, token_ids: Vec::new(), stats: None, pending: false, alternatives: Vec::new(), version: 0, thinking_tokens: 0 }
+        Self { role: "user".into(), text, token_ids: Vec::new(), stats: None, pending: false, alternatives: Vec::new(), version: 0, thinking_tokens: 0, tool_calls: Vec::new() }
+    }
+
+    /// A tool's result (or the user's refusal), fed back to the model.
+    pub fn tool(text: String) -> Self {
+        Self { role: "tool".into(), ..Self::user(text) }
     }
 
     /// An assistant message about to stream in.
     pub fn pending_reply() -> Self {
-        Self { role: "assistant".into(), text: String::new(), token_ids: Vec::new(), stats: None, pending: true, alternatives: Vec::new(), version: 0, thinking_tokens: 0 }
+        Self { role: "assistant".into(), text: String::new(), token_ids: Vec::new(), stats: None, pending: true, alternatives: Vec::new(), version: 0, thinking_tokens: 0, tool_calls: Vec::new() }
     }
 
     /// A streamed token and its text; one inside the thinking counts as thinking.
@@ -97,13 +105,24 @@ impl Conversation {
     pub fn turns(&self, upto: usize) -> Vec<ChatTurn> {
         let mut turns = Vec::new();
         if !self.system_prompt.trim().is_empty() {
-            turns.push(ChatTurn { role: "system".into(), content: self.system_prompt.clone() });
+            turns.push(ChatTurn::new("system", &self.system_prompt));
         }
         turns.extend(self.messages[..upto.min(self.messages.len())].iter().map(|m| ChatTurn {
             role: m.role.clone(),
             content: if m.role == "assistant" { crate::thinking::answer(&m.text).to_string() } else { m.text.clone() },
+            tool_calls: m.tool_calls.clone(),
         }));
         turns
+    }
+}
+
+impl Conversation {
+    /// How many of the tool calls of the reply at `index` have their results
+    /// (the tool messages right after it), and whether that reply is the
+    /// conversation's last (only its calls can still be answered).
+    pub fn tool_results(&self, index: usize) -> (usize, bool) {
+        let answered = self.messages.get(index + 1..).map_or(0, |rest| rest.iter().take_while(|m| m.role == "tool").count());
+        (answered, index + 1 + answered == self.messages.len())
     }
 }
 
@@ -174,6 +193,14 @@ pub struct Ui {
     pub update_ready: RwSignal<bool>,
     /// The browser offers to install the app.
     pub installable: RwSignal<bool>,
+    /// Tools the model may call (built-in and the user's own), as function
+    /// definitions; empty: none, and the prompt stays as it is.
+    pub tools: RwSignal<Vec<serde_json::Value>>,
+    /// The first reply to a message must call one of them (later replies,
+    /// after the results, may answer).
+    pub tools_required: RwSignal<bool>,
+    /// Text files attached to the chat, which the built-in file tool reads.
+    pub attachments: RwSignal<Vec<crate::tools::Attachment>>,
 }
 
 impl Ui {
@@ -201,6 +228,9 @@ impl Ui {
             context_full: RwSignal::new(false),
             update_ready: RwSignal::new(false),
             installable: RwSignal::new(false),
+            tools: RwSignal::new(Vec::new()),
+            tools_required: RwSignal::new(false),
+            attachments: RwSignal::new(Vec::new()),
         }
     }
 
@@ -267,7 +297,7 @@ impl Ui {
                     m.push_token(*id, text);
                 }
             }),
-            Event::Generated { tokens, text, stats } => {
+            Event::Generated { tokens, text, stats, calls, call_error } => {
                 self.generating.set(false);
                 self.context_full.set(stats.stop_reason == "context_full");
                 self.conversation.update(|c| {
@@ -276,8 +306,12 @@ impl Ui {
                         m.text = text.clone();
                         m.token_ids = tokens.clone();
                         m.stats = Some(stats.clone());
+                        m.tool_calls = calls.clone();
                     }
                 });
+                if let Some(e) = call_error {
+                    self.notice.set(Some(format!("The model wrote a tool call Eddy cannot read: {e}")));
+                }
             }
             Event::GenerationFailed { message } => {
                 self.generating.set(false);

@@ -5,7 +5,7 @@
 use minijinja::{context, Environment, Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::model::ModelError;
+use crate::{model::ModelError, tools::CallStyle};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
@@ -31,6 +31,9 @@ pub struct ChatTemplate {
     /// Whether the template itself renders a `tools` list (LFM2's current
     /// templates do; its first upload and many tiny ones do not).
     handles_tools: bool,
+    /// How the model writes calls: LFM2's markers unless the template renders
+    /// tools without them (Llama-family templates: the JSON form).
+    call_style: CallStyle,
 }
 
 /// LFM2's tool list and tool results, for templates that do not write them
@@ -56,7 +59,15 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_function("strftime_now", |_format: String| -> String { String::new() });
         env.add_template_owned("chat", source.to_string()).map_err(|e| ModelError::ChatTemplate(e.to_string()))?;
-        Ok(Self { env, bos: bos.to_string(), eos: eos.to_string(), handles_tools: source.contains("tools") })
+        let handles_tools = source.contains("tools");
+        let call_style = if handles_tools && !source.contains(crate::tools::LFM2_CALL_START) { CallStyle::Json } else { CallStyle::Lfm2 };
+        Ok(Self { env, bos: bos.to_string(), eos: eos.to_string(), handles_tools, call_style })
+    }
+
+    /// How this model writes its tool calls (and so how earlier calls are
+    /// replayed and how a required call is constrained).
+    pub fn call_style(&self) -> CallStyle {
+        self.call_style
     }
 
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, ModelError> {

@@ -4,6 +4,8 @@ use std::rc::Rc;
 
 use crate::{
     chat::{ChatMessage, ChatTemplate},
+    constrain::Grammar,
+    tools::{self, CallStyle},
     model::ModelError,
     runtime::model::Model,
     tokenizer::Tokenizer,
@@ -33,6 +35,24 @@ impl TextModel {
         let template = self.template.as_ref().ok_or_else(|| ModelError::ChatTemplate("the model has no chat template".into()))?;
         let text = template.render(messages, true)?;
         self.tokenizer.encode_rendered(&text)
+    }
+
+    /// How the model writes tool calls (its template's way; LFM2's without one).
+    pub fn call_style(&self) -> CallStyle {
+        self.template.as_ref().map_or(CallStyle::Lfm2, ChatTemplate::call_style)
+    }
+
+    /// The grammar of a reply that is one call to one of `tools` (only
+    /// `only`, if named), in the model's own call format, with its markers
+    /// as special tokens where the vocabulary has them (LFM2's does).
+    pub fn tool_call_grammar(&self, tools: &[serde_json::Value], only: Option<&str>) -> Result<Grammar, ModelError> {
+        let style = self.call_style();
+        let marker = match style {
+            CallStyle::Lfm2 => tools::LFM2_CALL_START,
+            CallStyle::Json => tools::JSON_CALL_START,
+        };
+        let special = self.tokenizer.token_to_id(marker).is_some();
+        tools::call_grammar(style, tools, only, special).map(Grammar::Lark).map_err(|e| ModelError::Constraint(e.to_string()))
     }
 
     /// The token that ends a reply: a ChatML model's `<|im_end|>`, else EOS.

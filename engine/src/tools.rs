@@ -11,7 +11,11 @@
 //! expressions other than literals (`f(x=1+2)`, a variable) are errors that
 //! name the offending text, never guesses.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
+
+mod grammar;
+pub use grammar::call_grammar;
 
 pub const LFM2_CALL_START: &str = "<|tool_call_start|>";
 pub const LFM2_CALL_END: &str = "<|tool_call_end|>";
@@ -20,7 +24,7 @@ pub const JSON_CALL_END: &str = "</tool_call>";
 
 /// One call: a function name (dots allowed: `math.sqrt`) and its keyword
 /// arguments as a JSON object.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
     pub name: String,
     pub arguments: Map<String, Value>,
@@ -34,6 +38,31 @@ pub enum ToolCallError {
     Unterminated { start: &'static str, end: &'static str },
     #[error("a JSON tool call is not an object with a \"name\" and \"arguments\": {0}")]
     Json(String),
+}
+
+/// How a model writes its calls: LFM2's Python-style calls between its
+/// markers, or the generic JSON form of Llama-family templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStyle {
+    Lfm2,
+    Json,
+}
+
+/// Calls as the model itself would have written them (an assistant turn
+/// replayed into the next prompt).
+pub fn render_calls(style: CallStyle, calls: &[ToolCall]) -> String {
+    match style {
+        CallStyle::Lfm2 => to_pythonic(calls),
+        CallStyle::Json => calls
+            .iter()
+            .map(|c| {
+                let body = serde_json::json!({"name": c.name, "arguments": c.arguments});
+                format!("{JSON_CALL_START}\n{}\n{JSON_CALL_END}", crate::chat::python_json(&body))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
 /// A reply split into its text and its tool calls (in order).

@@ -140,8 +140,9 @@ fn a_trained_model_answers_in_its_schema() {
     let gpu = gpu(false);
     let tm = TextModel::new(load(&gpu, &smollm2())).unwrap();
     let prompt = tm.chat_ids(&[ChatMessage::new("user", "Describe a person as JSON.")]).unwrap();
-    // Greedy and two schemas: lavapipe on CI's two cores decodes it at a few tokens a second.
-    check_schemas(&tm, &prompt, &["nested object", "enum and boolean"], &[Sampling::default()]);
+    // Greedy and one schema (the tiny model covers the rest): lavapipe on CI's two cores decodes
+    // SmolLM2 at a few tokens a second.
+    check_schemas(&tm, &prompt, &["enum and boolean"], &[Sampling::default()]);
 }
 
 #[test]

@@ -91,3 +91,41 @@ fn pythonic_round_trip() {
     let again = parse_reply(&to_pythonic(&first.calls)).unwrap();
     assert_eq!(first, again);
 }
+
+#[test]
+fn call_grammars_refuse_what_no_call_can_meet() {
+    use engine::tools::{call_grammar, CallStyle};
+    let tools = [json!({"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}}})];
+    for style in [CallStyle::Lfm2, CallStyle::Json] {
+        assert!(call_grammar(style, &tools, None, false).is_ok());
+        assert!(call_grammar(style, &tools, Some("g"), false).unwrap_err().to_string().contains("no tool is named \"g\""));
+        assert!(call_grammar(style, &[], None, false).unwrap_err().to_string().contains("no tools"));
+        let bad_name = [json!({"name": "rm -rf", "parameters": {"type": "object"}})];
+        assert!(call_grammar(style, &bad_name, None, false).unwrap_err().to_string().contains("only letters"));
+    }
+    let cases = [
+        (json!({"name": "f", "parameters": {"type": "object", "properties": {}, "required": ["x"]}}), "requires \"x\""),
+        (json!({"name": "f", "parameters": {"type": "object", "properties": {"a b": {"type": "string"}}}}), "not a Python identifier"),
+        (json!({"name": "f", "parameters": {"type": "object", "properties": {"x": {"enum": []}}}}), "an enum with no values"),
+        (json!({"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "string", "pattern": "^\"$"}}}}), "names a quote"),
+        (json!({"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "date"}}}}), "unknown JSON type"),
+    ];
+    for (tool, says) in cases {
+        let e = call_grammar(CallStyle::Lfm2, &[tool.clone()], None, false).unwrap_err().to_string();
+        assert!(e.contains(says), "{tool}: {e}");
+    }
+    // Markers as special tokens where the vocabulary has them, as text elsewhere.
+    assert!(call_grammar(CallStyle::Lfm2, &tools, None, true).unwrap().starts_with("start: <|tool_call_start|> \"[\""));
+    assert!(call_grammar(CallStyle::Lfm2, &tools, None, false).unwrap().starts_with("start: \"<|tool_call_start|>\" \"[\""));
+}
+
+#[test]
+fn json_form_calls_render_and_read_back() {
+    use engine::tools::{render_calls, CallStyle};
+    let calls = parse_reply(r#"<|tool_call_start|>[f(a="x\"y", b=[1, 2.5, None]), g.h()]<|tool_call_end|>"#).unwrap().calls;
+    for style in [CallStyle::Lfm2, CallStyle::Json] {
+        let text = render_calls(style, &calls);
+        assert_eq!(parse_reply(&text).unwrap().calls, calls, "{style:?}: {text}");
+    }
+    assert_eq!(render_calls(CallStyle::Json, &calls[1..]), "<tool_call>\n{\"name\": \"g.h\", \"arguments\": {}}\n</tool_call>");
+}

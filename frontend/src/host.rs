@@ -10,7 +10,7 @@ use std::{
 
 use app::{
     manifest::{Catalog, Manifest},
-    protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, LoadOptions, ReplyFormat, Request},
+    protocol::{CachedModel, CatalogModel, ChatTurn, Event, GenerationParams, GenerationStats, LoadOptions, ReplyFormat, Request, ToolCall, ToolChoice},
 };
 use engine::{
     chat::ChatMessage,
@@ -23,6 +23,7 @@ use engine::{
     },
     text::TextModel,
     tokenizer::TextStream,
+    tools::{self, render_calls},
 };
 use wasm_bindgen_futures::spawn_local;
 
@@ -63,6 +64,8 @@ struct Prepared {
     reused: usize,
     early_prefill: usize,
     started_ms: f64,
+    /// The model was given tools: its reply may hold calls.
+    reads_calls: bool,
 }
 
 #[derive(Default)]
@@ -176,7 +179,7 @@ impl Host {
                 }
                 self.load(id, options).await
             }
-            Request::Chat { conversation, messages, params, format } => self.chat(conversation, messages, params, format).await,
+            Request::Chat { conversation, messages, params, format, tools, tool_choice } => self.chat(conversation, messages, params, format, tools, tool_choice).await,
             Request::Complete { prompt_ids, params, format } => {
                 if let Some(a) = self.state.borrow_mut().active.as_mut() {
                     a.conversation = None;
@@ -437,24 +440,56 @@ impl Host {
     /// runs through the model. A system prompt run from scratch is kept with
     /// its KV rows, and every prompt but its last token, so that regenerating
     /// the reply prefills one token.
-    async fn chat(&self, conversation: String, messages: Vec<ChatTurn>, params: GenerationParams, format: Option<ReplyFormat>) {
+    #[allow(clippy::too_many_arguments)]
+    async fn chat(&self, conversation: String, messages: Vec<ChatTurn>, params: GenerationParams, format: Option<ReplyFormat>, tools: Vec<serde_json::Value>, tool_choice: ToolChoice) {
         let started_ms = js::now_ms();
+        let tools = if tool_choice == ToolChoice::None { Vec::new() } else { tools };
         let rendered = {
             let st = self.state.borrow();
             let Some(active) = st.active.as_ref() else {
                 drop(st);
                 return self.emit(Event::GenerationFailed { message: "no model is loaded".into() });
             };
-            let messages: Vec<ChatMessage> = messages.iter().map(|m| ChatMessage::new(&m.role, &m.content)).collect();
+            let style = active.text.call_style();
+            // An assistant's earlier calls go back as the model wrote them, so
+            // the prompt extends the state the session already holds.
+            let messages: Vec<ChatMessage> = messages
+                .iter()
+                .map(|m| {
+                    let calls = if m.tool_calls.is_empty() { String::new() } else { render_calls(style, &m.tool_calls) };
+                    ChatMessage::new(&m.role, &format!("{}{calls}", m.content))
+                })
+                .collect();
             let system: Vec<ChatMessage> = messages.iter().take_while(|m| m.role == "system").cloned().collect();
             match active.text.template.as_ref() {
-                Some(t) => t.render(&messages, true).map(|text| {
-                    let system_text = if system.is_empty() { None } else { t.render(&system, false).ok().filter(|s| text.starts_with(s.as_str())) };
+                Some(t) => t.render_with_tools(&messages, &tools, true).map(|text| {
+                    let system_text = if system.is_empty() { None } else { t.render_with_tools(&system, &tools, false).ok().filter(|s| text.starts_with(s.as_str())) };
                     (text, system_text)
                 }),
                 None => Err(engine::model::ModelError::ChatTemplate("the model has no chat template".into())),
             }
         };
+        // A required call is a constrained reply: the grammar of a call.
+        let format = match (&tool_choice, format) {
+            (ToolChoice::Required | ToolChoice::Function { .. }, Some(_)) => {
+                return self.emit(Event::GenerationFailed { message: "a reply cannot both be a required tool call and follow a format".into() });
+            }
+            (ToolChoice::Required | ToolChoice::Function { .. }, None) => {
+                let only = match &tool_choice {
+                    ToolChoice::Function { name } => Some(name.as_str()),
+                    _ => None,
+                };
+                let grammar = self.state.borrow().active.as_ref().map(|a| a.text.tool_call_grammar(&tools, only));
+                match grammar {
+                    Some(Ok(engine::constrain::Grammar::Lark(lark))) => Some(ReplyFormat::Grammar { lark }),
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => return self.emit(Event::GenerationFailed { message: e.to_string() }),
+                    None => return self.emit(Event::GenerationFailed { message: "no model is loaded".into() }),
+                }
+            }
+            (_, format) => format,
+        };
+        let reads_calls = !tools.is_empty();
         let (text, system_text) = match rendered {
             Ok(r) => r,
             Err(e) => return self.emit(Event::GenerationFailed { message: e.to_string() }),
@@ -482,7 +517,7 @@ impl Host {
                 if !put_back(self, session) {
                     return self.emit(Event::GenerationFailed { message: "the model was unloaded while it was answering; the reply is incomplete".into() });
                 }
-                self.generate(true, ids, &params, format.as_ref(), Some(Prepared { started_ms, ..early })).await
+                self.generate(true, ids, &params, format.as_ref(), Some(Prepared { started_ms, reads_calls, ..early })).await
             }
             Err(e) => {
                 session.reset();
@@ -540,7 +575,7 @@ impl Host {
             self.with_checkpoints(|c| c.save_turn(session, saved));
             ids = last;
         }
-        Ok((ids, Prepared { reused, early_prefill: early, started_ms: 0.0 }))
+        Ok((ids, Prepared { reused, early_prefill: early, started_ms: 0.0, reads_calls: false }))
     }
 
     fn with_checkpoints(&self, f: impl FnOnce(&mut Checkpoints)) {
@@ -616,6 +651,7 @@ impl Host {
         let generate_ms = js::now_ms();
         let reused = prepared.as_ref().map_or(session.history().len(), |p| p.reused);
         let early_prefill = prepared.as_ref().map_or(0, |p| p.early_prefill);
+        let reads_calls = prepared.as_ref().is_some_and(|p| p.reads_calls);
         let early_seconds = prepared.as_ref().map_or(0.0, |p| (generate_ms - p.started_ms).max(0.0) / 1000.0);
         let stops = text.stop_ids();
         let mut stream = TextStream::default();
@@ -675,7 +711,9 @@ impl Host {
                     decode_wait_ms_per_token: 1000.0 * g.wait_seconds / g.tokens.len().max(1) as f64,
                 };
                 let visible: Vec<u32> = g.tokens.iter().copied().filter(|t| !stops.contains(t)).collect();
-                self.emit(Event::Generated { text: text.tokenizer.decode_shown(&visible), tokens: g.tokens, stats });
+                let shown = text.tokenizer.decode_shown(&visible);
+                let (shown, calls, call_error) = if reads_calls { split_calls(&text.tokenizer.decode(&visible, false), shown) } else { (shown, Vec::new(), None) };
+                self.emit(Event::Generated { text: shown, tokens: g.tokens, stats, calls, call_error });
             }
             Err(e) => {
                 // A failed generation leaves the state unknown: start clean next time.
@@ -688,6 +726,18 @@ impl Host {
                 self.emit(Event::GenerationFailed { message: e.to_string() });
             }
         }
+    }
+}
+
+/// A reply's text without its tool calls, and the calls; a call that does
+/// not parse leaves the text as shown, with the reason.
+fn split_calls(raw: &str, shown: String) -> (String, Vec<ToolCall>, Option<String>) {
+    if !raw.contains(tools::LFM2_CALL_START) && !raw.contains(tools::JSON_CALL_START) {
+        return (shown, Vec::new(), None);
+    }
+    match tools::parse_reply(raw) {
+        Ok(reply) => (reply.content, reply.calls, None),
+        Err(e) => (shown, Vec::new(), Some(e.to_string())),
     }
 }
 

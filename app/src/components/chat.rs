@@ -398,6 +398,7 @@ fn message_view(index: usize, m: Message, editing: RwSignal<Option<usize>>) -> i
                 <div class="who">"Assistant"</div>
                 {thinking}
                 <div class="body markdown" inner_html=html></div>
+                {tool_cards(index, &m)}
                 {stats.map(|s| view! { <div class="stats" data-testid="message-stats">{s}</div> })}
                 <div class="msg-actions" hidden=pending>
                     {nav}
@@ -408,6 +409,14 @@ fn message_view(index: usize, m: Message, editing: RwSignal<Option<usize>>) -> i
                             controller::regenerate(ui, index);
                         }>"Regenerate"</button>
                 </div>
+            </article>
+        }
+        .into_any()
+    } else if m.role == "tool" {
+        view! {
+            <article class="msg tool" data-testid="message-tool">
+                <div class="who">"Tool result"</div>
+                <pre class="body" data-testid="tool-result">{m.text.clone()}</pre>
             </article>
         }
         .into_any()
@@ -453,6 +462,68 @@ fn message_view(index: usize, m: Message, editing: RwSignal<Option<usize>>) -> i
         }
         .into_any()
     }
+}
+
+/// The tool calls of a reply, as cards: what would run, with what, and the
+/// user's choice. Nothing runs until the user says so; a tool of the user's
+/// own gets its result typed in.
+fn tool_cards(index: usize, m: &Message) -> Option<impl IntoView> {
+    if m.tool_calls.is_empty() {
+        return None;
+    }
+    let ui = ui();
+    let (answered, last) = ui.conversation.with_untracked(|c| c.tool_results(index));
+    let cards = m
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let args = serde_json::to_string_pretty(&serde_json::Value::Object(call.arguments.clone())).unwrap_or_default();
+            let waiting = last && j == answered && !m.pending;
+            let state = if j < answered { "answered" } else if waiting { "waiting" } else { "pending" };
+            let builtin = crate::tools::is_builtin(&call.name);
+            let typed = RwSignal::new(String::new());
+            let idle = move || !ui.generating.get() && ui.status.get() == ModelStatus::Ready;
+            let actions = waiting.then(|| {
+                let run = builtin.then(|| view! {
+                    <button type="button" class="primary small" data-testid="tool-run" disabled=move || !idle()
+                        on:click=move |_| {
+                            #[cfg(feature = "hydrate")]
+                            controller::run_tool_call(ui, index, j);
+                        }>"Run"</button>
+                });
+                let own = (!builtin).then(|| view! {
+                    <textarea rows="2" data-testid="tool-result-input" aria-label="The tool's result"
+                        placeholder="This tool is yours: type its result"
+                        prop:value=move || typed.get() on:input=move |ev| typed.set(event_target_value(&ev))></textarea>
+                    <button type="button" class="primary small" data-testid="tool-send-result" disabled=move || !idle() || typed.get().trim().is_empty()
+                        on:click=move |_| {
+                            #[cfg(feature = "hydrate")]
+                            controller::answer_tool_call(ui, index, j, typed.get_untracked());
+                        }>"Send result"</button>
+                });
+                view! {
+                    <div class="msg-actions">
+                        {run}
+                        {own}
+                        <button type="button" class="secondary small" data-testid="tool-decline" disabled=move || !idle()
+                            on:click=move |_| {
+                                #[cfg(feature = "hydrate")]
+                                controller::answer_tool_call(ui, index, j, "The user declined to run this call.".into());
+                            }>"Decline"</button>
+                    </div>
+                }
+            });
+            view! {
+                <div class="tool-call" data-testid="tool-call" data-tool=call.name.clone() data-state=state>
+                    <div class="tool-name">"Calls "<code>{call.name.clone()}</code></div>
+                    <pre class="tool-args" data-testid="tool-args">{args}</pre>
+                    {actions}
+                </div>
+            }
+        })
+        .collect_view();
+    Some(view! { <div class="tool-calls">{cards}</div> })
 }
 
 #[component]
@@ -532,6 +603,27 @@ fn PromptBox() -> impl IntoView {
             <textarea id="prompt" data-testid="prompt" rows="2" placeholder="Message Eddy (Enter to send, Shift+Enter for a new line, Esc to stop)"
                 prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev)) on:keydown=on_keydown></textarea>
             <div class="composer-actions">
+                <label class="secondary button small" title="Attach text files for the file tool to read">
+                    "Attach"
+                    <input type="file" multiple class="visually-hidden" data-testid="attach" accept=".txt,.md,.csv,.json,.log,text/*"
+                        on:change=move |ev| {
+                            #[cfg(feature = "hydrate")]
+                            controller::attach_files(ui, &ev);
+                            #[cfg(not(feature = "hydrate"))]
+                            let _ = ev;
+                        }/>
+                </label>
+                <span class="attachments" data-testid="attachments">
+                    {move || ui.attachments.get().into_iter().map(|a| {
+                        let name = a.name.clone();
+                        view! {
+                            <span class="chip" data-testid="attachment">{a.name.clone()}
+                                <button type="button" class="icon small" aria-label=format!("Remove {}", a.name)
+                                    on:click=move |_| ui.attachments.update(|all| all.retain(|f| f.name != name))>"✕"</button>
+                            </span>
+                        }
+                    }).collect_view()}
+                </span>
                 <span class="usage" data-testid="context-usage">{usage}</span>
                 <button type="button" class="secondary" data-testid="stop" disabled=move || !ui.generating.get()
                     on:click=move |_| {
@@ -889,6 +981,54 @@ fn Presets() -> impl IntoView {
     .into_any()
 }
 
+/// Which tools the model may call: the two built-in ones, and the user's own
+/// as JSON (OpenAI's function definitions with JSON Schema parameters).
+#[component]
+fn ToolSettings() -> impl IntoView {
+    let ui = ui();
+    let calculator = RwSignal::new(false);
+    let reader = RwSignal::new(false);
+    let own = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let apply = move || {
+        let builtins = crate::tools::builtin_definitions();
+        let mut tools = Vec::new();
+        if calculator.get_untracked() {
+            tools.push(builtins[0].clone());
+        }
+        if reader.get_untracked() {
+            tools.push(builtins[1].clone());
+        }
+        match crate::tools::parse_definitions(&own.get_untracked()) {
+            Ok(mine) => {
+                error.set(None);
+                tools.extend(mine);
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        }
+        ui.tools.set(tools);
+    };
+    view! {
+        <fieldset class="tools" data-testid="tools">
+            <legend>"Tools the model may call"</legend>
+            <label class="check"><input type="checkbox" data-testid="tool-calculator" prop:checked=move || calculator.get()
+                on:change=move |ev| { calculator.set(event_target_checked(&ev)); apply(); }/>" Calculator"</label>
+            <label class="check"><input type="checkbox" data-testid="tool-read-file" prop:checked=move || reader.get()
+                on:change=move |ev| { reader.set(event_target_checked(&ev)); apply(); }/>" Read attached text files"</label>
+            <label class="field">
+                <span>"Your own tools (JSON: a list of functions)"</span>
+                <textarea rows="3" data-testid="custom-tools" placeholder=r#"[{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]"#
+                    prop:value=move || own.get() on:change=move |ev| { own.set(event_target_value(&ev)); apply(); }></textarea>
+            </label>
+            <label class="check"><input type="checkbox" data-testid="tools-required" prop:checked=move || ui.tools_required.get()
+                on:change=move |ev| ui.tools_required.set(event_target_checked(&ev))/>" The reply to a message must call a tool"</label>
+            {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="tools-error">{e}</p> })}
+            <p class="muted">"Every call is shown to you first; nothing runs until you allow it."</p>
+        </fieldset>
+    }
+    .into_any()
+}
+
 #[component]
 fn SettingsPanel(settings_open: RwSignal<bool>) -> impl IntoView {
     let ui = ui();
@@ -925,6 +1065,7 @@ fn SettingsPanel(settings_open: RwSignal<bool>) -> impl IntoView {
             {num("Repetition penalty", "repetition-penalty", "1", "2", "0.01", |p| p.repetition_penalty.to_string(), |p, v| if let Ok(x) = v.parse() { p.repetition_penalty = x })}
             {num("Max tokens", "max-tokens", "1", "4096", "1", |p| p.max_tokens.to_string(), |p, v| if let Ok(x) = v.parse() { p.max_tokens = x })}
             <p class="muted">"Settings are kept per model on this device."</p>
+            <ToolSettings/>
         </aside>
     }
     .into_any()
