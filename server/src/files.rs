@@ -55,7 +55,11 @@ pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
         path.push(segment);
     }
     let canonical_root = root.canonicalize().ok()?;
-    let canonical = path.canonicalize().ok()?;
+    let mut canonical = path.canonicalize().ok()?;
+    // A folder is its index page (`/examples/`).
+    if canonical.is_dir() {
+        canonical = canonical.join("index.html");
+    }
     (canonical.starts_with(&canonical_root) && canonical.is_file()).then_some(canonical)
 }
 
