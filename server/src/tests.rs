@@ -17,6 +17,8 @@ fn setup() -> (tempfile::TempDir, Router, String, Vec<u8>) {
     let models = tmp.path().join("models");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     std::fs::write(site.join("pkg/eddy.js"), "export default 1;").unwrap();
+    std::fs::create_dir_all(site.join("examples")).unwrap();
+    std::fs::write(site.join("examples/index.html"), "<!doctype html><title>example</title>").unwrap();
     std::fs::write(site.join("secret-outside-models.txt"), "site file").unwrap();
     std::fs::write(tmp.path().join("outside.txt"), "must never be served").unwrap();
     let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/tiny-lfm2/tiny-lfm2-f32.gguf");
@@ -132,6 +134,13 @@ async fn nothing_outside_the_served_folders() {
     assert_eq!(get(&app, "GET", "/pkg/eddy.js", &[]).await.0, StatusCode::OK);
     let (_, h, _) = get(&app, "GET", "/pkg/eddy.js", &[]).await;
     assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    // A folder is its index page where it has one, and nothing where it has none.
+    for uri in ["/examples/", "/examples"] {
+        let (s, h, b) = get(&app, "GET", uri, &[]).await;
+        assert_eq!((s, String::from_utf8_lossy(&b).contains("<title>example</title>")), (StatusCode::OK, true), "{uri}");
+        assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"), "{uri}");
+    }
+    assert_eq!(get(&app, "GET", "/pkg/", &[]).await.0, StatusCode::NOT_FOUND);
 }
 
 #[test]
