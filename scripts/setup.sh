@@ -35,7 +35,9 @@ have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
 if [ "$have" != "$want" ]; then
   log "cargo install wasm-bindgen-cli $want (a few minutes)"
   # Without --locked: one of its locked dependencies is missing from the crates.io mirror.
-  cargo install -q wasm-bindgen-cli --version "$want" --force
+  # opt-level 1: it runs for seconds per build, and compiles faster so (CI's two cores).
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install -q wasm-bindgen-cli --version "$want" --force
 else
   log "wasm-bindgen-cli $want: present"
 fi
