@@ -98,7 +98,9 @@ fn reply(tm: &TextModel, grammars: &Grammars, grammar: &Grammar, prompt: &[u32],
     (tm.tokenizer.decode(&g.tokens, true), g.stop)
 }
 
-fn check_schemas(tm: &TextModel, prompt: &[u32], which: &[&str], samplings: &[Sampling]) {
+/// `json_mode_tokens`: the most tokens the JSON-mode reply may take (a trained
+/// model may write a long object, at a few tokens a second on lavapipe).
+fn check_schemas(tm: &TextModel, prompt: &[u32], which: &[&str], samplings: &[Sampling], json_mode_tokens: usize) {
     let grammars = Grammars::new(tm, tm.end_of_reply().unwrap()).unwrap();
     for (name, schema) in schemas().into_iter().filter(|(n, _)| which.is_empty() || which.contains(n)) {
         let validator = jsonschema::validator_for(&schema).unwrap();
@@ -112,7 +114,7 @@ fn check_schemas(tm: &TextModel, prompt: &[u32], which: &[&str], samplings: &[Sa
         }
     }
     // JSON mode: any object.
-    let (text, stop) = reply(tm, &grammars, &Grammar::JsonObject, prompt, &Sampling::default(), 200);
+    let (text, stop) = reply(tm, &grammars, &Grammar::JsonObject, prompt, &Sampling::default(), json_mode_tokens);
     if stop == StopReason::Stop {
         assert!(serde_json::from_str::<Value>(&text).unwrap().is_object(), "{text}");
     } else {
@@ -125,7 +127,7 @@ fn replies_follow_their_json_schema() {
     let gpu = gpu(false);
     let tm = TextModel::new(load(&gpu, &models_dir().join("tiny-lfm2"))).unwrap();
     let prompt = tm.tokenizer.encode("hello").unwrap();
-    check_schemas(&tm, &prompt, &[], &samplings());
+    check_schemas(&tm, &prompt, &[], &samplings(), 200);
 }
 
 fn smollm2() -> PathBuf {
@@ -142,7 +144,7 @@ fn a_trained_model_answers_in_its_schema() {
     let prompt = tm.chat_ids(&[ChatMessage::new("user", "Describe a person as JSON.")]).unwrap();
     // Greedy and one schema (the tiny model covers the rest): lavapipe on CI's two cores decodes
     // SmolLM2 at a few tokens a second.
-    check_schemas(&tm, &prompt, &["enum and boolean"], &[Sampling::default()]);
+    check_schemas(&tm, &prompt, &["enum and boolean"], &[Sampling::default()], 32);
 }
 
 #[test]
