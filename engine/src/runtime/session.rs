@@ -368,6 +368,11 @@ pub trait TokenConstraint {
     fn consume(&mut self, token: u32) -> Result<(), ModelError>;
 }
 
+/// The sampler's mask with every token allowed (no constraint).
+fn allow_every_token(gpu: &Gpu, allowed: &wgpu::Buffer, vocab: usize) {
+    gpu.queue.write_buffer(allowed, 0, bytemuck::cast_slice(&vec![u32::MAX; vocab.div_ceil(32)]));
+}
+
 /// Why generation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -501,7 +506,7 @@ impl Session {
             out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
             layers,
         };
-        gpu.queue.write_buffer(&bufs.allowed, 0, bytemuck::cast_slice(&vec![u32::MAX; c.vocab.div_ceil(32)]));
+        allow_every_token(&gpu, &bufs.allowed, c.vocab);
         let builder = || Builder { model: &model, bufs: &bufs, chunk, kv_f16, tuning: options.tuning, out: Vec::new() };
         let prefill = builder().body(Pass::Prefill);
         let decode = builder().body(Pass::Decode);
@@ -731,7 +736,7 @@ impl Session {
                 self.constrained_mask = true;
             }
             None if self.constrained_mask => {
-                self.model.gpu.queue.write_buffer(&self.bufs.allowed, 0, bytemuck::cast_slice(&vec![u32::MAX; words]));
+                allow_every_token(&self.model.gpu, &self.bufs.allowed, self.model.config().vocab);
                 self.constrained_mask = false;
             }
             None => {}
