@@ -48,7 +48,7 @@ pub fn call_grammar(style: CallStyle, tools: &[Value], only: Option<&str>, speci
             let mut g = Lark::default();
             let calls: Vec<String> = chosen.iter().map(|(name, params)| g.call(name, params)).collect::<Result<_, _>>()?;
             let start = format!("start: {} \"[\" call \"]\" {}\n", marker(LFM2_CALL_START), marker(LFM2_CALL_END));
-            format!("{start}call: {}\n{}{PY_COMMON}", calls.join(" | "), g.rules)
+            format!("{start}call: {}\n{}pystr: /\"{PY_CHAR}*\"/\n{PY_COMMON}", calls.join(" | "), g.rules)
         }
         CallStyle::Json => {
             let variants: Vec<Value> = chosen
@@ -78,9 +78,9 @@ fn lark_str(s: &str) -> String {
 /// a backslash or a control character, or an escape.
 const PY_CHAR: &str = r#"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})"#;
 
-/// Rules shared by every call: Python literals of each JSON type.
-const PY_COMMON: &str = r#"pystr: /"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/
-pyint: /-?(0|[1-9][0-9]{0,17})/
+/// Rules shared by every call: Python literals of each JSON type (and
+/// `pystr`, any string, made from PY_CHAR).
+const PY_COMMON: &str = r#"pyint: /-?(0|[1-9][0-9]{0,17})/
 pynum: /-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,17})?([eE][-+]?[0-9]{1,3})?/
 pybool: "True" | "False"
 pynone: "None"
