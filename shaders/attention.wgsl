@@ -15,7 +15,7 @@ struct Params {
     scale: f32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
+    window: u32,    // a query sees itself and window - 1 keys before it; 0: all
 }
 
 #if KV_F16
@@ -44,6 +44,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let hd = P.head_dim;
     let live = t < S.n_tokens;
     let n_keys = select(0u, S.pos0 + t + 1u, live);
+    // The first key a sliding window lets this query see.
+    let lo = select(0u, n_keys - min(n_keys, P.window), P.window != 0u);
     let g = h / (P.n_heads / P.n_kv_heads);
     let kv_base = g * P.capacity * hd;
     let hd4 = hd / 4u;
@@ -58,10 +60,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     // Every lane runs the same number of tiles (barriers in uniform control flow).
     let n_tiles = (S.pos0 + S.n_tokens + TILE - 1u) / TILE;
-    for (var tile = 0u; tile < n_tiles; tile++) {
+    // (lo is the same for the whole workgroup: one query token.)
+    for (var tile = lo / TILE; tile < n_tiles; tile++) {
         let j = tile * TILE + lid;
+        let seen = j < n_keys && j >= lo;
         var s = -3.0e38;
-        if (j < n_keys) {
+        if (seen) {
             // Four vector loads in flight per step (head_dim is a multiple of 16).
             var d0 = vec4<f32>(0.0);
             var d1 = vec4<f32>(0.0);
@@ -82,7 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let m_tile = group_max(s, lid, 64u);
         let m_new = max(m, m_tile);
         var p = 0.0;
-        if (j < n_keys) {
+        if (seen) {
             p = exp(s - m_new);
         }
         ps[lid] = p;

@@ -20,7 +20,7 @@ struct Params {
     scale: f32,
     max_splits: u32,
     heads_per_chunk: u32,   // query heads one workgroup handles (a divisor of the GQA group)
-    _pad1: u32,
+    window: u32,            // the query sees itself and window - 1 keys before it; 0: all
 }
 
 #if KV_F16
@@ -55,6 +55,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n_keys = S.pos0 + 1u;
     let j0 = split * TILE;
     let n_here = min(TILE, n_keys - min(n_keys, j0));
+    // Keys of this split before `first` lie outside a sliding window.
+    let lo = select(0u, n_keys - min(n_keys, P.window), P.window != 0u);
+    let first = lo - min(lo, j0);
     let kv_base = (g * P.capacity + j0) * hd4;
 
     for (var i = lid; i < hc * hd4; i += WG) {
@@ -65,7 +68,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let hh = p / TILE;
         let j = p % TILE;
         var s = -3.0e38;
-        if (j < n_here) {
+        if (j < n_here && j >= first) {
             // Four loads in flight per step (head_dim is a multiple of 16).
             var d0 = vec4<f32>(0.0);
             var d1 = vec4<f32>(0.0);
@@ -93,14 +96,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var m4 = vec4<f32>(-3.0e38);
         for (var j = 0u; j < n_here; j += 4u) {
             let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
-            let live = vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(n_here);
+            let jv = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
+            let live = (jv < vec4<u32>(n_here)) & (jv >= vec4<u32>(first));
             m4 = max(m4, select(vec4<f32>(-3.0e38), v, live));
         }
         let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
         var l4 = vec4<f32>(0.0);
         for (var j = 0u; j < n_here; j += 4u) {
             let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
-            let live = vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(n_here);
+            let jv = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
+            let live = (jv < vec4<u32>(n_here)) & (jv >= vec4<u32>(first));
             l4 += select(vec4<f32>(0.0), exp(v - m), live);
         }
         let l = l4.x + l4.y + l4.z + l4.w;
@@ -111,7 +116,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
     for (var p = lid; p < hc * TILE; p += WG) {
-        ps[p] = select(0.0, exp(ps[p] - hm[p / TILE]), p % TILE < n_here);
+        ps[p] = select(0.0, exp(ps[p] - hm[p / TILE]), p % TILE < n_here && p % TILE >= first);
     }
     workgroupBarrier();
     // Output vec4s (head, dims 4o..4o+3); `share` lanes split each one's keys.

@@ -1,4 +1,4 @@
-// Embedding lookup: out[t] = row tokens[t] of the embedding matrix, for the
+// Embedding lookup: out[t] = scale * row tokens[t] of the embedding matrix, for the
 // rows this matrix part holds (one dispatch per part).
 #include "step.wgsl"
 
@@ -7,7 +7,7 @@ struct Params {
     first_row: u32,
     groups: u32,     // columns / 8
     dim: u32,        // columns
-    _pad: u32,
+    scale: f32,      // Gemma: √hidden; else 1
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -34,6 +34,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v = dq8(tok - P.first_row, g);
     let base = t * P.dim + 8u * g;
     for (var i = 0u; i < 8u; i++) {
-        out[base + i] = v[i];
+        out[base + i] = v[i] * P.scale;
     }
 }

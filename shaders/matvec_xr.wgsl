@@ -11,7 +11,7 @@
 // MODE (set by the engine):
 //   STORE       Y[t, out_first + r]  = row r · x[t]
 //   ADD         Y[t, out_first + r] += row r · x[t]               (residual add)
-//   SWIGLU      Y[t, out_first + p]  = silu(gate_p · x) * (up_p · x), gate and up
+//   SWIGLU      Y[t, out_first + p]  = gate_act(gate_p · x) * (up_p · x), gate and up
 //               rows interleaved in tiles of `tile` rows
 //   MOE_GATE_UP as SWIGLU for the expert chosen in slot s of token t (y = t*k + s)
 //   MOE_DOWN    Y[t, r] += Σ_s weight_s * (row r of expert_s · a[t*k + s])
@@ -179,9 +179,17 @@ fn group_reduce(n: u32, lid: u32, lane: u32, grp: u32, sg_size: u32, sg_lane: u3
 #endif
 }
 
-fn silu(g: f32) -> f32 {
+// The gate's activation: SiLU (SwiGLU), or with GELU the tanh GELU (GeGLU).
+#if GELU
+#include "gelu.wgsl"
+fn gate_act(g: f32) -> f32 {
+    return gelu_tanh(g);
+}
+#else
+fn gate_act(g: f32) -> f32 {
     return g / (1.0 + exp(-g));
 }
+#endif
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -258,7 +266,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (live && lane == 0u) {
         for (var i = 0u; i < R; i++) {
             if (out0 + i < P.n_out) {
-                Y[y * P.out_stride + P.out_first + out0 + i] = silu(vals[2u * i] * scale) * (vals[2u * i + 1u] * scale);
+                Y[y * P.out_stride + P.out_first + out0 + i] = gate_act(vals[2u * i] * scale) * (vals[2u * i + 1u] * scale);
             }
         }
     }

@@ -1,6 +1,7 @@
 // RMSNorm over rows of `n`: y = w * (x * rsqrt(mean(x^2) + eps)), in f32.
 // One workgroup per row. With `last_only`, only the pass's last row is
-// normalized, into row 0 of y (the logits of the last position).
+// normalized, into row 0 of y (the logits of the last position). With ADD,
+// y += the normed row (a sublayer's output normed into the residual stream).
 #include "step.wgsl"
 #include "reduce.wgsl"
 
@@ -41,6 +42,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let inv = inverseSqrt(total / f32(P.n) + P.eps);
     for (var i = lid; i < P.n; i += WG) {
+#if ADD
+        y[out_row * P.n + i] += w[i] * (x[row * P.n + i] * inv);
+#else
         y[out_row * P.n + i] = w[i] * (x[row * P.n + i] * inv);
+#endif
     }
 }

@@ -1,7 +1,8 @@
-// a[t, p] = silu(z[t, gate_p]) * z[t, up_p], where gate and up rows were
+// a[t, p] = silu(z[t, gate_p]) * z[t, up_p] (GELU: gelu_tanh, GeGLU), where gate and up rows were
 // interleaved in tiles of `tile` (the gate/up matrix's layout). Prefill only:
 // decode fuses this into the mat-vec.
 #include "step.wgsl"
+#include "gelu.wgsl"
 
 struct Params {
     width: u32,   // pairs per token
@@ -30,5 +31,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let gate = (p / P.tile) * 2u * P.tile + p % P.tile;
     let g = z[t * P.z_stride + gate];
     let u = z[t * P.z_stride + gate + P.tile];
+#if GELU
+    a[t * P.width + p] = gelu_tanh(g) * u;
+#else
     a[t * P.width + p] = g / (1.0 + exp(-g)) * u;
+#endif
 }

@@ -38,14 +38,8 @@ pub fn local_folder_id(folder: &str) -> String {
 /// `names`: what the model is called (its file's `general.name`, its id or
 /// folder): LFM2.5 shares LFM2's architectures but not its recommendation.
 pub fn recommended_sampling(arch: engine::model::Arch, names: &[&str], generation_config: Option<&str>) -> RecommendedSampling {
-    use engine::model::Arch;
-    let mut s = match arch {
-        Arch::Lfm2 | Arch::Lfm2Moe if liquid_low_temperature(names) => RecommendedSampling { temperature: 0.1, top_k: 50, top_p: 0.1, min_p: 0.0, repetition_penalty: 1.05 },
-        Arch::Lfm2 | Arch::Lfm2Moe => RecommendedSampling { temperature: 0.3, top_k: 0, top_p: 1.0, min_p: 0.15, repetition_penalty: 1.05 },
-        Arch::Llama => RecommendedSampling { temperature: 0.2, top_k: 0, top_p: 0.9, min_p: 0.0, repetition_penalty: 1.0 },
-        // Qwen3's model card, non-thinking mode.
-        Arch::Qwen3 => RecommendedSampling { temperature: 0.7, top_k: 20, top_p: 0.8, min_p: 0.0, repetition_penalty: 1.0 },
-    };
+    let r = (arch.family().sampling)(names);
+    let mut s = RecommendedSampling { temperature: r.temperature, top_k: r.top_k, top_p: r.top_p, min_p: r.min_p, repetition_penalty: r.repetition_penalty };
     if let Some(g) = generation_config.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()) {
         if g.get("do_sample").and_then(|v| v.as_bool()) == Some(true) {
             if let Some(t) = g.get("temperature").and_then(|v| v.as_f64()) {
@@ -63,16 +57,6 @@ pub fn recommended_sampling(arch: engine::model::Arch, names: &[&str], generatio
         }
     }
     s
-}
-
-/// Liquid's cards: the LFM2.5 text models and LFM2-24B-A2B take temperature
-/// 0.1, top-k 50 (LFM2.5: top-p 0.1), repetition penalty 1.05; the other
-/// LFM2 models temperature 0.3, min-p 0.15, repetition penalty 1.05.
-fn liquid_low_temperature(names: &[&str]) -> bool {
-    names.iter().any(|n| {
-        let n = n.to_ascii_lowercase();
-        n.contains("lfm2.5") || n.contains("lfm2_5") || n.contains("lfm2-24b")
-    })
 }
 
 /// `models/index.json`: the models a server offers.
@@ -345,6 +329,9 @@ mod tests {
         }
         // Not a Liquid architecture: the name does not matter.
         assert_eq!(recommended_sampling(Arch::Qwen3, &["LFM2.5"], None).temperature, 0.7);
+        // Google's settings for Gemma 3.
+        let gemma = recommended_sampling(Arch::Gemma3, &["Gemma 3 270m"], None);
+        assert_eq!((gemma.temperature, gemma.top_k, gemma.top_p), (1.0, 64, 0.95));
     }
 
     fn refused(edit: impl FnOnce(&mut Manifest)) -> ManifestError {

@@ -24,6 +24,7 @@ static FILES: &[(&str, &str)] = shader_files!(
     "matmul_coop.wgsl",
     "matmul_tile.wgsl",
     "swiglu.wgsl",
+    "gelu.wgsl",
     "rope.wgsl",
     "attention.wgsl",
     "attention_split.wgsl",

@@ -1,5 +1,6 @@
 //! Tokenizers: a Hugging Face `tokenizer.json`, or one built from GGUF metadata
-//! (byte-level BPE with merges, split as llama.cpp's pre-tokenizer type says),
+//! (byte-level BPE with merges, split as llama.cpp's pre-tokenizer type says;
+//! SentencePiece BPE ranked by its pieces' scores),
 //! both through the `tokenizers` crate.
 
 use tokenizers::{
@@ -16,7 +17,8 @@ const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 /// llama.cpp's QWEN2 split.
 const QWEN2_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-/// GGUF token types that are matched as whole tokens in text.
+/// GGUF token types: normal pieces, and those matched as whole tokens in text.
+const TOKEN_TYPE_NORMAL: i32 = 1;
 const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
@@ -40,9 +42,75 @@ fn split(pattern: &str) -> Result<PreTokenizerWrapper, ModelError> {
         .into())
 }
 
+/// A SentencePiece BPE vocabulary (GGUF `tokenizer.ggml.model` = "llama":
+/// Gemma, Llama 2) as the `tokenizers` crate's BPE. llama.cpp merges the
+/// adjacent pair whose joined piece scores highest, over the text with
+/// spaces as `▁`, falling back to byte tokens; the same merges, ranked by
+/// the joined piece's score, give a BPE the same tokens: every split of a
+/// normal piece into two pieces of the vocabulary is a merge.
+fn spm_from_gguf(tokens: &[String], types: &[i32], scores: &[f32], add_space_prefix: bool) -> Result<HfTokenizer, ModelError> {
+    use std::collections::HashMap;
+    use tokenizers::{
+        decoders::{byte_fallback::ByteFallback, fuse::Fuse, sequence::Sequence as DecoderSequence, strip::Strip},
+        normalizers::{prepend::Prepend, replace::Replace, utils::Sequence as NormalizerSequence, NormalizerWrapper},
+        DecoderWrapper,
+    };
+    if scores.len() != tokens.len() {
+        return Err(ModelError::Tokenizer(format!("{} scores for {} tokens", scores.len(), tokens.len())));
+    }
+    let ids: HashMap<&str, u32> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+    let normal = |i: usize| types.get(i).copied().unwrap_or(TOKEN_TYPE_NORMAL) == TOKEN_TYPE_NORMAL;
+    let mut ranked: Vec<usize> = (0..tokens.len()).filter(|&i| normal(i) && tokens[i].chars().nth(1).is_some()).collect();
+    ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut merges = Vec::new();
+    for i in ranked {
+        let t = &tokens[i];
+        for (k, _) in t.char_indices().skip(1) {
+            let (left, right) = t.split_at(k);
+            if ids.get(left).is_some_and(|&l| normal(l as usize)) && ids.get(right).is_some_and(|&r| normal(r as usize)) {
+                merges.push((left.to_string(), right.to_string()));
+            }
+        }
+    }
+    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let mut bpe = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).fuse_unk(true);
+    if ids.contains_key("<unk>") {
+        bpe = bpe.unk_token("<unk>".into());
+    }
+    let mut tokenizer = HfTokenizer::new(bpe.build().map_err(tok_err)?);
+    let mut normalizers: Vec<NormalizerWrapper> = Vec::new();
+    if add_space_prefix {
+        normalizers.push(Prepend::new("▁".into()).into());
+    }
+    normalizers.push(Replace::new(" ", "▁").map_err(tok_err)?.into());
+    tokenizer.with_normalizer(Some(NormalizerSequence::new(normalizers))).map_err(tok_err)?;
+    let mut decoders: Vec<DecoderWrapper> = vec![Replace::new("▁", " ").map_err(tok_err)?.into(), ByteFallback::new().into(), Fuse::new().into()];
+    if add_space_prefix {
+        decoders.push(Strip::new(' ', 1, 0).into());
+    }
+    tokenizer.with_decoder(Some(DecoderSequence::new(decoders)));
+    add_gguf_specials(&mut tokenizer, tokens, types)?;
+    Ok(tokenizer)
+}
+
+/// GGUF's control tokens as special tokens, its user-defined ones as added
+/// tokens: both matched whole in text.
+fn add_gguf_specials(tokenizer: &mut HfTokenizer, tokens: &[String], types: &[i32]) -> Result<(), ModelError> {
+    let specials: Vec<AddedToken> = tokens
+        .iter()
+        .zip(types)
+        .filter(|(_, &t)| t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED)
+        .map(|(tok, &t)| AddedToken::from(tok.clone(), t == TOKEN_TYPE_CONTROL))
+        .collect();
+    let (special, user): (Vec<AddedToken>, Vec<AddedToken>) = specials.into_iter().partition(|t| t.special);
+    tokenizer.add_special_tokens(special).map_err(tok_err)?;
+    tokenizer.add_tokens(user).map_err(tok_err)?;
+    Ok(())
+}
+
 fn from_gguf(model: &str, pre: &str, tokens: &[String], types: &[i32], merges: &[String]) -> Result<HfTokenizer, ModelError> {
     if model != "gpt2" {
-        return Err(ModelError::Tokenizer(format!("tokenizer model \"{model}\" is not supported (byte-level BPE, \"gpt2\", is)")));
+        return Err(ModelError::Tokenizer(format!("tokenizer model \"{model}\" is not supported (byte-level BPE, \"gpt2\", and SentencePiece, \"llama\", are)")));
     }
     let byte_level = ByteLevel::new(false, false, false);
     let (pre_tokenizer, ignore_merges): (PreTokenizerWrapper, bool) = match pre {
@@ -67,15 +135,7 @@ fn from_gguf(model: &str, pre: &str, tokens: &[String], types: &[i32], merges: &
     let mut tokenizer = HfTokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-    let specials: Vec<AddedToken> = tokens
-        .iter()
-        .zip(types)
-        .filter(|(_, &t)| t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED)
-        .map(|(tok, &t)| AddedToken::from(tok.clone(), t == TOKEN_TYPE_CONTROL))
-        .collect();
-    let (special, user): (Vec<AddedToken>, Vec<AddedToken>) = specials.into_iter().partition(|t| t.special);
-    tokenizer.add_special_tokens(special).map_err(tok_err)?;
-    tokenizer.add_tokens(user).map_err(tok_err)?;
+    add_gguf_specials(&mut tokenizer, tokens, types)?;
     Ok(tokenizer)
 }
 
@@ -83,7 +143,10 @@ impl Tokenizer {
     pub fn from_spec(spec: &ModelSpec) -> Result<Self, ModelError> {
         let inner = match &spec.tokenizer {
             TokenizerSpec::HfJson(json) => HfTokenizer::from_bytes(json.as_bytes()).map_err(tok_err)?,
-            TokenizerSpec::Gguf { model, pre, tokens, token_types, merges } => from_gguf(model, pre, tokens, token_types, merges)?,
+            TokenizerSpec::Gguf { model, tokens, token_types, scores, add_space_prefix, .. } if model == "llama" => {
+                spm_from_gguf(tokens, token_types, scores, *add_space_prefix)?
+            }
+            TokenizerSpec::Gguf { model, pre, tokens, token_types, merges, .. } => from_gguf(model, pre, tokens, token_types, merges)?,
         };
         let shown = SHOWN_SPECIALS.iter().filter_map(|&t| inner.token_to_id(t).map(|id| (id, t))).collect();
         Ok(Self { inner, bos: spec.bos, add_bos: spec.add_bos, shown })

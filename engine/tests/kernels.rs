@@ -6,6 +6,7 @@ mod common;
 
 use engine::{
     formats::{quant, DType},
+    model::Activation,
     gpu::{read_buffer, Gpu, GpuOptions},
     runtime::{
         kernels::{uniform, Count, Dispatch, Kernels},
@@ -177,10 +178,13 @@ fn embed_every_type() {
             let tokens = [5u32, 0, 36, 17, 5];
             let tb = h.u32s(&tokens);
             let x = h.f32s(&vec![0.0; tokens.len() * cols as usize]);
-            h.run(&h.ops().embed(&m, &tb, &x), tokens.len() as u32, 0, 0);
-            let got = h.read_f32(&x, tokens.len() * cols as usize);
-            let want: Vec<f32> = tokens.iter().flat_map(|&t| w[(t as u64 * cols) as usize..((t as u64 + 1) * cols) as usize].to_vec()).collect();
-            assert_eq!(got, want, "embed {dtype} {dev}");
+            // Gemma scales its embedding by √hidden; the others by 1.
+            for scale in [1.0f32, 25.298221] {
+                h.run(&h.ops().embed(&m, &tb, &x, scale), tokens.len() as u32, 0, 0);
+                let got = h.read_f32(&x, tokens.len() * cols as usize);
+                let want: Vec<f32> = tokens.iter().flat_map(|&t| w[(t as u64 * cols) as usize..((t as u64 + 1) * cols) as usize].iter().map(|v| v * scale).collect::<Vec<_>>()).collect();
+                assert_eq!(got, want, "embed {dtype} {dev} scale {scale}");
+            }
         }
     });
 }
@@ -380,6 +384,12 @@ fn silu(g: f32) -> f32 {
     g / (1.0 + (-g).exp())
 }
 
+/// PyTorch's tanh GELU, in f64 (the reference for shaders/gelu.wgsl).
+fn gelu_tanh(g: f32) -> f32 {
+    let x = f64::from(g);
+    (0.5 * x * (1.0 + (0.7978845608028654 * (x + 0.044715 * x * x * x)).tanh())) as f32
+}
+
 /// Gate and up rows interleaved in tiles, as the loader assembles them.
 fn interleave(gate: &[u8], up: &[u8], row_bytes: usize, rows: usize, tile: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -394,7 +404,11 @@ fn interleave(gate: &[u8], up: &[u8], row_bytes: usize, rows: usize, tile: usize
 fn swiglu_fused_and_unfused() {
     both_devices(|h, dev| {
         let mut rng = Rng(3);
-        for dtype in [DType::F32, DType::F16, DType::Q4_0, DType::Q4K] {
+        for (dtype, act) in [DType::F32, DType::F16, DType::Q4_0, DType::Q4K].into_iter().flat_map(|d| [(d, Activation::Silu), (d, Activation::GeluTanh)]) {
+            let gate_act = |g: f32| match act {
+                Activation::Silu => silu(g),
+                Activation::GeluTanh => gelu_tanh(g),
+            };
             let (width, cols, tile) = (48u64, cols_for(dtype), 8u64);
             let row_bytes = (cols / dtype.block_elems() * dtype.block_bytes()) as usize;
             let gate = random_weights(&mut rng, dtype, width, cols);
@@ -409,7 +423,7 @@ fn swiglu_fused_and_unfused() {
                 x.chunks(cols as usize)
                     .flat_map(|xt| {
                         (0..width as usize)
-                            .map(|p| silu(dot(&gw[p * cols as usize..(p + 1) * cols as usize], xt)) * dot(&uw[p * cols as usize..(p + 1) * cols as usize], xt))
+                            .map(|p| gate_act(dot(&gw[p * cols as usize..(p + 1) * cols as usize], xt)) * dot(&uw[p * cols as usize..(p + 1) * cols as usize], xt))
                             .collect::<Vec<_>>()
                     })
                     .collect()
@@ -419,26 +433,26 @@ fn swiglu_fused_and_unfused() {
             for tuning in TUNINGS {
                 h.tuning.set(tuning);
                 let a = h.f32s(&vec![0.0; want.len()]);
-                h.run(&h.ops().swiglu_matvec(&m, tile, &xb, None, &a, width), tokens as u32, 0, 0);
+                h.run(&h.ops().swiglu_matvec(&m, tile, &xb, None, &a, width, act), tokens as u32, 0, 0);
                 let e = rel_err(&h.read_f32(&a, want.len()), &want);
-                assert!(e < 1e-4, "swiglu mat-vec {dtype} {dev} {tuning:?}: {e:.2e}");
+                assert!(e < 1e-4, "{act:?} mat-vec {dtype} {dev} {tuning:?}: {e:.2e}");
             }
             // With the RMSNorm fused: x is normed by gain first.
             let gain = rng.vec(cols as usize, 0.5, 1.5);
             let normed: Vec<f32> = x.chunks(cols as usize).flat_map(|xt| rms_ref(xt, &gain, 1e-5)).collect();
             let want_normed = swiglu_ref(&normed);
             let a = h.f32s(&vec![0.0; want.len()]);
-            h.run(&h.ops().swiglu_matvec(&m, tile, &xb, Some((&h.f32s(&gain), 1e-5)), &a, width), tokens as u32, 0, 0);
+            h.run(&h.ops().swiglu_matvec(&m, tile, &xb, Some((&h.f32s(&gain), 1e-5)), &a, width, act), tokens as u32, 0, 0);
             let e = rel_err(&h.read_f32(&a, want.len()), &want_normed);
-            assert!(e < 1e-4, "swiglu mat-vec + norm {dtype} {dev}: {e:.2e}");
+            assert!(e < 1e-4, "{act:?} mat-vec + norm {dtype} {dev}: {e:.2e}");
             // Prefill: the product, then the SwiGLU kernel.
             let z = h.f32s(&vec![0.0; tokens * 2 * width as usize]);
             let a2 = h.f32s(&vec![0.0; want.len()]);
             let mut ds = h.ops().linear(Pass::Prefill, &m, &xb, cols, &z, 2 * width, 0, Epilogue::Store, Count::tokens());
-            ds.push(h.ops().swiglu(&z, &a2, width, tile));
+            ds.push(h.ops().swiglu(&z, &a2, width, tile, act));
             h.run(&ds, tokens as u32, 0, 0);
             let e = rel_err(&h.read_f32(&a2, want.len()), &want);
-            assert!(e < prefill_tolerance(h, dtype), "swiglu prefill {dtype} {dev}: {e:.2e}");
+            assert!(e < prefill_tolerance(h, dtype), "{act:?} prefill {dtype} {dev}: {e:.2e}");
         }
     });
 }
@@ -463,6 +477,12 @@ fn rmsnorm_rows_and_last_row() {
         let last = h.f32s(&vec![0.0; n]);
         h.run(&[h.ops().rmsnorm(&xb, &wb, &last, n as u32, 1e-5, true)], rows as u32, 0, 0);
         assert!(rel_err(&h.read_f32(&last, n), &want[(rows - 1) * n..]) < 1e-5, "rmsnorm last row {dev}");
+        // Normed into a residual stream (Gemma's post-norms): r += rmsnorm(x).
+        let r = rng.vec(n * rows, -2.0, 2.0);
+        let rb = h.f32s(&r);
+        h.run(&[h.ops().rmsnorm_add(&xb, &wb, &rb, n as u32, 1e-5)], rows as u32, 0, 0);
+        let want_add: Vec<f32> = r.iter().zip(&want).map(|(a, b)| a + b).collect();
+        assert!(rel_err(&h.read_f32(&rb, n * rows), &want_add) < 1e-5, "rmsnorm + add {dev}");
     });
 }
 
@@ -559,7 +579,7 @@ fn rope_norm_and_cache_write() {
             for kv_f16 in [false, h.gpu.f16] {
                 let qkv = rng.vec(t_n * stride, -1.0, 1.0);
                 let (qn, kn) = (rng.vec(hd as usize, 0.5, 1.5), rng.vec(hd as usize, 0.5, 1.5));
-                let shape = HeadShape { n_heads: nh, n_kv_heads: nkv, head_dim: hd, capacity: cap };
+                let shape = HeadShape { n_heads: nh, n_kv_heads: nkv, head_dim: hd, capacity: cap, scale: 1.0 / (hd as f32).sqrt(), window: 0 };
                 let (qb, qnb, knb, tb) = (h.f32s(&qkv), h.f32s(&qn), h.f32s(&kn), h.f32s(&table));
                 let qout = h.f32s(&vec![0.0; t_n * (nh * hd) as usize]);
                 let cache_len = (nkv * cap * hd) as usize;
@@ -612,7 +632,11 @@ fn attention_causal_gqa() {
     both_devices(|h, dev| {
         let mut rng = Rng(13);
         let (nh, nkv, cap) = (6u32, 2u32, 200u32);
-        for hd in [16u32, 64, 80] {
+        // Window 0 sees everything; Gemma 3's local layers see a window (5:
+        // inside one 64-key tile; 64: across tiles and splits, some wholly
+        // outside it), with their own scale (query_pre_attn_scalar).
+        let cases = [16u32, 64, 80, 256].into_iter().flat_map(|hd| [0u32, 5, 64].into_iter().filter(move |&w| hd != 256 || w != 5).map(move |w| (hd, w)));
+        for (hd, window) in cases {
             for (t_n, pos0) in [(1usize, 150usize), (1, 0), (1, 63), (1, 64), (7, 0), (70, 3)] {
                 for kv_f16 in [false, h.gpu.f16] {
                     let hd_u = hd as usize;
@@ -625,35 +649,36 @@ fn attention_causal_gqa() {
                             *x = f16::from_f32(*x).to_f32();
                         }
                     }
-                    let shape = HeadShape { n_heads: nh, n_kv_heads: nkv, head_dim: hd, capacity: cap };
+                    let scale = if window == 0 { 1.0 / (hd as f32).sqrt() } else { 0.3 };
+                    let shape = HeadShape { n_heads: nh, n_kv_heads: nkv, head_dim: hd, capacity: cap, scale, window };
                     let out = h.f32s(&vec![0.0; q.len()]);
                     let (kb, vb) = (kv_buffer(h, &k, kv_f16), kv_buffer(h, &v, kv_f16));
                     h.run(&[h.ops().attention(shape, &h.f32s(&q), (&kb, &vb), &out, kv_f16)], t_n as u32, pos0 as u32, 0);
-                    let scale = 1.0 / (hd as f32).sqrt();
                     let mut want = Vec::new();
                     for t in 0..t_n {
                         for head in 0..nh as usize {
                             let g = head / (nh / nkv) as usize;
                             let qv = &q[(t * nh as usize + head) * hd_u..][..hd_u];
                             let n_keys = pos0 + t + 1;
-                            let s: Vec<f32> = (0..n_keys).map(|j| dot(qv, &k[(g * cap as usize + j) * hd_u..][..hd_u]) * scale).collect();
+                            let first = if window == 0 { 0 } else { n_keys.saturating_sub(window as usize) };
+                            let s: Vec<f32> = (first..n_keys).map(|j| dot(qv, &k[(g * cap as usize + j) * hd_u..][..hd_u]) * scale).collect();
                             let m = s.iter().fold(f32::MIN, |a, &b| a.max(b));
                             let p: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
                             let sum: f32 = p.iter().sum();
                             for dim in 0..hd_u {
-                                want.push((0..n_keys).map(|j| p[j] * v[(g * cap as usize + j) * hd_u + dim]).sum::<f32>() / sum);
+                                want.push((first..n_keys).zip(&p).map(|(j, pj)| pj * v[(g * cap as usize + j) * hd_u + dim]).sum::<f32>() / sum);
                             }
                         }
                     }
                     let e = rel_err(&h.read_f32(&out, want.len()), &want);
-                    assert!(e < 1e-4, "attention hd={hd} t={t_n} pos0={pos0} kv_f16={kv_f16} {dev}: {e:.2e}");
+                    assert!(e < 1e-4, "attention hd={hd} window={window} t={t_n} pos0={pos0} kv_f16={kv_f16} {dev}: {e:.2e}");
                     if t_n == 1 {
                         // The split (flash-decoding) kernels give the same.
                         let partial = h.f32s(&vec![0.0; (nh * cap.div_ceil(64) * (hd + 2)) as usize]);
                         let out2 = h.f32s(&vec![0.0; q.len()]);
                         h.run(&h.ops().attention_decode(shape, &h.f32s(&q), (&kb, &vb), &partial, &out2, kv_f16), 1, pos0 as u32, 0);
                         let e = rel_err(&h.read_f32(&out2, want.len()), &want);
-                        assert!(e < 1e-4, "split attention hd={hd} pos0={pos0} kv_f16={kv_f16} {dev}: {e:.2e}");
+                        assert!(e < 1e-4, "split attention hd={hd} window={window} pos0={pos0} kv_f16={kv_f16} {dev}: {e:.2e}");
                     }
                 }
             }

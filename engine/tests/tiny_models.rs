@@ -1,4 +1,4 @@
-//! tiny-lfm2, tiny-lfm2-moe, tiny-qwen3 and tiny-lfm2.5-moe against transformers' float32
+//! tiny-lfm2, tiny-lfm2-moe, tiny-qwen3, tiny-gemma3 and tiny-lfm2.5-moe against transformers' float32
 //! outputs (fixtures/models/*/reference.json), from safetensors and from the
 //! f32 GGUF.
 
@@ -84,6 +84,26 @@ fn tiny_qwen3_safetensors() {
 #[test]
 fn tiny_qwen3_gguf_f32() {
     check_model("tiny-qwen3", "tiny-qwen3-f32.gguf", false, TOL);
+}
+
+/// Gemma 3: sandwich norms (gains stored as g - 1 in safetensors, g in GGUF),
+/// GeGLU, the embedding scaled by √hidden, five local layers with a 4-token
+/// window and RoPE base 1e4 before a global one (1e6), query_pre_attn_scalar
+/// 24 for a head of 16. Every prompt runs past the window.
+#[test]
+fn tiny_gemma3_safetensors() {
+    check_model("tiny-gemma3", ".", false, TOL);
+}
+
+#[test]
+fn tiny_gemma3_gguf_f32() {
+    check_model("tiny-gemma3", "tiny-gemma3-f32.gguf", false, TOL);
+}
+
+/// With an f16 KV cache where the device has shader-f16.
+#[test]
+fn tiny_gemma3_gguf_f16_cache() {
+    check_model("tiny-gemma3", "tiny-gemma3-f32.gguf", true, 2e-3);
 }
 
 /// LFM2.5-style: a 124,160-row vocabulary whose specials sit above id

@@ -36,7 +36,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 #[test]
 fn tokenizers_match_transformers() {
-    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3", "tiny-lfm2.5-moe"] {
+    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3", "tiny-gemma3", "tiny-lfm2.5-moe"] {
         let r = reference(model);
         for source in &sources(model) {
             let spec = spec(model, source);
@@ -56,7 +56,7 @@ fn tokenizers_match_transformers() {
 
 #[test]
 fn chat_template_renders_like_transformers() {
-    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3", "tiny-lfm2.5-moe"] {
+    for model in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3", "tiny-gemma3", "tiny-lfm2.5-moe"] {
         let r = reference(model);
         let chat = r["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "chat").unwrap();
         let messages: Vec<ChatMessage> = serde_json::from_value(chat["messages"].clone()).unwrap();

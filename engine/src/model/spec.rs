@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::{config::LayerKind, Arch, ModelConfig, ModelError};
+use super::{config::LayerKind, ModelConfig, ModelError};
+use crate::model::arch::Family;
 use crate::formats::{gguf::GgufFile, gguf::Value, safetensors::SafetensorsFile, DType};
 
 /// A contiguous run of one weight's bytes in one source file.
@@ -47,7 +48,8 @@ pub enum TokenizerSpec {
     /// A Hugging Face `tokenizer.json`.
     HfJson(String),
     /// GGUF `tokenizer.ggml.*` metadata.
-    Gguf { model: String, pre: String, tokens: Vec<String>, token_types: Vec<i32>, merges: Vec<String> },
+    /// `scores` rank SentencePiece's pieces (`model` "llama"); byte-level BPE has `merges`.
+    Gguf { model: String, pre: String, tokens: Vec<String>, token_types: Vec<i32>, merges: Vec<String>, scores: Vec<f32>, add_space_prefix: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +75,9 @@ pub struct ModelSpec {
     pub add_bos: bool,
     /// How the weights are quantized, for people ("Q4_0", "F16 + Q8_0", ...).
     pub quantization: String,
+    /// Added to every norm gain as it loads (a Hugging Face Gemma stores
+    /// g - 1: [`Family::hf_norm_shift`]).
+    pub norm_shift: f32,
 }
 
 impl ModelSpec {
@@ -110,7 +115,8 @@ pub fn expected_weights(c: &ModelConfig) -> Vec<(String, Vec<u64>)> {
     let (d, v) = (c.hidden as u64, c.vocab as u64);
     let (hd, q, kv) = (c.head_dim as u64, (c.n_heads * c.head_dim) as u64, (c.n_kv_heads * c.head_dim) as u64);
     let mut w = vec![("token_embd.weight".to_string(), vec![d, v])];
-    w.push((final_norm_name(c.arch).to_string(), vec![d]));
+    let block = c.family().block;
+    w.push((c.family().final_norm.to_string(), vec![d]));
     if !c.tied_embeddings {
         w.push(("output.weight".to_string(), vec![d, v]));
     }
@@ -118,6 +124,10 @@ pub fn expected_weights(c: &ModelConfig) -> Vec<(String, Vec<u64>)> {
         let b = |s: &str| format!("blk.{l}.{s}");
         w.push((b("attn_norm.weight"), vec![d]));
         w.push((b("ffn_norm.weight"), vec![d]));
+        if block.post_norms {
+            w.push((b("post_attention_norm.weight"), vec![d]));
+            w.push((b("post_ffw_norm.weight"), vec![d]));
+        }
         match kind {
             LayerKind::Conv => {
                 w.push((b("shortconv.in_proj.weight"), vec![d, 3 * d]));
@@ -129,7 +139,7 @@ pub fn expected_weights(c: &ModelConfig) -> Vec<(String, Vec<u64>)> {
                 w.push((b("attn_k.weight"), vec![d, kv]));
                 w.push((b("attn_v.weight"), vec![d, kv]));
                 w.push((b("attn_output.weight"), vec![q, d]));
-                if c.arch.qk_norm() {
+                if block.qk_norm {
                     w.push((b("attn_q_norm.weight"), vec![hd]));
                     w.push((b("attn_k_norm.weight"), vec![hd]));
                 }
@@ -153,14 +163,6 @@ pub fn expected_weights(c: &ModelConfig) -> Vec<(String, Vec<u64>)> {
         }
     }
     w
-}
-
-/// LFM2 stores its final norm as `token_embd_norm` (a historical misnomer).
-pub fn final_norm_name(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Lfm2 | Arch::Lfm2Moe => "token_embd_norm.weight",
-        Arch::Llama | Arch::Qwen3 => "output_norm.weight",
-    }
 }
 
 fn quantization_summary<'a>(dtypes: impl Iterator<Item = &'a WeightSpec>) -> String {
@@ -205,6 +207,12 @@ impl ModelSpec {
                 .map(|a| a.iter().map(|v| v.as_i64().unwrap_or(1) as i32).collect())
                 .unwrap_or_default(),
             merges: string_array(file, "tokenizer.ggml.merges").unwrap_or_default(),
+            scores: file
+                .get("tokenizer.ggml.scores")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect())
+                .unwrap_or_default(),
+            add_space_prefix: file.get("tokenizer.ggml.add_space_prefix").and_then(Value::as_bool).unwrap_or(true),
             model,
         };
         let id = |key: &str| file.get(key).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
@@ -213,15 +221,25 @@ impl ModelSpec {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| file_name.trim_end_matches(".gguf").to_string());
+        let family = config.family();
+        let mut extra_stops: Vec<u32> = id("tokenizer.ggml.eot_token_id").into_iter().collect();
+        if let TokenizerSpec::Gguf { tokens, .. } = &tokenizer {
+            extra_stops.extend(family_stop_ids(family, |t| tokens.iter().position(|x| x == t)));
+        }
         let spec = ModelSpec {
             name,
             quantization: quantization_summary(weights.values()),
             config,
             files: vec![SourceFile { name: file_name.to_string(), len: file_len }],
-            chat_template: file.get("tokenizer.chat_template").and_then(Value::as_str).map(str::to_string),
+            chat_template: file
+                .get("tokenizer.chat_template")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| family.default_chat_template.map(str::to_string)),
             bos: id("tokenizer.ggml.bos_token_id"),
             eos: id("tokenizer.ggml.eos_token_id"),
-            extra_stops: id("tokenizer.ggml.eot_token_id").into_iter().collect(),
+            extra_stops,
+            norm_shift: 0.0,
             add_bos: file.get("tokenizer.ggml.add_bos_token").and_then(Value::as_bool).unwrap_or(false),
             tokenizer,
             weights,
@@ -283,17 +301,11 @@ pub struct HfFolder {
     pub safetensors: Vec<(String, SafetensorsFile, u64)>,
 }
 
-/// Maps a Hugging Face tensor name to its GGUF name, and, for per-expert MoE
-/// weights, the expert index (they are stacked into one GGUF tensor).
-fn hf_to_gguf_name(arch: Arch, name: &str) -> Option<(String, Option<u64>)> {
-    let top = match name {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.embedding_norm.weight" if arch.is_lfm2() => Some("token_embd_norm.weight"),
-        "model.norm.weight" if !arch.is_lfm2() => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(t) = top {
+/// Maps a Hugging Face tensor name to its GGUF name (the family's map), and,
+/// for per-expert MoE weights, the expert index (they are stacked into one
+/// GGUF tensor).
+fn hf_to_gguf_name(family: &Family, name: &str) -> Option<(String, Option<u64>)> {
+    if let Some(t) = (family.hf_top_tensor)(name) {
         return Some((t.to_string(), None));
     }
     let rest = name.strip_prefix("model.layers.")?;
@@ -309,26 +321,12 @@ fn hf_to_gguf_name(arch: Arch, name: &str) -> Option<(String, Option<u64>)> {
         };
         return Some((format!("blk.{layer}.{stacked}"), Some(e.parse().ok()?)));
     }
-    let gguf = match tail {
-        "operator_norm.weight" | "input_layernorm.weight" => "attn_norm.weight",
-        "ffn_norm.weight" | "post_attention_layernorm.weight" => "ffn_norm.weight",
-        "conv.in_proj.weight" => "shortconv.in_proj.weight",
-        "conv.conv.weight" => "shortconv.conv.weight",
-        "conv.out_proj.weight" => "shortconv.out_proj.weight",
-        "self_attn.q_proj.weight" => "attn_q.weight",
-        "self_attn.k_proj.weight" => "attn_k.weight",
-        "self_attn.v_proj.weight" => "attn_v.weight",
-        "self_attn.out_proj.weight" | "self_attn.o_proj.weight" => "attn_output.weight",
-        "self_attn.q_layernorm.weight" | "self_attn.q_norm.weight" => "attn_q_norm.weight",
-        "self_attn.k_layernorm.weight" | "self_attn.k_norm.weight" => "attn_k_norm.weight",
-        "feed_forward.w1.weight" | "mlp.gate_proj.weight" => "ffn_gate.weight",
-        "feed_forward.w3.weight" | "mlp.up_proj.weight" => "ffn_up.weight",
-        "feed_forward.w2.weight" | "mlp.down_proj.weight" => "ffn_down.weight",
-        "feed_forward.gate.weight" => "ffn_gate_inp.weight",
-        "feed_forward.expert_bias" | "feed_forward.expert_bias.weight" => "exp_probs_b.bias",
-        _ => return None,
-    };
-    Some((format!("blk.{layer}.{gguf}"), None))
+    Some((format!("blk.{layer}.{}", (family.hf_layer_tensor)(tail)?), None))
+}
+
+/// The ids of the family's extra stop tokens that the vocabulary has.
+fn family_stop_ids(family: &Family, id_of: impl Fn(&str) -> Option<usize>) -> Vec<u32> {
+    family.stop_tokens.iter().filter_map(|t| id_of(t)).filter_map(|i| u32::try_from(i).ok()).collect()
 }
 
 fn parse_json(text: &str, what: &str) -> Result<Json, ModelError> {
@@ -354,7 +352,7 @@ impl ModelSpec {
             header.validate(*len)?;
             files.push(SourceFile { name: file_name.clone(), len: *len });
             for t in &header.tensors {
-                let Some((name, expert)) = hf_to_gguf_name(config.arch, &t.name) else {
+                let Some((name, expert)) = hf_to_gguf_name(config.family(), &t.name) else {
                     continue; // e.g. rotary caches some exports carry
                 };
                 // PyTorch [out, in] is GGML [in, out]; the conv's [D, 1, K] squeezes to [K, D].
@@ -433,6 +431,8 @@ impl ModelSpec {
             if ids.is_empty() { json_ids(config_json.get(key)) } else { ids }
         };
         let eos_ids = from_gen_or_config("eos_token_id");
+        let config_family = config.family();
+        let chat_template = chat_template.or_else(|| config_family.default_chat_template.map(str::to_string));
         let spec = ModelSpec {
             name: folder.name.clone(),
             quantization: quantization_summary(weights.values()),
@@ -446,6 +446,7 @@ impl ModelSpec {
             extra_stops: eos_ids.iter().skip(1).copied().collect(),
             // tokenizer.json's post-processor adds BOS itself when it should.
             add_bos: false,
+            norm_shift: config_family.hf_norm_shift,
         };
         spec.check_weights()?;
         Ok(spec)

@@ -41,7 +41,7 @@ pub async fn weight_values(model: &Model, name: &str) -> Result<Vec<f32>, ModelE
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            for d in ops.embed(matrix, &tokens, &x) {
+            for d in ops.embed(matrix, &tokens, &x, 1.0) {
                 d.record(&mut pass, chunk.len() as u32, 0);
             }
         }

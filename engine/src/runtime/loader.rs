@@ -101,6 +101,8 @@ pub struct Loader<'g> {
     /// Bytes held in open runs now, and the most ever held (the loader's memory).
     staged: u64,
     peak_staged: u64,
+    /// Added to norm gains as they load ([`ModelSpec::norm_shift`]).
+    norm_shift: f32,
 }
 
 /// The largest single buffer binding kernels may use on this device.
@@ -197,7 +199,7 @@ impl<'g> Loader<'g> {
         for f in &mut files {
             f.routes.sort_by_key(|r| r.start);
         }
-        Ok(Self { gpu, files, matrices, vectors, total, fed: 0, since_submit: 0, scratch: (Vec::new(), Vec::new()), staged: 0, peak_staged: 0 })
+        Ok(Self { gpu, files, matrices, vectors, total, fed: 0, since_submit: 0, scratch: (Vec::new(), Vec::new()), staged: 0, peak_staged: 0, norm_shift: spec.norm_shift })
     }
 
     /// Bytes of tensor data the model needs, and how many have arrived.
@@ -408,7 +410,10 @@ impl<'g> Loader<'g> {
             if v.bytes.len() as u64 != v.expected {
                 return Err(ModelError::Incomplete(format!("{name}: {} of {} bytes", v.bytes.len(), v.expected)));
             }
-            let values = quant::dequantize(v.dtype, &v.bytes);
+            let mut values = quant::dequantize(v.dtype, &v.bytes);
+            if self.norm_shift != 0.0 && name.ends_with("norm.weight") {
+                values.iter_mut().for_each(|g| *g += self.norm_shift);
+            }
             if values.len() as u64 != v.vector.len {
                 return Err(ModelError::Invalid(format!("{name}: {} values where its shape has {}", values.len(), v.vector.len)));
             }

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     gpu::Gpu,
-    model::{spec::final_norm_name, LayerKind, ModelConfig, ModelError, ModelSpec, WeightSpec},
+    model::{LayerKind, ModelConfig, ModelError, ModelSpec, WeightSpec},
 };
 
 /// Q, K and V: one matrix (rows q|k|v) when their types agree and it fits a
@@ -46,6 +46,8 @@ pub enum Ffn {
 pub struct Layer {
     pub attn_norm: String,
     pub ffn_norm: String,
+    /// Gemma's norms of the mixer's and the FFN's outputs, before the residual add.
+    pub post_norms: Option<(String, String)>,
     pub mixer: Mixer,
     pub ffn: Ffn,
 }
@@ -87,7 +89,8 @@ pub fn plan(spec: &ModelSpec, binding_limit: u64) -> Result<(LoadPlan, Graph), M
     };
     let embedding = plain(&mut matrices, "token_embd.weight", 1)?;
     let lm_head = if c.tied_embeddings { embedding.clone() } else { plain(&mut matrices, "output.weight", 1)? };
-    let final_norm = final_norm_name(c.arch).to_string();
+    let block = c.family().block;
+    let final_norm = c.family().final_norm.to_string();
     vectors.push(final_norm.clone());
     let mut layers = Vec::new();
     for (l, kind) in c.layers.iter().enumerate() {
@@ -95,6 +98,11 @@ pub fn plan(spec: &ModelSpec, binding_limit: u64) -> Result<(LoadPlan, Graph), M
         let (attn_norm, ffn_norm) = (b("attn_norm.weight"), b("ffn_norm.weight"));
         vectors.push(attn_norm.clone());
         vectors.push(ffn_norm.clone());
+        let post_norms = block.post_norms.then(|| (b("post_attention_norm.weight"), b("post_ffw_norm.weight")));
+        if let Some((a, f)) = &post_norms {
+            vectors.push(a.clone());
+            vectors.push(f.clone());
+        }
         let mixer = match kind {
             LayerKind::Conv => {
                 let taps = b("shortconv.conv.weight");
@@ -120,7 +128,7 @@ pub fn plan(spec: &ModelSpec, binding_limit: u64) -> Result<(LoadPlan, Graph), M
                 } else {
                     Qkv::Separate([plain(&mut matrices, &names[0], 1)?, plain(&mut matrices, &names[1], 1)?, plain(&mut matrices, &names[2], 1)?])
                 };
-                let (q_norm, k_norm) = if !c.arch.qk_norm() {
+                let (q_norm, k_norm) = if !block.qk_norm {
                     (None, None)
                 } else {
                     let (qn, kn) = (b("attn_q_norm.weight"), b("attn_k_norm.weight"));
@@ -189,7 +197,7 @@ pub fn plan(spec: &ModelSpec, binding_limit: u64) -> Result<(LoadPlan, Graph), M
                 Ffn::Dense { gate_up, down: plain(&mut matrices, &b("ffn_down.weight"), 1)? }
             }
         };
-        layers.push(Layer { attn_norm, ffn_norm, mixer, ffn });
+        layers.push(Layer { attn_norm, ffn_norm, post_norms, mixer, ffn });
     }
     Ok((LoadPlan { matrices, vectors }, Graph { embedding, final_norm, lm_head, layers }))
 }

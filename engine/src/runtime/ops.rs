@@ -10,7 +10,7 @@ use super::{
     },
     weights::GpuMatrix,
 };
-use crate::{formats::DType, gpu::Gpu};
+use crate::{formats::DType, gpu::Gpu, model::Activation};
 
 /// Which kernel family a matrix product uses.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -225,6 +225,10 @@ pub struct HeadShape {
     pub head_dim: u32,
     /// Positions the KV cache holds.
     pub capacity: u32,
+    /// The logits' scale (1/√head_dim unless the model says otherwise).
+    pub scale: f32,
+    /// A query sees itself and the `window - 1` positions before it; 0: all.
+    pub window: u32,
 }
 
 /// Routing parameters of an MoE layer.
@@ -441,6 +445,14 @@ impl<'a> Ops<'a> {
         self.dispatch(KernelKey::new("rmsnorm.wgsl"), Some(bytemuck::bytes_of(&p)), &[x, w, y], [groups, Count::Fixed(1)], "rmsnorm")
     }
 
+    /// x[row] += w * t[row] / rms(t[row]): a sublayer's output normed into
+    /// the residual stream (Gemma's post-norms).
+    pub fn rmsnorm_add(&self, t: &wgpu::Buffer, w: &wgpu::Buffer, x: &wgpu::Buffer, n: u32, eps: f32) -> Dispatch {
+        let p = RmsnormParams { n, eps, last_only: 0, _pad: 0 };
+        let key = KernelKey::new("rmsnorm.wgsl").define("ADD");
+        self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[t, w, x], [Count::tokens(), Count::Fixed(1)], "rmsnorm+add")
+    }
+
     /// y[t, out_first + row] (+)= W · x[t] for every part of `m`, over `tokens` tokens.
     #[allow(clippy::too_many_arguments)]
     pub fn linear(&self, pass: Pass, m: &GpuMatrix, x: &wgpu::Buffer, x_stride: u64, y: &wgpu::Buffer, y_stride: u64, out_first: u64, ep: Epilogue, tokens: Count) -> Vec<Dispatch> {
@@ -501,7 +513,8 @@ impl<'a> Ops<'a> {
 
     /// y[t, p] = silu(gate_p · x[t]) * (up_p · x[t]) over a gate/up matrix
     /// interleaved in tiles of `tile` (decode).
-    pub fn swiglu_matvec(&self, m: &GpuMatrix, tile: u64, x: &wgpu::Buffer, norm: Norm<'_>, y: &wgpu::Buffer, width: u64) -> Vec<Dispatch> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn swiglu_matvec(&self, m: &GpuMatrix, tile: u64, x: &wgpu::Buffer, norm: Norm<'_>, y: &wgpu::Buffer, width: u64, act: Activation) -> Vec<Dispatch> {
         let units = m.cols() / dot_unit(m.dtype());
         let eps = norm.map_or(0.0, |n| n.1);
         m.parts
@@ -511,8 +524,14 @@ impl<'a> Ops<'a> {
                 let g = geom(m, i);
                 let pairs = part.rows / 2;
                 let p = MatvecParams { geom: g, units: units as u32, n_out: pairs as u32, out_first: (part.first_row / 2) as u32, out_stride: width as u32, x_stride: m.cols() as u32, tile: tile as u32, norm_eps: eps, cols: m.cols() as u32, ..Default::default() };
-                let defines: &[&'static str] = if norm.is_some() { &["SWIGLU", "NORM"] } else { &["SWIGLU"] };
-                let (key, gx) = self.mv_plan(m, m.cols(), defines, pairs, true, true, true);
+                let mut defines: Vec<&'static str> = vec!["SWIGLU"];
+                if norm.is_some() {
+                    defines.push("NORM");
+                }
+                if act == Activation::GeluTanh {
+                    defines.push("GELU");
+                }
+                let (key, gx) = self.mv_plan(m, m.cols(), &defines, pairs, true, true, true);
                 let mut buffers = vec![&part.buffer, x, y];
                 if let Some((gain, _)) = norm {
                     buffers.push(gain);
@@ -523,11 +542,16 @@ impl<'a> Ops<'a> {
             .collect()
     }
 
-    /// a[t, p] = silu(z[t, gate_p]) * z[t, up_p] with z rows of 2 * width.
-    pub fn swiglu(&self, z: &wgpu::Buffer, a: &wgpu::Buffer, width: u64, tile: u64) -> Dispatch {
+    /// a[t, p] = act(z[t, gate_p]) * z[t, up_p] with z rows of 2 * width
+    /// (SwiGLU, or GeGLU with [`Activation::GeluTanh`]).
+    pub fn swiglu(&self, z: &wgpu::Buffer, a: &wgpu::Buffer, width: u64, tile: u64, act: Activation) -> Dispatch {
         let p = SwigluParams { width: width as u32, tile: tile as u32, z_stride: (2 * width) as u32, _pad: 0 };
         let groups = [Count::Fixed((width as u32).div_ceil(64)), Count::tokens()];
-        self.dispatch(KernelKey::new("swiglu.wgsl"), Some(bytemuck::bytes_of(&p)), &[z, a], groups, "swiglu")
+        let mut key = KernelKey::new("swiglu.wgsl");
+        if act == Activation::GeluTanh {
+            key = key.define("GELU");
+        }
+        self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[z, a], groups, "swiglu")
     }
 
     /// The rows of a pass's token slots through SwiGLU: a[r, p] for
@@ -570,15 +594,15 @@ impl<'a> Ops<'a> {
         self.dispatch(KernelKey::new("moe_combine.wgsl"), Some(bytemuck::bytes_of(&p)), &[y, sel_w, x], [Count::Fixed((dim as u32).div_ceil(256)), Count::tokens()], "moe-combine")
     }
 
-    /// x[t] = row tokens[t] of `m`.
-    pub fn embed(&self, m: &GpuMatrix, tokens: &wgpu::Buffer, x: &wgpu::Buffer) -> Vec<Dispatch> {
+    /// x[t] = scale * row tokens[t] of `m`.
+    pub fn embed(&self, m: &GpuMatrix, tokens: &wgpu::Buffer, x: &wgpu::Buffer, scale: f32) -> Vec<Dispatch> {
         let groups8 = (m.cols() / 8) as u32;
         m.parts
             .iter()
             .enumerate()
             .map(|(i, part)| {
                 let g = geom(m, i);
-                let p = EmbedParams { geom: g, first_row: part.first_row as u32, groups: groups8, dim: m.cols() as u32, _pad: 0 };
+                let p = EmbedParams { geom: g, first_row: part.first_row as u32, groups: groups8, dim: m.cols() as u32, scale };
                 let key = KernelKey::new("embed.wgsl").weight(m.dtype());
                 self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, tokens, x], [Count::Fixed(groups8.div_ceil(64)), Count::tokens()], format!("embed {}", m.dtype()))
             })
@@ -622,8 +646,7 @@ impl<'a> Ops<'a> {
 
     /// Causal attention of the pass's queries over the cache.
     pub fn attention(&self, shape: HeadShape, q: &wgpu::Buffer, kv: (&wgpu::Buffer, &wgpu::Buffer), out: &wgpu::Buffer, kv_f16: bool) -> Dispatch {
-        let scale = 1.0 / (shape.head_dim as f32).sqrt();
-        let p = AttentionParams { n_heads: shape.n_heads, n_kv_heads: shape.n_kv_heads, head_dim: shape.head_dim, capacity: shape.capacity, scale, ..Default::default() };
+        let p = AttentionParams { n_heads: shape.n_heads, n_kv_heads: shape.n_kv_heads, head_dim: shape.head_dim, capacity: shape.capacity, scale: shape.scale, window: shape.window, ..Default::default() };
         let mut key = KernelKey::new("attention.wgsl");
         if kv_f16 {
             key = key.define("KV_F16");
@@ -634,13 +657,12 @@ impl<'a> Ops<'a> {
     /// Decode attention split over tiles of 64 keys, then merged: many
     /// workgroups for long contexts. `partial` holds n_heads × max_splits × (head_dim + 2) floats.
     pub fn attention_decode(&self, shape: HeadShape, q: &wgpu::Buffer, kv: (&wgpu::Buffer, &wgpu::Buffer), partial: &wgpu::Buffer, out: &wgpu::Buffer, kv_f16: bool) -> [Dispatch; 2] {
-        let scale = 1.0 / (shape.head_dim as f32).sqrt();
         let max_splits = shape.capacity.div_ceil(64);
         // Query heads per workgroup: the most of one GQA group that fit its
         // workgroup memory (8 heads, 1024 query values).
         let group = shape.n_heads / shape.n_kv_heads;
         let per_chunk = (1..=group.min(8)).rev().find(|c| group % c == 0 && c * shape.head_dim <= 1024).unwrap_or(1);
-        let p = AttentionParams { n_heads: shape.n_heads, n_kv_heads: shape.n_kv_heads, head_dim: shape.head_dim, capacity: shape.capacity, scale, max_splits, heads_per_chunk: per_chunk, _pad1: 0 };
+        let p = AttentionParams { n_heads: shape.n_heads, n_kv_heads: shape.n_kv_heads, head_dim: shape.head_dim, capacity: shape.capacity, scale: shape.scale, max_splits, heads_per_chunk: per_chunk, window: shape.window };
         let mut key = KernelKey::new("attention_split.wgsl");
         if kv_f16 {
             key = key.define("KV_F16");

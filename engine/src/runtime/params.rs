@@ -100,7 +100,7 @@ kernel_params! {
         first_row: u32,
         groups: u32,
         dim: u32,
-        _pad: u32,
+        scale: f32,
     }
 }
 
@@ -155,7 +155,7 @@ kernel_params! {
         scale: f32,
         max_splits: u32,
         heads_per_chunk: u32,
-        _pad1: u32,
+        window: u32,
     }
 }
 

@@ -119,6 +119,8 @@ struct Buffers {
     logits_last: wgpu::Buffer,
     logits_all: Option<wgpu::Buffer>,
     rope: wgpu::Buffer,
+    /// The sliding-window layers' own RoPE table (Gemma 3's local layers).
+    rope_local: Option<wgpu::Buffer>,
     seen: wgpu::Buffer,
     /// The tokens the next choice may be (a bit each): all of them but
     /// while a constraint runs.
@@ -189,7 +191,42 @@ impl<'a> Builder<'a> {
         let c = self.model.config();
         let (kc, _) = self.bufs.layers[layer].kv.as_ref().expect("kv cache");
         let kv_width = (c.n_kv_heads * c.head_dim) as u64 * if self.kv_f16 { 2 } else { 4 };
-        HeadShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32, capacity: (kc.size() / kv_width) as u32 }
+        HeadShape {
+            n_heads: c.n_heads as u32,
+            n_kv_heads: c.n_kv_heads as u32,
+            head_dim: c.head_dim as u32,
+            capacity: (kc.size() / kv_width) as u32,
+            scale: c.attention_scale(),
+            window: c.window(layer).map_or(0, |w| w.min(u32::MAX as usize) as u32),
+        }
+    }
+
+    /// The RoPE table of `layer` (a sliding-window layer may have its own base).
+    fn rope_of(&self, layer: usize) -> &'a wgpu::Buffer {
+        match (&self.bufs.rope_local, self.model.config().window(layer)) {
+            (Some(local), Some(_)) => local,
+            _ => &self.bufs.rope,
+        }
+    }
+
+    /// A sublayer's output, in h, into the residual stream x: through the
+    /// family's post-norm when it has one (Gemma), else added as it is
+    /// (the sublayer's last mat-mul then adds into x itself: see `sink`).
+    fn post_norm(&mut self, gain: Option<&String>) {
+        if let Some(gain) = gain {
+            let c = self.model.config();
+            let d = self.ops().rmsnorm_add(&self.bufs.h, self.vector(gain), &self.bufs.x, c.hidden as u32, c.norm_eps);
+            self.out.push(d);
+        }
+    }
+
+    /// Where a sublayer's last mat-mul writes: added into x, or stored into
+    /// h for a post-norm.
+    fn sink(&self, post_norm: Option<&String>) -> (&'a wgpu::Buffer, Epilogue) {
+        match post_norm {
+            Some(_) => (&self.bufs.h, Epilogue::Store),
+            None => (&self.bufs.x, Epilogue::Add),
+        }
     }
 
     /// `name` applied to the layer's input: normed by `gain` first. Decode
@@ -223,6 +260,11 @@ impl<'a> Builder<'a> {
         let (d, hd) = (c.hidden as u64, c.head_dim as u64);
         let tok = Count::tokens();
         let eps = c.norm_eps;
+        let act = c.family().block.activation;
+        let (post_mixer, post_ffn) = match &layer.post_norms {
+            Some((a, f)) => (Some(a), Some(f)),
+            None => (None, None),
+        };
         self.prenorm(pass, &layer.attn_norm);
         match &layer.mixer {
             Mixer::Conv { in_proj, taps, out_proj } => {
@@ -230,7 +272,9 @@ impl<'a> Builder<'a> {
                 let state = b.layers[l].conv.as_ref().expect("conv state");
                 let conv = self.ops().shortconv(&b.z, self.vector(taps), state, &b.act, d as u32);
                 self.out.push(conv);
-                self.linear(pass, out_proj, &b.act, d, &b.x, d, 0, Epilogue::Add, tok);
+                let (y, ep) = self.sink(post_mixer);
+                self.linear(pass, out_proj, &b.act, d, y, d, 0, ep, tok);
+                self.post_norm(post_mixer);
             }
             Mixer::Attention { qkv, q_norm, k_norm, out } => {
                 let (nq, nkv) = (c.n_heads as u64 * hd, c.n_kv_heads as u64 * hd);
@@ -250,13 +294,15 @@ impl<'a> Builder<'a> {
                     _ => None,
                 };
                 let neox = c.rope_style == RopeStyle::Neox;
-                let rope = self.ops().rope(shape, &b.z, norms, neox, &b.rope, &b.q, (kc, vc), self.kv_f16);
+                let rope = self.ops().rope(shape, &b.z, norms, neox, self.rope_of(l), &b.q, (kc, vc), self.kv_f16);
                 self.out.push(rope);
                 match pass {
                     Pass::Prefill => self.out.push(self.ops().attention(shape, &b.q, (kc, vc), &b.act, self.kv_f16)),
                     Pass::Decode => self.out.extend(self.ops().attention_decode(shape, &b.q, (kc, vc), &b.attn_partial, &b.act, self.kv_f16)),
                 }
-                self.linear(pass, out, &b.act, nq, &b.x, d, 0, Epilogue::Add, tok);
+                let (y, ep) = self.sink(post_mixer);
+                self.linear(pass, out, &b.act, nq, y, d, 0, ep, tok);
+                self.post_norm(post_mixer);
             }
         }
         self.prenorm(pass, &layer.ffn_norm);
@@ -266,22 +312,24 @@ impl<'a> Builder<'a> {
                 let f = c.ffn as u64;
                 match (gate_up, pass) {
                     (GateUp::Fused { name, tile }, Pass::Decode) => {
-                        let ds = self.ops().swiglu_matvec(self.matrix(name), *tile, &b.x, Some((gain, eps)), &b.act, f);
+                        let ds = self.ops().swiglu_matvec(self.matrix(name), *tile, &b.x, Some((gain, eps)), &b.act, f, act);
                         self.out.extend(ds);
                     }
                     (GateUp::Fused { name, tile }, Pass::Prefill) => {
                         self.linear(pass, name, &b.h, d, &b.z, 2 * f, 0, Epilogue::Store, tok);
-                        let sw = self.ops().swiglu(&b.z, &b.act, f, *tile);
+                        let sw = self.ops().swiglu(&b.z, &b.act, f, *tile, act);
                         self.out.push(sw);
                     }
                     (GateUp::Separate { gate, up }, _) => {
                         self.normed_linear(pass, gate, &layer.ffn_norm, &b.z, 2 * f, 0);
                         self.normed_linear(pass, up, &layer.ffn_norm, &b.z, 2 * f, f);
-                        let sw = self.ops().swiglu(&b.z, &b.act, f, f);
+                        let sw = self.ops().swiglu(&b.z, &b.act, f, f, act);
                         self.out.push(sw);
                     }
                 }
-                self.linear(pass, down, &b.act, f, &b.x, d, 0, Epilogue::Add, tok);
+                let (y, ep) = self.sink(post_ffn);
+                self.linear(pass, down, &b.act, f, y, d, 0, ep, tok);
+                self.post_norm(post_ffn);
             }
             Ffn::Moe { router, bias, gate_up, tile, down } => {
                 let m = c.moe.as_ref().expect("MoE config");
@@ -324,7 +372,9 @@ impl<'a> Builder<'a> {
     fn body(mut self, pass: Pass) -> Vec<Dispatch> {
         let b = self.bufs;
         let ops = self.ops();
-        self.out.extend(ops.embed(self.matrix(&self.model.graph.embedding), &b.tokens, &b.x));
+        let c = self.model.config();
+        let scale = if c.family().block.embedding_scale { (c.hidden as f32).sqrt() } else { 1.0 };
+        self.out.extend(ops.embed(self.matrix(&self.model.graph.embedding), &b.tokens, &b.x, scale));
         self.out.push(ops.mark_seen(&b.tokens, &b.seen));
         for l in 0..self.model.config().n_layers {
             self.layer(pass, l);
@@ -478,9 +528,14 @@ impl Session {
                 LayerKind::Conv => LayerState { kv: None, conv: Some(storage(&gpu, "conv-state", 4 * CONV_SLOTS * d)) },
             })
             .collect();
-        let rope = rope_table(c.rope_theta, c.head_dim, capacity);
-        let rope_buf = storage(&gpu, "rope", rope.len() as u64 * 4);
-        gpu.queue.write_buffer(&rope_buf, 0, bytemuck::cast_slice(&rope));
+        let rope_buffer = |theta: f32| {
+            let table = rope_table(theta, c.head_dim, capacity);
+            let buf = storage(&gpu, "rope", table.len() as u64 * 4);
+            gpu.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&table));
+            buf
+        };
+        let rope_buf = rope_buffer(c.rope_theta);
+        let rope_local = c.sliding.as_ref().map(|s| rope_buffer(s.rope_theta));
         let bufs = Buffers {
             step: uniform_bytes(&gpu, "step", bytemuck::bytes_of(&Step::default())),
             sampler: uniform_bytes(&gpu, "sampler", bytemuck::bytes_of(&Sampling::default().params(c.vocab as u32))),
@@ -501,6 +556,7 @@ impl Session {
             logits_last: storage(&gpu, "logits", 4 * c.vocab as u64),
             logits_all: options.all_logits.then(|| storage(&gpu, "all-logits", 4 * n * c.vocab as u64)),
             rope: rope_buf,
+            rope_local,
             seen: storage(&gpu, "seen", 4 * (c.vocab as u64).div_ceil(32)),
             allowed: storage(&gpu, "allowed", 4 * (c.vocab as u64).div_ceil(32)),
             out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
