@@ -15,6 +15,7 @@ export default async function globalSetup() {
   importModel(models, path.join(paths.fixtures, 'models/tiny-lfm2/tiny-lfm2-f32.gguf'), 'tiny-lfm2', 65536);
   importModel(models, path.join(paths.fixtures, 'models/tiny-lfm2-moe'), 'tiny-lfm2-moe', 65536);
   importModel(models, path.join(paths.cache, 'models/SmolLM2-135M-Instruct.Q4_1.gguf'), 'smollm2-135m-instruct', 8 << 20);
+  importModel(models, path.join(paths.cache, 'models/gemma-3-270m-q4_k_m.gguf'), 'gemma-3-270m', 16 << 20);
   // A model over 1 GiB (SwiftShader's largest buffer), in a folder of its own.
   const huge = path.join(paths.cache, 'models/lfm2-2.6b-q4_0-random.gguf');
   if (fs.existsSync(huge)) importModel(paths.big, huge, 'lfm2-2.6b-random', 16 << 20);

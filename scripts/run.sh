@@ -10,7 +10,7 @@ if [ "${1:-}" = "--addr" ]; then addr="$2"; fi
 "$ROOT/scripts/fetch-models.sh"
 "$ROOT/scripts/build.sh"
 
-# The default models, imported once: tiny-lfm2 (a test fixture) and SmolLM2-135M-Instruct.
+# The default models, imported once: tiny-lfm2 (a test fixture), SmolLM2-135M-Instruct and Gemma 3 270M.
 server="$ROOT/target/release/server"
 models="${EDDY_MODELS_DIR:-$ROOT/models}"
 if [ -f "$ROOT/fixtures/models/tiny-lfm2/tiny-lfm2-f32.gguf" ] && [ ! -f "$models/tiny-lfm2/manifest.json" ]; then
@@ -20,6 +20,10 @@ fi
 if [ ! -f "$models/smollm2-135m-instruct/manifest.json" ]; then
   log "importing SmolLM2-135M-Instruct"
   "$server" import "$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" --models-dir "$models" --id smollm2-135m-instruct --name "SmolLM2 135M Instruct"
+fi
+if [ ! -f "$models/gemma-3-270m/manifest.json" ]; then
+  log "importing Gemma 3 270M"
+  "$server" import "$CACHE/models/gemma-3-270m-q4_k_m.gguf" --models-dir "$models" --id gemma-3-270m --name "Gemma 3 270M (pretrained)"
 fi
 log "serving on http://$addr"
 exec "$server" serve --addr "$addr" --site-root "$SITE" --models-dir "$models"

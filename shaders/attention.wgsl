@@ -15,7 +15,7 @@ struct Params {
     scale: f32,
     _pad0: u32,
     _pad1: u32,
-    window: u32,    // a query sees itself and window - 1 keys before it; 0: all
+    window: u32,    // WINDOW: a query sees itself and window - 1 keys before it
 }
 
 #if KV_F16
@@ -44,8 +44,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let hd = P.head_dim;
     let live = t < S.n_tokens;
     let n_keys = select(0u, S.pos0 + t + 1u, live);
-    // The first key a sliding window lets this query see.
-    let lo = select(0u, n_keys - min(n_keys, P.window), P.window != 0u);
+#if WINDOW
+    // The first key the sliding window lets this query see.
+    let lo = n_keys - min(n_keys, P.window);
+#else
+    let lo = 0u;
+#endif
     let g = h / (P.n_heads / P.n_kv_heads);
     let kv_base = g * P.capacity * hd;
     let hd4 = hd / 4u;
@@ -63,7 +67,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // (lo is the same for the whole workgroup: one query token.)
     for (var tile = lo / TILE; tile < n_tiles; tile++) {
         let j = tile * TILE + lid;
+#if WINDOW
         let seen = j < n_keys && j >= lo;
+#else
+        let seen = j < n_keys;
+#endif
         var s = -3.0e38;
         if (seen) {
             // Four vector loads in flight per step (head_dim is a multiple of 16).

@@ -20,7 +20,7 @@ struct Params {
     scale: f32,
     max_splits: u32,
     heads_per_chunk: u32,   // query heads one workgroup handles (a divisor of the GQA group)
-    window: u32,            // the query sees itself and window - 1 keys before it; 0: all
+    window: u32,            // WINDOW: the query sees itself and window - 1 keys before it
 }
 
 #if KV_F16
@@ -55,9 +55,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n_keys = S.pos0 + 1u;
     let j0 = split * TILE;
     let n_here = min(TILE, n_keys - min(n_keys, j0));
-    // Keys of this split before `first` lie outside a sliding window.
-    let lo = select(0u, n_keys - min(n_keys, P.window), P.window != 0u);
+#if WINDOW
+    // Keys of this split before `first` lie outside the sliding window.
+    let lo = n_keys - min(n_keys, P.window);
     let first = lo - min(lo, j0);
+#endif
     let kv_base = (g * P.capacity + j0) * hd4;
 
     for (var i = lid; i < hc * hd4; i += WG) {
@@ -68,7 +70,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let hh = p / TILE;
         let j = p % TILE;
         var s = -3.0e38;
+#if WINDOW
         if (j < n_here && j >= first) {
+#else
+        if (j < n_here) {
+#endif
             // Four loads in flight per step (head_dim is a multiple of 16).
             var d0 = vec4<f32>(0.0);
             var d1 = vec4<f32>(0.0);
@@ -97,7 +103,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < n_here; j += 4u) {
             let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
             let jv = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
+#if WINDOW
             let live = (jv < vec4<u32>(n_here)) & (jv >= vec4<u32>(first));
+#else
+            let live = jv < vec4<u32>(n_here);
+#endif
             m4 = max(m4, select(vec4<f32>(-3.0e38), v, live));
         }
         let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
@@ -105,7 +115,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < n_here; j += 4u) {
             let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
             let jv = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
+#if WINDOW
             let live = (jv < vec4<u32>(n_here)) & (jv >= vec4<u32>(first));
+#else
+            let live = jv < vec4<u32>(n_here);
+#endif
             l4 += select(vec4<f32>(0.0), exp(v - m), live);
         }
         let l = l4.x + l4.y + l4.z + l4.w;
@@ -116,7 +130,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
     for (var p = lid; p < hc * TILE; p += WG) {
+#if WINDOW
         ps[p] = select(0.0, exp(ps[p] - hm[p / TILE]), p % TILE < n_here && p % TILE >= first);
+#else
+        ps[p] = select(0.0, exp(ps[p] - hm[p / TILE]), p % TILE < n_here);
+#endif
     }
     workgroupBarrier();
     // Output vec4s (head, dims 4o..4o+3); `share` lanes split each one's keys.

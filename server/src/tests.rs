@@ -175,6 +175,19 @@ fn lfm25_imports_with_its_own_sampling() {
     assert_eq!((m.sampling.temperature, m.sampling.min_p), (0.3, 0.15));
 }
 
+/// Gemma 3 imports from both sources with its family's sampling.
+#[test]
+fn gemma3_imports_with_its_template_and_sampling() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/tiny-gemma3");
+    for source in [dir.join("tiny-gemma3-f32.gguf"), dir.clone()] {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = crate::import::import(source.to_str().unwrap(), tmp.path(), None, None, 1 << 20).unwrap();
+        assert_eq!(m.architecture, "gemma3", "{}", source.display());
+        assert_eq!((m.sampling.temperature, m.sampling.top_k, m.sampling.top_p), (1.0, 64, 0.95), "{}", source.display());
+        m.validate(&m.id).unwrap();
+    }
+}
+
 #[test]
 fn manifest_chunks_cover_the_file_with_their_hashes() {
     use sha2::{Digest, Sha256};

@@ -651,6 +651,9 @@ impl<'a> Ops<'a> {
         if kv_f16 {
             key = key.define("KV_F16");
         }
+        if shape.window != 0 {
+            key = key.define("WINDOW");
+        }
         self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[q, kv.0, kv.1, out], [Count::Fixed(shape.n_heads), Count::tokens()], "attention")
     }
 
@@ -666,6 +669,10 @@ impl<'a> Ops<'a> {
         let mut key = KernelKey::new("attention_split.wgsl");
         if kv_f16 {
             key = key.define("KV_F16");
+        }
+        // Only sliding-window layers pay for the window's tests.
+        if shape.window != 0 {
+            key = key.define("WINDOW");
         }
         let chunks = shape.n_heads / per_chunk;
         let split = self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[q, kv.0, kv.1, partial], [Count::Fixed(chunks), Count::Keys { div: 64 }], "attention-split");
