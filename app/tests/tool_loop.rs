@@ -13,7 +13,7 @@ use engine::{
     gpu::{Gpu, GpuOptions},
     runtime::{
         model::Model,
-        session::{Sampling, Session, SessionOptions, StopReason, TokenConstraint},
+        session::{Generate, Sampling, Session, SessionOptions, StopReason, TokenConstraint},
     },
     text::TextModel,
     tools::{self, CallStyle, ToolCall},
@@ -35,7 +35,7 @@ fn session(tm: &TextModel) -> Session {
 fn generate(tm: &TextModel, s: &mut Session, ids: &[u32], grammar: Option<&Grammar>, sampling: &Sampling, max_tokens: usize) -> (Vec<u32>, StopReason) {
     let end = tm.end_of_reply().unwrap();
     let mut constraint = grammar.map(|g| Grammars::new(tm, end).unwrap().constraint(g).unwrap());
-    let g = pollster::block_on(s.generate_with(ids, max_tokens, sampling, &[end], false, constraint.as_mut().map(|c| c as &mut dyn TokenConstraint), &mut |_| true)).unwrap();
+    let g = pollster::block_on(s.generate(Generate { stop_ids: &[end], constraint: constraint.as_mut().map(|c| c as &mut dyn TokenConstraint), ..Generate::new(ids, max_tokens, sampling) }, &mut |_| true)).unwrap();
     (g.tokens.into_iter().filter(|&t| t != end).collect(), g.stop)
 }
 

@@ -7,7 +7,7 @@ mod gguf_writer;
 use std::path::PathBuf;
 
 use common::*;
-use engine::formats::gguf::Value;
+use engine::{formats::gguf::Value, runtime::session::Generate};
 
 fn tiny_gguf() -> Vec<u8> {
     std::fs::read(models_dir().join("tiny-lfm2/tiny-lfm2-f32.gguf")).unwrap()
@@ -151,12 +151,12 @@ fn prompt_longer_than_the_context() {
     let model = load(&gpu, &models_dir().join("tiny-lfm2/tiny-lfm2-f32.gguf"));
     let mut s = engine::runtime::session::Session::new(model, engine::runtime::session::SessionOptions { context: 16, ..Default::default() }).unwrap();
     let prompt: Vec<u32> = (0..20).collect();
-    let e = pollster::block_on(s.generate(&prompt, 4, &Default::default(), &[], false, &mut |_| true)).unwrap_err();
+    let e = pollster::block_on(s.generate(Generate::new(&prompt, 4, &Default::default()), &mut |_| true)).unwrap_err();
     assert!(e.to_string().contains("20 tokens but the context holds 16"), "{e}");
-    let e = pollster::block_on(s.generate(&[1, 5000], 4, &Default::default(), &[], false, &mut |_| true)).unwrap_err();
+    let e = pollster::block_on(s.generate(Generate::new(&[1, 5000], 4, &Default::default()), &mut |_| true)).unwrap_err();
     assert!(e.to_string().contains("outside the vocabulary"), "{e}");
     // Filling the context stops generation cleanly.
-    let out = pollster::block_on(s.generate(&prompt[..10], 100, &Default::default(), &[], false, &mut |_| true)).unwrap();
+    let out = pollster::block_on(s.generate(Generate::new(&prompt[..10], 100, &Default::default()), &mut |_| true)).unwrap();
     assert_eq!(out.stop, engine::runtime::session::StopReason::ContextFull);
     assert_eq!(s.history().len(), 16);
 }

@@ -13,7 +13,7 @@ use engine::{
     chat::ChatMessage,
     constrain::{Grammar, Grammars},
     model::ModelError,
-    runtime::session::{Sampling, StopReason, TokenConstraint},
+    runtime::session::{Generate, Sampling, StopReason, TokenConstraint},
     text::TextModel,
 };
 use serde_json::{json, Value};
@@ -93,7 +93,7 @@ fn reply(tm: &TextModel, grammars: &Grammars, grammar: &Grammar, prompt: &[u32],
     let mut s = session(&tm.model, false, false);
     let mut c = grammars.constraint(grammar).expect("a valid grammar");
     let end = tm.end_of_reply().unwrap();
-    let g = pollster::block_on(s.generate_with(prompt, max_tokens, sampling, &[end], false, Some(&mut c as &mut dyn TokenConstraint), &mut |_| true)).unwrap();
+    let g = pollster::block_on(s.generate(Generate { stop_ids: &[end], constraint: Some(&mut c as &mut dyn TokenConstraint), ..Generate::new(prompt, max_tokens, sampling) }, &mut |_| true)).unwrap();
     assert!(c.is_done() || g.stop != StopReason::Stop, "stopped before the grammar was complete");
     (tm.tokenizer.decode(&g.tokens, true), g.stop)
 }
@@ -191,13 +191,13 @@ fn a_constrained_reply_leaves_the_next_one_free() {
     let gpu = gpu(false);
     let tm = TextModel::new(load(&gpu, &models_dir().join("tiny-lfm2"))).unwrap();
     let prompt = tm.tokenizer.encode("hello").unwrap();
-    let plain = |s: &mut engine::runtime::session::Session| pollster::block_on(s.generate(&prompt, 12, &Sampling::default(), &[], false, &mut |_| true)).unwrap().tokens;
+    let plain = |s: &mut engine::runtime::session::Session| pollster::block_on(s.generate(Generate::new(&prompt, 12, &Sampling::default()), &mut |_| true)).unwrap().tokens;
     let mut s = session(&tm.model, false, false);
     let want = plain(&mut s);
     s.reset();
     let grammars = Grammars::new(&tm, tm.end_of_reply().unwrap()).unwrap();
     let mut c = grammars.constraint(&Grammar::JsonObject).unwrap();
-    pollster::block_on(s.generate_with(&prompt, 8, &Sampling::default(), &[], false, Some(&mut c as &mut dyn TokenConstraint), &mut |_| true)).unwrap();
+    pollster::block_on(s.generate(Generate { constraint: Some(&mut c as &mut dyn TokenConstraint), ..Generate::new(&prompt, 8, &Sampling::default()) }, &mut |_| true)).unwrap();
     s.reset();
     assert_eq!(plain(&mut s), want);
 }

@@ -13,7 +13,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use engine::{chat::ChatMessage, runtime::session::Sampling, text::TextModel};
+use engine::{chat::ChatMessage, runtime::session::{Generate, Sampling}, text::TextModel};
 use serde_json::Value;
 
 fn gguf_path() -> PathBuf {
@@ -52,7 +52,7 @@ fn gemma3_matches_llama_cpp_tokens_and_greedy_answers() {
     let lc = &r["llama_cpp"];
     let greedy = |prompt: &[u32], n: usize| {
         let mut session = session(&tm.model, false, true);
-        pollster::block_on(session.generate(prompt, n, &Sampling::default(), &[], true, &mut |_| true)).unwrap()
+        pollster::block_on(session.generate(Generate { dump_logits: true, ..Generate::new(prompt, n, &Sampling::default()) }, &mut |_| true)).unwrap()
     };
     // The prompt's last logits against an independent float32 forward pass on
     // the dequantized weights (llama.cpp's CPU backend rounds activations to 8

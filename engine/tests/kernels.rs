@@ -10,7 +10,7 @@ use engine::{
     gpu::{read_buffer, Gpu, GpuOptions},
     runtime::{
         kernels::{uniform, Count, Dispatch, Kernels},
-        ops::{Epilogue, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
+        ops::{Epilogue, HeadShape, Ops, Product, RouteInput, Routing, Tuning},
         weights::{upload_matrix, GpuMatrix},
     },
 };
@@ -189,13 +189,13 @@ fn embed_every_type() {
     });
 }
 
-fn check_linear(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep: Epilogue, dev: &str) {
+fn check_linear(h: &Harness, pass: Product, dtype: DType, tokens: usize, ep: Epilogue, dev: &str) {
     check_linear_strided(h, pass, dtype, tokens, ep, 0, dev);
 }
 
 /// `x_pad`: extra columns between tokens' x rows (mat-vecs then read x from
 /// global memory instead of staging it).
-fn check_linear_strided(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep: Epilogue, x_pad: u64, dev: &str) {
+fn check_linear_strided(h: &Harness, pass: Product, dtype: DType, tokens: usize, ep: Epilogue, x_pad: u64, dev: &str) {
     let mut rng = Rng(7 + dtype.ggml_id() as u64);
     let (rows, cols) = (70u64, cols_for(dtype));
     let bytes = random_weights(&mut rng, dtype, rows, cols);
@@ -218,7 +218,7 @@ fn check_linear_strided(h: &Harness, pass: Pass, dtype: DType, tokens: usize, ep
         }
     }
     let e = rel_err(&got, &want);
-    let tol = if pass == Pass::Prefill { prefill_tolerance(h, dtype) } else { 1e-4 };
+    let tol = if pass == Product::MatMul { prefill_tolerance(h, dtype) } else { 1e-4 };
     assert!(e < tol, "{pass:?} {ep:?} {dtype} over {tokens} tokens {dev}: relative error {e:.2e}");
 }
 
@@ -253,7 +253,7 @@ fn matmul_whole_and_partial_tiles() {
                 let out_stride = rows + 4;
                 let y0 = rng.vec(tokens * out_stride as usize, -1.0, 1.0);
                 let (xb, yb) = (h.f32s(&x), h.f32s(&y0));
-                h.run(&h.ops().linear(Pass::Prefill, &m, &xb, cols, &yb, out_stride, 4, ep, Count::tokens()), tokens as u32, 0, 0);
+                h.run(&h.ops().linear(Product::MatMul, &m, &xb, cols, &yb, out_stride, 4, ep, Count::tokens()), tokens as u32, 0, 0);
                 let got = h.read_f32(&yb, y0.len());
                 let mut want = y0.clone();
                 for t in 0..tokens {
@@ -333,9 +333,9 @@ fn matvec_every_type() {
         for tuning in TUNINGS {
             h.tuning.set(tuning);
             for dtype in DType::ALL {
-                check_linear(h, Pass::Decode, dtype, 1, Epilogue::Store, &format!("{dev} {tuning:?}"));
-                check_linear(h, Pass::Decode, dtype, 3, Epilogue::Add, &format!("{dev} {tuning:?}"));
-                check_linear_strided(h, Pass::Decode, dtype, 2, Epilogue::Store, 8, &format!("{dev} {tuning:?} x from global memory"));
+                check_linear(h, Product::MatVec, dtype, 1, Epilogue::Store, &format!("{dev} {tuning:?}"));
+                check_linear(h, Product::MatVec, dtype, 3, Epilogue::Add, &format!("{dev} {tuning:?}"));
+                check_linear_strided(h, Product::MatVec, dtype, 2, Epilogue::Store, 8, &format!("{dev} {tuning:?} x from global memory"));
             }
         }
     });
@@ -374,8 +374,8 @@ fn matvec_with_fused_rmsnorm() {
 fn matmul_every_type() {
     both_devices(|h, dev| {
         for dtype in DType::ALL {
-            check_linear(h, Pass::Prefill, dtype, 70, Epilogue::Store, dev);
-            check_linear(h, Pass::Prefill, dtype, 5, Epilogue::Add, dev);
+            check_linear(h, Product::MatMul, dtype, 70, Epilogue::Store, dev);
+            check_linear(h, Product::MatMul, dtype, 5, Epilogue::Add, dev);
         }
     });
 }
@@ -448,7 +448,7 @@ fn swiglu_fused_and_unfused() {
             // Prefill: the product, then the SwiGLU kernel.
             let z = h.f32s(&vec![0.0; tokens * 2 * width as usize]);
             let a2 = h.f32s(&vec![0.0; want.len()]);
-            let mut ds = h.ops().linear(Pass::Prefill, &m, &xb, cols, &z, 2 * width, 0, Epilogue::Store, Count::tokens());
+            let mut ds = h.ops().linear(Product::MatMul, &m, &xb, cols, &z, 2 * width, 0, Epilogue::Store, Count::tokens());
             ds.push(h.ops().swiglu(&z, &a2, width, tile, act));
             h.run(&ds, tokens as u32, 0, 0);
             let e = rel_err(&h.read_f32(&a2, want.len()), &want);

@@ -7,7 +7,7 @@ mod common;
 use std::rc::Rc;
 
 use common::*;
-use engine::runtime::{inspect::weight_values, model::Model};
+use engine::runtime::{inspect::weight_values, model::Model, session::Generate};
 use sha2::{Digest, Sha256};
 
 fn recorded() -> serde_json::Value {
@@ -59,7 +59,7 @@ fn q8_0_models_generate() {
     for model_name in ["tiny-lfm2", "tiny-lfm2-moe", "tiny-qwen3"] {
         let model = load(&gpu, &models_dir().join(model_name).join(format!("{model_name}-q8_0.gguf")));
         let mut s = session(&model, false, true);
-        let out = pollster::block_on(s.generate(&[1, 273, 406, 895], 8, &Default::default(), &[], true, &mut |_| true)).unwrap();
+        let out = pollster::block_on(s.generate(Generate { dump_logits: true, ..Generate::new(&[1, 273, 406, 895], 8, &Default::default()) }, &mut |_| true)).unwrap();
         assert_eq!(out.tokens.len(), 8);
         assert!(out.last_logits.unwrap().iter().all(|v| v.is_finite()));
     }

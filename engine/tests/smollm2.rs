@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use engine::{chat::ChatMessage, runtime::session::Sampling, text::TextModel};
+use engine::{chat::ChatMessage, runtime::session::{Generate, Sampling}, text::TextModel};
 use serde_json::Value;
 
 fn gguf_path() -> PathBuf {
@@ -50,7 +50,7 @@ fn smollm2_matches_llama_cpp_tokens_and_f32_logits_and_answers() {
     // Last-position logits, and the greedy answer, against the float32 reference.
     let f32_ref = &r["f32_reference"];
     let mut session = session(&tm.model, false, true);
-    let out = pollster::block_on(session.generate(&prompt, 32, &Sampling::default(), &tm.stop_ids(), true, &mut |_| true)).unwrap();
+    let out = pollster::block_on(session.generate(Generate { stop_ids: &tm.stop_ids(), dump_logits: true, ..Generate::new(&prompt, 32, &Sampling::default()) }, &mut |_| true)).unwrap();
     let logits = out.last_logits.unwrap();
     let scale = f32_ref["logits_max"].as_f64().unwrap() as f32;
     let mut worst = 0f32;
@@ -75,7 +75,7 @@ fn smollm2_matches_llama_cpp_tokens_and_f32_logits_and_answers() {
         engine::runtime::session::SessionOptions { context: 512, prefill_chunk: 64, tuning: int8, ..Default::default() },
     )
     .unwrap();
-    let out8 = pollster::block_on(s8.generate(&prompt, 32, &Sampling::default(), &tm.stop_ids(), true, &mut |_| true)).unwrap();
+    let out8 = pollster::block_on(s8.generate(Generate { stop_ids: &tm.stop_ids(), dump_logits: true, ..Generate::new(&prompt, 32, &Sampling::default()) }, &mut |_| true)).unwrap();
     let logits8 = out8.last_logits.unwrap();
     let mut worst8 = 0f32;
     for key in ["top100", "sampled"] {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use engine::runtime::session::Sampling;
+use engine::runtime::session::{Generate, Sampling};
 use serde_json::Value;
 
 fn reference(name: &str) -> Value {
@@ -56,7 +56,7 @@ fn check_model(name: &str, source: &str, kv_f16: bool, tol: f32) {
         // Last logits and 20 greedy tokens.
         let mut s = session(&model, false, kv_f16);
         let want_greedy = ids(&prompt["greedy_ids"]);
-        let out = pollster::block_on(s.generate(&input, want_greedy.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
+        let out = pollster::block_on(s.generate(Generate { dump_logits: true, ..Generate::new(&input, want_greedy.len(), &Sampling::default()) }, &mut |_| true)).unwrap();
         let e = rel_err(out.last_logits.as_ref().unwrap(), &logits(&r, &prompt["last_logits"]));
         assert!(e < tol, "{name}/{source} {pname}: last logits off by {e:.2e}");
         assert_eq!(out.tokens, want_greedy, "{name}/{source} {pname}: greedy tokens");
@@ -173,7 +173,7 @@ fn a_warmed_up_session_answers_as_a_fresh_one() {
                     pollster::block_on(s.warm_up()).unwrap();
                     assert!(s.history().is_empty(), "{name}: the warm-up is forgotten");
                 }
-                pollster::block_on(s.generate(&input, 12, &sampling, &[], true, &mut |_| true)).unwrap()
+                pollster::block_on(s.generate(Generate { dump_logits: true, ..Generate::new(&input, 12, &sampling) }, &mut |_| true)).unwrap()
             };
             let (fresh, warmed) = (run(false), run(true));
             assert_eq!(warmed.tokens, fresh.tokens, "{name} {sampling:?}: tokens after a warm-up");
@@ -203,7 +203,7 @@ fn a_restored_snapshot_answers_as_if_nothing_came_after_it() {
         let sampling = Sampling { repeat_penalty: 1.3, ..Sampling::default() };
         for kv_f16 in [false, true] {
             let turn = |s: &mut engine::runtime::session::Session, prompt: &[u32]| {
-                pollster::block_on(s.generate(prompt, 6, &sampling, &[], true, &mut |_| true)).unwrap()
+                pollster::block_on(s.generate(Generate { dump_logits: true, ..Generate::new(prompt, 6, &sampling) }, &mut |_| true)).unwrap()
             };
             let mut straight = session(&model, false, kv_f16);
             turn(&mut straight, &first);
@@ -237,10 +237,10 @@ fn a_restored_snapshot_answers_as_if_nothing_came_after_it() {
         // regenerated reply prefills one token) and then that token answers
         // as the prompt run whole.
         let mut whole = session(&model, false, false);
-        let want = pollster::block_on(whole.generate(&first, 6, &sampling, &[], true, &mut |_| true)).unwrap();
+        let want = pollster::block_on(whole.generate(Generate { dump_logits: true, ..Generate::new(&first, 6, &sampling) }, &mut |_| true)).unwrap();
         let mut split = session(&model, false, false);
         pollster::block_on(split.extend(&first[..first.len() - 1])).unwrap();
-        let got = pollster::block_on(split.generate(&first[first.len() - 1..], 6, &sampling, &[], true, &mut |_| true)).unwrap();
+        let got = pollster::block_on(split.generate(Generate { dump_logits: true, ..Generate::new(&first[first.len() - 1..], 6, &sampling) }, &mut |_| true)).unwrap();
         let e = rel_err(got.last_logits.as_ref().unwrap(), want.last_logits.as_ref().unwrap());
         assert!(e < 1e-5, "{name}: a split prompt's logits off by {e:.1e}");
         assert_eq!(got.tokens, want.tokens, "{name}: a split prompt's tokens");
@@ -268,7 +268,7 @@ fn session_built_before_the_weights_arrive() {
         let r = reference(name);
         let prompt = &r["prompts"][0];
         let want = ids(&prompt["greedy_ids"]);
-        let out = pollster::block_on(early.generate(&ids(&prompt["input_ids"]), want.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
+        let out = pollster::block_on(early.generate(Generate { dump_logits: true, ..Generate::new(&ids(&prompt["input_ids"]), want.len(), &Sampling::default()) }, &mut |_| true)).unwrap();
         let e = rel_err(out.last_logits.as_ref().unwrap(), &logits(&r, &prompt["last_logits"]));
         assert!(e < TOL, "{name}: last logits off by {e:.2e}");
         assert_eq!(out.tokens, want, "{name}: greedy tokens");
@@ -288,7 +288,7 @@ fn tiny_lfm2_moe_with_a_routing_kernel() {
     for prompt in r["prompts"].as_array().unwrap() {
         let mut s = Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16: false, tuning, ..Default::default() }).unwrap();
         let want = ids(&prompt["greedy_ids"]);
-        let out = pollster::block_on(s.generate(&ids(&prompt["input_ids"]), want.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
+        let out = pollster::block_on(s.generate(Generate { dump_logits: true, ..Generate::new(&ids(&prompt["input_ids"]), want.len(), &Sampling::default()) }, &mut |_| true)).unwrap();
         assert_eq!(out.tokens, want, "{}: greedy tokens", prompt["name"]);
     }
 }
@@ -307,7 +307,7 @@ fn prompts_through_the_decode_pass_token_by_token() {
         for prompt in r["prompts"].as_array().unwrap() {
             let mut s = Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16: false, tuning, ..Default::default() }).unwrap();
             let want = ids(&prompt["greedy_ids"]);
-            let out = pollster::block_on(s.generate(&ids(&prompt["input_ids"]), want.len(), &Sampling::default(), &[], true, &mut |_| true)).unwrap();
+            let out = pollster::block_on(s.generate(Generate { dump_logits: true, ..Generate::new(&ids(&prompt["input_ids"]), want.len(), &Sampling::default()) }, &mut |_| true)).unwrap();
             assert_eq!(out.tokens, want, "{name} {}: greedy tokens", prompt["name"]);
             let e = rel_err(out.last_logits.as_ref().unwrap(), &logits(&r, &prompt["last_logits"]));
             assert!(e < 1e-4, "{name} {}: last logits {e:.2e}", prompt["name"]);
@@ -335,14 +335,14 @@ fn decoding_ahead_answers_as_one_step_at_a_time() {
         let penalised = Sampling { repeat_penalty: 1.5, ..Sampling::default() };
         let session = |ahead: usize| Session::new(model.clone(), SessionOptions { context: 512, prefill_chunk: 64, kv_f16: false, decode_ahead: ahead, ..Default::default() }).unwrap();
         // The token the first turn stops at: its fourth, so steps are in flight then.
-        let free = pollster::block_on(session(1).generate(&first, 12, &penalised, &[], false, &mut |_| true)).unwrap();
+        let free = pollster::block_on(session(1).generate(Generate::new(&first, 12, &penalised), &mut |_| true)).unwrap();
         let stop = free.tokens[3];
         // Two turns: the first ends at `stop` (or is cancelled after 3 tokens), the second runs on.
         let two_turns = |ahead: usize, cancel: bool| -> (Generation, Generation) {
             let mut s = session(ahead);
             let mut n = 0;
             let stops: &[u32] = if cancel { &[] } else { &[stop] };
-            let a = pollster::block_on(s.generate(&first, 12, &penalised, stops, false, &mut |_| {
+            let a = pollster::block_on(s.generate(Generate { stop_ids: stops, ..Generate::new(&first, 12, &penalised) }, &mut |_| {
                 n += 1;
                 !cancel || n < 3
             }))
@@ -351,14 +351,14 @@ fn decoding_ahead_answers_as_one_step_at_a_time() {
             seen.sort_unstable();
             seen.dedup();
             assert_eq!(pollster::block_on(s.seen_tokens()).unwrap(), seen, "{name} ahead {ahead}: the penalty's seen tokens are the history's");
-            let b = pollster::block_on(s.generate(&second, 8, &penalised, &[], true, &mut |_| true)).unwrap();
+            let b = pollster::block_on(s.generate(Generate { dump_logits: true, ..Generate::new(&second, 8, &penalised) }, &mut |_| true)).unwrap();
             (a, b)
         };
         for cancel in [false, true] {
             let (want_a, want_b) = two_turns(1, cancel);
             for ahead in 2..=MAX_DECODE_AHEAD {
                 let greedy = ids(&prompt["greedy_ids"]);
-                let out = pollster::block_on(session(ahead).generate(&first, greedy.len(), &Sampling::default(), &[], false, &mut |_| true)).unwrap();
+                let out = pollster::block_on(session(ahead).generate(Generate::new(&first, greedy.len(), &Sampling::default()), &mut |_| true)).unwrap();
                 assert_eq!(out.tokens, greedy, "{name} ahead {ahead}: greedy tokens");
                 let (a, b) = two_turns(ahead, cancel);
                 assert_eq!((a.tokens, a.stop), (want_a.tokens.clone(), want_a.stop), "{name} ahead {ahead} cancel {cancel}: first turn");

@@ -19,7 +19,7 @@ use engine::{
     runtime::{
         model::Model,
         ops::Tuning,
-        session::{Sampling, Session, SessionOptions, TokenConstraint, MAX_DECODE_AHEAD},
+        session::{Generate, Sampling, Session, SessionOptions, TokenConstraint, MAX_DECODE_AHEAD},
     },
     text::TextModel,
     tokenizer::TextStream,
@@ -659,7 +659,7 @@ impl Host {
         let stop = self.stop.clone();
         let tokenizer = &text.tokenizer;
         let result = session
-            .generate_with(&new_ids, params.max_tokens as usize, &sampling(params), &stops, false, constraint.as_mut().map(|c| c as &mut dyn TokenConstraint), &mut |id| {
+            .generate(Generate { stop_ids: &stops, constraint: constraint.as_mut().map(|c| c as &mut dyn TokenConstraint), ..Generate::new(&new_ids, params.max_tokens as usize, &sampling(params)) }, &mut |id| {
                 let piece = if stops.contains(&id) { String::new() } else { stream.push(tokenizer, id) };
                 emit.as_ref()(Event::Token { id, text: piece });
                 !stop.get()

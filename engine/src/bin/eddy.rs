@@ -12,7 +12,7 @@ use engine::{
     constrain::{Grammar, Grammars},
     gpu::{Gpu, GpuOptions},
     model::ModelError,
-    runtime::session::{Sampling, Session, SessionOptions, TokenConstraint},
+    runtime::session::{Generate, Sampling, Session, SessionOptions, TokenConstraint},
     text::TextModel,
     tokenizer::TextStream,
 };
@@ -323,7 +323,7 @@ fn generate(args: GenerateArgs) -> Result<(), ModelError> {
         None => None,
     };
     let constraint = constraint.as_mut().map(|c| c as &mut dyn TokenConstraint);
-    let result = pollster::block_on(session.generate_with(&prompt_ids, args.max_tokens, &sampling, &stops, args.dump_logits, constraint, &mut |id| {
+    let result = pollster::block_on(session.generate(Generate { stop_ids: &stops, dump_logits: args.dump_logits, constraint, ..Generate::new(&prompt_ids, args.max_tokens, &sampling) }, &mut |id| {
         if !json_mode && !stops.contains(&id) {
             let _ = write!(out, "{}", stream.push(&tm.tokenizer, id));
             let _ = out.flush();
@@ -398,7 +398,7 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
     };
     let (context, prompt) = prompt.split_at(args.depth);
     // Warm up: first submissions page in memory and finish driver compilation.
-    pollster::block_on(session.generate(&prompt[..prompt.len().min(16)], 4, &sampling, &[], false, &mut |_| true))?;
+    pollster::block_on(session.generate(Generate::new(&prompt[..prompt.len().min(16)], 4, &sampling), &mut |_| true))?;
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
     let (mut sum_pp, mut sum_tg) = (0f64, 0f64);
     // CPU time per decode token spent recording and submitting, and waiting for the GPU.
@@ -406,9 +406,9 @@ fn bench(args: BenchArgs) -> Result<(), ModelError> {
     for _ in 0..args.repeat.max(1) {
         session.reset();
         if !context.is_empty() {
-            pollster::block_on(session.generate(context, 0, &sampling, &[], false, &mut |_| true))?;
+            pollster::block_on(session.generate(Generate::new(context, 0, &sampling), &mut |_| true))?;
         }
-        let g = pollster::block_on(session.generate(prompt, args.gen_len, &sampling, &[], false, &mut |_| true))?;
+        let g = pollster::block_on(session.generate(Generate::new(prompt, args.gen_len, &sampling), &mut |_| true))?;
         best_pp = best_pp.max(g.prefill_tokens_per_s());
         best_tg = best_tg.max(g.decode_tokens_per_s());
         sum_pp += g.prefill_tokens_per_s();
@@ -507,7 +507,7 @@ fn bench_constrained(args: &BenchArgs, tm: &TextModel, session: &mut Session, pr
         let mut c = grammars.constraint(&grammar)?;
         compile_ms = (engine::clock::now() - t) * 1000.0;
         let mut timed = Timed { inner: &mut c, seconds: 0.0 };
-        let g = pollster::block_on(session.generate_with(prompt, args.gen_len, sampling, &[end], false, Some(&mut timed as &mut dyn TokenConstraint), &mut |_| true))?;
+        let g = pollster::block_on(session.generate(Generate { stop_ids: &[end], constraint: Some(&mut timed as &mut dyn TokenConstraint), ..Generate::new(prompt, args.gen_len, sampling) }, &mut |_| true))?;
         if g.decode_tokens_per_s() >= best {
             best = g.decode_tokens_per_s();
             tokens = g.tokens.len();

@@ -12,13 +12,15 @@ use super::{
 };
 use crate::{formats::DType, gpu::Gpu, model::Activation};
 
-/// Which kernel family a matrix product uses.
+/// Which kernel family a matrix product uses. Prefill takes mat-mats and
+/// decode mat-vecs, but not only: the head's last row and the MoE router are
+/// mat-vecs in any pass.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Pass {
-    /// Tiled mat-mat products (prefill).
-    Prefill,
-    /// Mat-vec products, one read of the weights per token (decode).
-    Decode,
+pub enum Product {
+    /// Tiled mat-mat products, the weights read once per tile of tokens.
+    MatMul,
+    /// Mat-vec products, one read of the weights per token.
+    MatVec,
 }
 
 /// Store the product, or add it to what is there (residual connections).
@@ -455,7 +457,7 @@ impl<'a> Ops<'a> {
 
     /// y[t, out_first + row] (+)= W · x[t] for every part of `m`, over `tokens` tokens.
     #[allow(clippy::too_many_arguments)]
-    pub fn linear(&self, pass: Pass, m: &GpuMatrix, x: &wgpu::Buffer, x_stride: u64, y: &wgpu::Buffer, y_stride: u64, out_first: u64, ep: Epilogue, tokens: Count) -> Vec<Dispatch> {
+    pub fn linear(&self, product: Product, m: &GpuMatrix, x: &wgpu::Buffer, x_stride: u64, y: &wgpu::Buffer, y_stride: u64, out_first: u64, ep: Epilogue, tokens: Count) -> Vec<Dispatch> {
         let define = match ep {
             Epilogue::Store => "STORE",
             Epilogue::Add => "ADD",
@@ -464,15 +466,15 @@ impl<'a> Ops<'a> {
         for (i, part) in m.parts.iter().enumerate() {
             let g = geom(m, i);
             let first = (out_first + part.first_row) as u32;
-            let dispatch = match pass {
-                Pass::Decode => {
+            let dispatch = match product {
+                Product::MatVec => {
                     let units = m.cols() / dot_unit(m.dtype());
                     let p = MatvecParams { geom: g, units: units as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: x_stride as u32, cols: m.cols() as u32, ..Default::default() };
                     let (key, gx) = self.mv_plan(m, x_stride, &[define], part.rows, false, x_stride == m.cols(), true);
                     let groups = [gx, tokens];
                     self.dispatch(key, Some(bytemuck::bytes_of(&p)), &[&part.buffer, x, y], groups, format!("matvec {} {}x{}", m.dtype(), part.rows, m.cols()))
                 }
-                Pass::Prefill => {
+                Product::MatMul => {
                     let p = MatmulParams { geom: g, k: m.cols() as u32, n_out: part.rows as u32, out_first: first, out_stride: y_stride as u32, x_stride: x_stride as u32, ..Default::default() };
                     let label = format!("matmul {} {}x{}", m.dtype(), part.rows, m.cols());
                     let (key, tile_rows, tile_tokens) = self.matmul_key(m, false, x_stride, &[define]);

@@ -4,19 +4,25 @@
 
 use std::rc::Rc;
 
+mod buffers;
+mod lower;
+mod profile;
 mod snapshot;
+pub use profile::{DispatchTime, PassProfile, Profile, ProfileEntry};
 pub use snapshot::{RestoreError, Snapshot};
 
+use buffers::Buffers;
+use lower::{Builder, Pass};
+
 use super::{
-    kernels::{uniform_bytes, Count, Dispatch},
-    model::{Ffn, GateUp, Mixer, Model, Qkv},
-    ops::{Epilogue, HeadShape, Ops, Pass, RouteInput, Routing, Tuning},
+    kernels::Dispatch,
+    model::Model,
+    ops::Tuning,
     params::{SamplerParams, Step},
-    weights::GpuMatrix,
 };
 use crate::{
     gpu::{read_buffer, Gpu},
-    model::{config::LayerKind, ModelError, RopeStyle},
+    model::ModelError,
 };
 
 #[derive(Debug, Clone)]
@@ -82,328 +88,24 @@ impl Sampling {
     }
 }
 
-fn storage(gpu: &Gpu, label: &str, bytes: u64) -> wgpu::Buffer {
-    gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes.max(16).div_ceil(4) * 4,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    })
+/// What [`Session::generate`] runs: a prompt to append to the conversation,
+/// how many tokens at most, how to choose them and when to stop.
+pub struct Generate<'a> {
+    pub prompt: &'a [u32],
+    pub max_tokens: usize,
+    pub sampling: &'a Sampling,
+    /// Ids that end the reply (the stop token is returned, and consumed).
+    pub stop_ids: &'a [u32],
+    /// Read the prompt's last logits back into [`Generation::last_logits`].
+    pub dump_logits: bool,
+    /// Each choice restricted to what it allows (JSON, a grammar).
+    pub constraint: Option<&'a mut dyn TokenConstraint>,
 }
 
-struct LayerState {
-    kv: Option<(wgpu::Buffer, wgpu::Buffer)>,
-    conv: Option<wgpu::Buffer>,
-}
-
-struct Buffers {
-    step: wgpu::Buffer,
-    sampler: wgpu::Buffer,
-    tokens: wgpu::Buffer,
-    x: wgpu::Buffer,
-    h: wgpu::Buffer,
-    z: wgpu::Buffer,
-    act: wgpu::Buffer,
-    q: wgpu::Buffer,
-    /// Decode attention's per-split partial results.
-    attn_partial: wgpu::Buffer,
-    router_logits: wgpu::Buffer,
-    sel: wgpu::Buffer,
-    sel_w: wgpu::Buffer,
-    moe_act: wgpu::Buffer,
-    /// Batched MoE prefill: gate|up rows per (token, slot), expert outputs
-    /// per (token, slot), and the grouping plan (moe_plan.wgsl).
-    moe_z: wgpu::Buffer,
-    moe_y: wgpu::Buffer,
-    moe_plan: wgpu::Buffer,
-    logits_last: wgpu::Buffer,
-    logits_all: Option<wgpu::Buffer>,
-    rope: wgpu::Buffer,
-    /// The sliding-window layers' own RoPE table (Gemma 3's local layers).
-    rope_local: Option<wgpu::Buffer>,
-    seen: wgpu::Buffer,
-    /// The tokens the next choice may be (a bit each): all of them but
-    /// while a constraint runs.
-    allowed: wgpu::Buffer,
-    out_ids: wgpu::Buffer,
-    layers: Vec<LayerState>,
-}
-
-/// The cos/sin table of RoPE for `capacity` positions, computed like
-/// transformers: f32 inverse frequencies and angles, cos/sin of the f32 angle.
-fn rope_table(theta: f32, head_dim: usize, capacity: usize) -> Vec<f32> {
-    let half = head_dim / 2;
-    let inv: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
-    let mut t = Vec::with_capacity(capacity * half * 2);
-    for pos in 0..capacity {
-        for &f in &inv {
-            let angle = f64::from(pos as f32 * f);
-            t.push(angle.cos() as f32);
-            t.push(angle.sin() as f32);
-        }
-    }
-    t
-}
-
-/// Where the slot order starts in the MoE plan buffer (after the tile count
-/// and the most tiles a pass of `n` tokens can make).
-fn moe_order_offset(n: u64, k: u64, experts: u64) -> u64 {
-    4 + 4 * ((n * k).div_ceil(64) + experts)
-}
-
-/// Records the passes of one session from the kernel ops.
-struct Builder<'a> {
-    model: &'a Model,
-    bufs: &'a Buffers,
-    /// Tokens per prefill pass (the buffers' rows).
-    chunk: usize,
-    kv_f16: bool,
-    tuning: Tuning,
-    out: Vec<Dispatch>,
-}
-
-impl<'a> Builder<'a> {
-    fn ops(&self) -> Ops<'a> {
-        Ops { gpu: &self.model.gpu, kernels: &self.model.kernels, step: &self.bufs.step, tuning: self.tuning }
-    }
-
-    fn matrix(&self, name: &str) -> &'a GpuMatrix {
-        self.model.weights.matrix(name)
-    }
-
-    fn vector(&self, name: &str) -> &'a wgpu::Buffer {
-        &self.model.weights.vector(name).buffer
-    }
-
-    fn rmsnorm(&mut self, weight: &str, last_only: bool) {
-        let c = self.model.config();
-        let d = self.ops().rmsnorm(&self.bufs.x, self.vector(weight), &self.bufs.h, c.hidden as u32, c.norm_eps, last_only);
-        self.out.push(d);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn linear(&mut self, pass: Pass, name: &str, x: &wgpu::Buffer, x_stride: u64, y: &wgpu::Buffer, y_stride: u64, out_first: u64, ep: Epilogue, tokens: Count) {
-        let d = self.ops().linear(pass, self.matrix(name), x, x_stride, y, y_stride, out_first, ep, tokens);
-        self.out.extend(d);
-    }
-
-    fn head_shape(&self, layer: usize) -> HeadShape {
-        let c = self.model.config();
-        let (kc, _) = self.bufs.layers[layer].kv.as_ref().expect("kv cache");
-        let kv_width = (c.n_kv_heads * c.head_dim) as u64 * if self.kv_f16 { 2 } else { 4 };
-        HeadShape {
-            n_heads: c.n_heads as u32,
-            n_kv_heads: c.n_kv_heads as u32,
-            head_dim: c.head_dim as u32,
-            capacity: (kc.size() / kv_width) as u32,
-            scale: c.attention_scale(),
-            window: c.window(layer).map_or(0, |w| w.min(u32::MAX as usize) as u32),
-        }
-    }
-
-    /// The RoPE table of `layer` (a sliding-window layer may have its own base).
-    fn rope_of(&self, layer: usize) -> &'a wgpu::Buffer {
-        match (&self.bufs.rope_local, self.model.config().window(layer)) {
-            (Some(local), Some(_)) => local,
-            _ => &self.bufs.rope,
-        }
-    }
-
-    /// A sublayer's output, in h, into the residual stream x: through the
-    /// family's post-norm when it has one (Gemma), else added as it is
-    /// (the sublayer's last mat-mul then adds into x itself: see `sink`).
-    fn post_norm(&mut self, gain: Option<&String>) {
-        if let Some(gain) = gain {
-            let c = self.model.config();
-            let d = self.ops().rmsnorm_add(&self.bufs.h, self.vector(gain), &self.bufs.x, c.hidden as u32, c.norm_eps);
-            self.out.push(d);
-        }
-    }
-
-    /// Where a sublayer's last mat-mul writes: added into x, or stored into
-    /// h for a post-norm.
-    fn sink(&self, post_norm: Option<&String>) -> (&'a wgpu::Buffer, Epilogue) {
-        match post_norm {
-            Some(_) => (&self.bufs.h, Epilogue::Store),
-            None => (&self.bufs.x, Epilogue::Add),
-        }
-    }
-
-    /// `name` applied to the layer's input: normed by `gain` first. Decode
-    /// fuses the norm into the mat-vec (reading x); prefill normalizes into h
-    /// once (see `prenorm`) and multiplies h.
-    #[allow(clippy::too_many_arguments)]
-    fn normed_linear(&mut self, pass: Pass, name: &str, gain: &str, y: &wgpu::Buffer, y_stride: u64, out_first: u64) {
-        let (b, c) = (self.bufs, self.model.config());
-        let d = c.hidden as u64;
-        match pass {
-            Pass::Decode => {
-                let ds = self.ops().matvec_norm(self.matrix(name), &b.x, self.vector(gain), c.norm_eps, y, y_stride, out_first, Count::tokens());
-                self.out.extend(ds);
-            }
-            Pass::Prefill => self.linear(pass, name, &b.h, d, y, y_stride, out_first, Epilogue::Store, Count::tokens()),
-        }
-    }
-
-    /// Prefill normalizes the residual stream into h for the mat-mats that follow.
-    fn prenorm(&mut self, pass: Pass, gain: &str) {
-        if pass == Pass::Prefill {
-            self.rmsnorm(gain, false);
-        }
-    }
-
-    fn layer(&mut self, pass: Pass, l: usize) {
-        let model = self.model;
-        let c = model.config();
-        let b = self.bufs;
-        let layer = &model.graph.layers[l];
-        let (d, hd) = (c.hidden as u64, c.head_dim as u64);
-        let tok = Count::tokens();
-        let eps = c.norm_eps;
-        let act = c.family().block.activation;
-        let (post_mixer, post_ffn) = match &layer.post_norms {
-            Some((a, f)) => (Some(a), Some(f)),
-            None => (None, None),
-        };
-        self.prenorm(pass, &layer.attn_norm);
-        match &layer.mixer {
-            Mixer::Conv { in_proj, taps, out_proj } => {
-                self.normed_linear(pass, in_proj, &layer.attn_norm, &b.z, 3 * d, 0);
-                let state = b.layers[l].conv.as_ref().expect("conv state");
-                let conv = self.ops().shortconv(&b.z, self.vector(taps), state, &b.act, d as u32);
-                self.out.push(conv);
-                let (y, ep) = self.sink(post_mixer);
-                self.linear(pass, out_proj, &b.act, d, y, d, 0, ep, tok);
-                self.post_norm(post_mixer);
-            }
-            Mixer::Attention { qkv, q_norm, k_norm, out } => {
-                let (nq, nkv) = (c.n_heads as u64 * hd, c.n_kv_heads as u64 * hd);
-                let stride = nq + 2 * nkv;
-                match qkv {
-                    Qkv::Fused(name) => self.normed_linear(pass, name, &layer.attn_norm, &b.z, stride, 0),
-                    Qkv::Separate([q, k, v]) => {
-                        self.normed_linear(pass, q, &layer.attn_norm, &b.z, stride, 0);
-                        self.normed_linear(pass, k, &layer.attn_norm, &b.z, stride, nq);
-                        self.normed_linear(pass, v, &layer.attn_norm, &b.z, stride, nq + nkv);
-                    }
-                }
-                let shape = self.head_shape(l);
-                let (kc, vc) = b.layers[l].kv.as_ref().expect("kv cache");
-                let norms = match (q_norm, k_norm) {
-                    (Some(qn), Some(kn)) => Some((self.vector(qn), self.vector(kn), eps)),
-                    _ => None,
-                };
-                let neox = c.rope_style == RopeStyle::Neox;
-                let rope = self.ops().rope(shape, &b.z, norms, neox, self.rope_of(l), &b.q, (kc, vc), self.kv_f16);
-                self.out.push(rope);
-                match pass {
-                    Pass::Prefill => self.out.push(self.ops().attention(shape, &b.q, (kc, vc), &b.act, self.kv_f16)),
-                    Pass::Decode => self.out.extend(self.ops().attention_decode(shape, &b.q, (kc, vc), &b.attn_partial, &b.act, self.kv_f16)),
-                }
-                let (y, ep) = self.sink(post_mixer);
-                self.linear(pass, out, &b.act, nq, y, d, 0, ep, tok);
-                self.post_norm(post_mixer);
-            }
-        }
-        self.prenorm(pass, &layer.ffn_norm);
-        let gain = self.vector(&layer.ffn_norm);
-        match &layer.ffn {
-            Ffn::Dense { gate_up, down } => {
-                let f = c.ffn as u64;
-                match (gate_up, pass) {
-                    (GateUp::Fused { name, tile }, Pass::Decode) => {
-                        let ds = self.ops().swiglu_matvec(self.matrix(name), *tile, &b.x, Some((gain, eps)), &b.act, f, act);
-                        self.out.extend(ds);
-                    }
-                    (GateUp::Fused { name, tile }, Pass::Prefill) => {
-                        self.linear(pass, name, &b.h, d, &b.z, 2 * f, 0, Epilogue::Store, tok);
-                        let sw = self.ops().swiglu(&b.z, &b.act, f, *tile, act);
-                        self.out.push(sw);
-                    }
-                    (GateUp::Separate { gate, up }, _) => {
-                        self.normed_linear(pass, gate, &layer.ffn_norm, &b.z, 2 * f, 0);
-                        self.normed_linear(pass, up, &layer.ffn_norm, &b.z, 2 * f, f);
-                        let sw = self.ops().swiglu(&b.z, &b.act, f, f, act);
-                        self.out.push(sw);
-                    }
-                }
-                let (y, ep) = self.sink(post_ffn);
-                self.linear(pass, down, &b.act, f, y, d, 0, ep, tok);
-                self.post_norm(post_ffn);
-            }
-            Ffn::Moe { router, bias, gate_up, tile, down } => {
-                let m = c.moe.as_ref().expect("MoE config");
-                let routing = Routing { n_experts: m.n_experts as u32, top_k: m.top_k as u32, norm_topk: m.norm_topk, scale: m.routed_scale };
-                // Routing is per token in both passes. Decode runs the chosen
-                // experts as mat-vecs; prefill groups the pass's (token, slot)
-                // pairs by expert and runs each expert once as a mat-mat over its tokens.
-                let (input, norm) = match pass {
-                    Pass::Decode => (&b.x, Some((gain, eps))),
-                    Pass::Prefill => (&b.h, None),
-                };
-                let ops = self.ops();
-                match norm {
-                    Some((g, e)) => self.out.extend(ops.matvec_norm(self.matrix(router), input, g, e, &b.router_logits, u64::from(routing.n_experts), 0, tok)),
-                    None => self.out.extend(ops.linear(Pass::Decode, self.matrix(router), input, d, &b.router_logits, u64::from(routing.n_experts), 0, Epilogue::Store, tok)),
-                }
-                // Decode can choose the experts inside the gate/up mat-vec.
-                let route = (pass == Pass::Decode && self.tuning.route_in_gate_up && routing.n_experts <= 256 && routing.top_k <= 8)
-                    .then_some(RouteInput { routing, logits: &b.router_logits, bias: self.vector(bias) });
-                if route.is_none() {
-                    self.out.push(ops.moe_route(routing, &b.router_logits, self.vector(bias), &b.sel, &b.sel_w));
-                }
-                if pass == Pass::Prefill {
-                    let (k, e, fe) = (routing.top_k, routing.n_experts, m.expert_ffn as u64);
-                    let order = moe_order_offset(self.chunk as u64, u64::from(k), u64::from(e)) as u32;
-                    let tiles = Count::TokensPlus { per: k, div: 64, plus: e };
-                    self.out.push(ops.moe_plan(e, k, &b.sel, &b.moe_plan, order));
-                    self.out.extend(ops.moe_grouped(self.matrix(gate_up), 2 * fe, &b.h, d, k, &b.moe_z, &b.moe_plan, order, tiles));
-                    self.out.push(ops.swiglu_rows(&b.moe_z, &b.moe_act, fe, *tile, Count::Tokens { per: k, div: 1 }));
-                    self.out.extend(ops.moe_grouped(self.matrix(down), d, &b.moe_act, fe, 1, &b.moe_y, &b.moe_plan, order, tiles));
-                    self.out.push(ops.moe_combine(&b.moe_y, &b.sel_w, &b.x, d, k));
-                    return;
-                }
-                self.out.extend(ops.moe_gate_up(self.matrix(gate_up), *tile, m.expert_ffn as u64, routing.top_k, input, norm, &b.moe_act, &b.sel, &b.sel_w, route));
-                self.out.extend(ops.moe_down(self.matrix(down), d, routing.top_k, &b.moe_act, &b.x, &b.sel, &b.sel_w));
-            }
-        }
-    }
-
-    fn body(mut self, pass: Pass) -> Vec<Dispatch> {
-        let b = self.bufs;
-        let ops = self.ops();
-        let c = self.model.config();
-        let scale = if c.family().block.embedding_scale { (c.hidden as f32).sqrt() } else { 1.0 };
-        self.out.extend(ops.embed(self.matrix(&self.model.graph.embedding), &b.tokens, &b.x, scale));
-        self.out.push(ops.mark_seen(&b.tokens, &b.seen));
-        for l in 0..self.model.config().n_layers {
-            self.layer(pass, l);
-        }
-        self.out
-    }
-
-    /// Final norm of the last position, its logits, and the sampler.
-    fn head(mut self) -> Vec<Dispatch> {
-        let b = self.bufs;
-        let c = self.model.config();
-        let (d, v) = (c.hidden as u64, c.vocab as u64);
-        self.rmsnorm(&self.model.graph.final_norm, true);
-        self.linear(Pass::Decode, &self.model.graph.lm_head, &b.h, d, &b.logits_last, v, 0, Epilogue::Store, Count::Fixed(1));
-        // Last: a constrained step submits the head without it (Session::generate_with).
-        let sample = self.ops().sample(&b.sampler, &b.logits_last, &b.seen, &b.tokens, &b.out_ids, &b.allowed);
-        self.out.push(sample);
-        self.out
-    }
-
-    /// The logits of every position of the pass (tests).
-    fn all_logits(mut self) -> Vec<Dispatch> {
-        let b = self.bufs;
-        let c = self.model.config();
-        let (d, v) = (c.hidden as u64, c.vocab as u64);
-        let all = b.logits_all.as_ref().expect("all-logits buffer");
-        self.rmsnorm(&self.model.graph.final_norm, false);
-        self.linear(Pass::Prefill, &self.model.graph.lm_head, &b.h, d, all, v, 0, Epilogue::Store, Count::tokens());
-        self.out
+impl<'a> Generate<'a> {
+    /// No stop ids, no logits read back, no constraint.
+    pub fn new(prompt: &'a [u32], max_tokens: usize, sampling: &'a Sampling) -> Self {
+        Self { prompt, max_tokens, sampling, stop_ids: &[], dump_logits: false, constraint: None }
     }
 }
 
@@ -513,55 +215,7 @@ impl Session {
             chunk = chunk.min((super::loader::binding_limit(&gpu) / per_token.max(1)).max(1) as usize);
         }
         let kv_f16 = options.kv_f16 && gpu.f16;
-        let (d, hd) = (c.hidden as u64, c.head_dim as u64);
-        let (nq, nkv) = (c.n_heads as u64 * hd, c.n_kv_heads as u64 * hd);
-        let n = chunk as u64;
-        let (e, k, fe) = c.moe.as_ref().map_or((1, 1, 1), |m| (m.n_experts as u64, m.top_k as u64, m.expert_ffn as u64));
-        let z_width = [3 * d, nq + 2 * nkv, 2 * c.ffn as u64].into_iter().max().unwrap_or(d);
-        let act_width = [c.ffn as u64, nq, d].into_iter().max().unwrap_or(d);
-        let kv_bytes = nkv * capacity as u64 * if kv_f16 { 2 } else { 4 };
-        let layers = c
-            .layers
-            .iter()
-            .map(|kind| match kind {
-                LayerKind::Attention => LayerState { kv: Some((storage(&gpu, "k-cache", kv_bytes), storage(&gpu, "v-cache", kv_bytes))), conv: None },
-                LayerKind::Conv => LayerState { kv: None, conv: Some(storage(&gpu, "conv-state", 4 * CONV_SLOTS * d)) },
-            })
-            .collect();
-        let rope_buffer = |theta: f32| {
-            let table = rope_table(theta, c.head_dim, capacity);
-            let buf = storage(&gpu, "rope", table.len() as u64 * 4);
-            gpu.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&table));
-            buf
-        };
-        let rope_buf = rope_buffer(c.rope_theta);
-        let rope_local = c.sliding.as_ref().map(|s| rope_buffer(s.rope_theta));
-        let bufs = Buffers {
-            step: uniform_bytes(&gpu, "step", bytemuck::bytes_of(&Step::default())),
-            sampler: uniform_bytes(&gpu, "sampler", bytemuck::bytes_of(&Sampling::default().params(c.vocab as u32))),
-            tokens: storage(&gpu, "tokens", 4 * n),
-            x: storage(&gpu, "x", 4 * n * d),
-            h: storage(&gpu, "h", 4 * n * d),
-            z: storage(&gpu, "z", 4 * n * z_width),
-            act: storage(&gpu, "act", 4 * n * act_width),
-            q: storage(&gpu, "q", 4 * n * nq),
-            attn_partial: storage(&gpu, "attention-partial", 4 * c.n_heads as u64 * (capacity as u64).div_ceil(64) * (hd + 2)),
-            router_logits: storage(&gpu, "router-logits", 4 * n * e),
-            sel: storage(&gpu, "experts", 4 * n * k),
-            sel_w: storage(&gpu, "expert-weights", 4 * n * k),
-            moe_act: storage(&gpu, "moe-act", 4 * n * k * fe),
-            moe_z: storage(&gpu, "moe-z", if c.moe.is_some() { 4 * n * k * 2 * fe } else { 16 }),
-            moe_y: storage(&gpu, "moe-y", if c.moe.is_some() { 4 * n * k * d } else { 16 }),
-            moe_plan: storage(&gpu, "moe-plan", 4 * (moe_order_offset(n, k, e) + n * k)),
-            logits_last: storage(&gpu, "logits", 4 * c.vocab as u64),
-            logits_all: options.all_logits.then(|| storage(&gpu, "all-logits", 4 * n * c.vocab as u64)),
-            rope: rope_buf,
-            rope_local,
-            seen: storage(&gpu, "seen", 4 * (c.vocab as u64).div_ceil(32)),
-            allowed: storage(&gpu, "allowed", 4 * (c.vocab as u64).div_ceil(32)),
-            out_ids: storage(&gpu, "out-ids", 4 * (capacity as u64 + 2)),
-            layers,
-        };
+        let bufs = Buffers::new(&gpu, &c, capacity, chunk, kv_f16, options.all_logits, Sampling::default().params(c.vocab as u32));
         allow_every_token(&gpu, &bufs.allowed, c.vocab);
         let builder = || Builder { model: &model, bufs: &bufs, chunk, kv_f16, tuning: options.tuning, out: Vec::new() };
         let prefill = builder().body(Pass::Prefill);
@@ -627,7 +281,7 @@ impl Session {
     pub async fn warm_up(&mut self) -> Result<(), ModelError> {
         self.reset();
         if self.capacity >= 3 {
-            self.generate(&[0, 0], 1, &Sampling::default(), &[], false, &mut |_| true).await?;
+            self.generate(Generate::new(&[0, 0], 1, &Sampling::default()), &mut |_| true).await?;
             self.reset();
         }
         Ok(())
@@ -763,22 +417,6 @@ impl Session {
         Ok(())
     }
 
-    /// Appends `prompt` to the conversation and generates up to `max_tokens`
-    /// tokens, calling `on_token` with each (return false to stop). Generation
-    /// stops at any of `stop_ids`. The last generated token is run through the
-    /// model too, so the next call continues the conversation from here.
-    pub async fn generate(
-        &mut self,
-        prompt: &[u32],
-        max_tokens: usize,
-        sampling: &Sampling,
-        stop_ids: &[u32],
-        dump_logits: bool,
-        on_token: &mut dyn FnMut(u32) -> bool,
-    ) -> Result<Generation, ModelError> {
-        self.generate_with(prompt, max_tokens, sampling, stop_ids, dump_logits, None, on_token).await
-    }
-
     /// Writes the tokens the next choice may be (all of them without a constraint).
     fn write_allowed(&mut self, constraint: Option<&mut (dyn TokenConstraint + '_)>) -> Result<(), ModelError> {
         let words = self.model.config().vocab.div_ceil(32);
@@ -800,22 +438,18 @@ impl Session {
         Ok(())
     }
 
-    /// [`Session::generate`] with each choice restricted to what `constraint`
-    /// allows. A constrained step runs its forward pass while the CPU reads
-    /// the token before it and computes the mask, then its sampler: one step
-    /// in flight (`decode_ahead` does not apply), the mask never waiting for
-    /// the logits nor the logits for the mask.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn generate_with(
-        &mut self,
-        prompt: &[u32],
-        max_tokens: usize,
-        sampling: &Sampling,
-        stop_ids: &[u32],
-        dump_logits: bool,
-        mut constraint: Option<&mut (dyn TokenConstraint + '_)>,
-        on_token: &mut dyn FnMut(u32) -> bool,
-    ) -> Result<Generation, ModelError> {
+    /// Appends the request's prompt to the conversation and generates up to
+    /// `max_tokens` tokens, calling `on_token` with each (return false to
+    /// stop). Generation stops at any of `stop_ids`. The last generated token
+    /// is run through the model too, so the next call continues the
+    /// conversation from here.
+    ///
+    /// With a constraint, a step runs its forward pass while the CPU reads the
+    /// token before it and computes the mask, then its sampler: one step in
+    /// flight (`decode_ahead` does not apply), the mask never waiting for the
+    /// logits nor the logits for the mask.
+    pub async fn generate(&mut self, request: Generate<'_>, on_token: &mut dyn FnMut(u32) -> bool) -> Result<Generation, ModelError> {
+        let Generate { prompt, max_tokens, sampling, stop_ids, dump_logits, mut constraint } = request;
         if prompt.is_empty() {
             return Err(ModelError::Invalid("the prompt is empty".into()));
         }
@@ -925,159 +559,3 @@ impl Session {
     }
 }
 
-/// GPU time per kind of dispatch, from timestamp queries.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ProfileEntry {
-    pub label: String,
-    pub count: usize,
-    pub ms: f64,
-}
-
-/// One dispatch's GPU time, in the order the pass runs them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DispatchTime {
-    pub label: String,
-    pub ms: f64,
-}
-
-/// The GPU times of a pass, per dispatch and per kind of dispatch.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PassProfile {
-    /// Each dispatch alone in a compute pass (its time includes the wait for the previous one).
-    pub dispatches: Vec<DispatchTime>,
-    /// Each dispatch repeated `reps` times back to back, per repetition: its
-    /// steady-state cost with the barrier before it, as inside a real pass.
-    pub repeated: Vec<DispatchTime>,
-    pub reps: usize,
-    /// The whole pass recorded as in generation (one compute pass), timed at its ends.
-    pub whole_ms: f64,
-}
-
-impl PassProfile {
-    /// Times summed per label, largest first.
-    pub fn by_label(list: &[DispatchTime]) -> Vec<ProfileEntry> {
-        let mut by_label: Vec<ProfileEntry> = Vec::new();
-        for d in list {
-            match by_label.iter_mut().find(|e| e.label == d.label) {
-                Some(e) => {
-                    e.count += 1;
-                    e.ms += d.ms;
-                }
-                None => by_label.push(ProfileEntry { label: d.label.clone(), count: 1, ms: d.ms }),
-            }
-        }
-        by_label.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-        by_label
-    }
-}
-
-/// The profile of a prefill and of one decode step, and the CPU cost of recording a step.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Profile {
-    pub prefill: PassProfile,
-    pub decode: PassProfile,
-    pub encode_ms: f64,
-    /// The CPU time to record one decode step's command buffer, unsubmitted.
-    pub record_ms: f64,
-    /// A tiny dependent dispatch (mark-seen) repeated: the floor every dispatch pays.
-    pub dispatch_floor_us: f64,
-}
-
-impl Session {
-    /// Runs `groups` of dispatches, each group in its own compute pass timed
-    /// at its ends, every dispatch of a group recorded `reps` times; returns
-    /// each group's GPU time per repetition.
-    async fn timed_groups(&self, groups: &[Vec<&Dispatch>], reps: usize, n_tokens: usize, pos0: usize) -> Result<Vec<f64>, ModelError> {
-        let gpu = &self.model.gpu;
-        if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Err(ModelError::Gpu("this adapter has no timestamp queries".into()));
-        }
-        let mut times = Vec::with_capacity(groups.len());
-        // Query sets hold at most 4096 queries: time at most 2048 groups per submission.
-        for batch in groups.chunks(2048) {
-            let n = batch.len() as u32 * 2;
-            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: n });
-            let resolved = storage(gpu, "profile", u64::from(n) * 8);
-            let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("profile-resolve"),
-                size: u64::from(n) * 8,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            for (i, group) in batch.iter().enumerate() {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                        query_set: &set,
-                        beginning_of_pass_write_index: Some(2 * i as u32),
-                        end_of_pass_write_index: Some(2 * i as u32 + 1),
-                    }),
-                });
-                for d in group {
-                    for _ in 0..reps {
-                        d.record(&mut pass, n_tokens as u32, pos0 as u32);
-                    }
-                }
-            }
-            enc.resolve_query_set(&set, 0..n, &resolve, 0);
-            enc.copy_buffer_to_buffer(&resolve, 0, &resolved, 0, u64::from(n) * 8);
-            gpu.queue.submit([enc.finish()]);
-            let bytes = read_buffer(gpu, &resolved, u64::from(n) * 8).await?;
-            let ticks: &[u64] = bytemuck::cast_slice(&bytes);
-            let period = f64::from(gpu.queue.get_timestamp_period());
-            for i in 0..batch.len() {
-                times.push(ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6 / reps as f64);
-            }
-        }
-        Ok(times)
-    }
-
-    async fn profile_pass(&self, passes: &[&[Dispatch]], n_tokens: usize, pos0: usize, reps: usize) -> Result<PassProfile, ModelError> {
-        let dispatches: Vec<&Dispatch> = passes.iter().flat_map(|p| p.iter()).collect();
-        let singles: Vec<Vec<&Dispatch>> = dispatches.iter().map(|d| vec![*d]).collect();
-        let label = |times: Vec<f64>| -> Vec<DispatchTime> { dispatches.iter().zip(times).map(|(d, ms)| DispatchTime { label: d.label.clone(), ms }).collect() };
-        let alone = label(self.timed_groups(&singles, 1, n_tokens, pos0).await?);
-        let repeated = if reps > 1 { label(self.timed_groups(&singles, reps, n_tokens, pos0).await?) } else { Vec::new() };
-        let whole_ms = self.timed_groups(&[dispatches.clone()], 1, n_tokens, pos0).await?[0];
-        Ok(PassProfile { dispatches: alone, repeated, reps, whole_ms })
-    }
-
-    /// Profiles a prefill of `prompt` (from an empty context) and one decode
-    /// step after it: GPU time per dispatch, alone and repeated `reps` times,
-    /// the CPU time to record a decode step, and the dependent-dispatch floor.
-    pub async fn profile(&mut self, prompt: &[u32], reps: usize) -> Result<Profile, ModelError> {
-        self.reset();
-        self.check_room(prompt.len() + 1)?;
-        let n = prompt.len().min(self.chunk);
-        self.model.gpu.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(&prompt[..n]));
-        self.write_step(n, 0, 0);
-        let prefill = self.profile_pass(&[&self.prefill, &self.head], n, 0, 1).await?;
-        // Rebuild the state the decode step sees: the prompt in the cache.
-        self.reset();
-        self.submit(&[&self.prefill], n, 0, None);
-        self.write_step(1, n, 1);
-        let decode = self.profile_pass(&[&self.decode, &self.head], 1, n, reps).await?;
-        let floor_groups: Vec<Vec<&Dispatch>> = self.decode.iter().filter(|d| d.label == "mark-seen").take(1).map(|d| vec![d]).collect();
-        let dispatch_floor_us = match floor_groups.is_empty() {
-            true => 0.0,
-            false => self.timed_groups(&floor_groups, 256, 1, n).await?[0] * 1000.0,
-        };
-        // CPU cost of recording and submitting one decode step.
-        let t0 = crate::clock::now();
-        let rounds = 20;
-        for _ in 0..rounds {
-            self.submit(&[&self.decode, &self.head], 1, n, None);
-        }
-        let encode_ms = (crate::clock::now() - t0) * 1000.0 / f64::from(rounds);
-        read_buffer(&self.model.gpu, &self.bufs.out_ids, 4).await?;
-        // The same without submitting: wgpu's and the driver's recording alone.
-        let t0 = crate::clock::now();
-        for _ in 0..rounds {
-            drop(self.record(&[&self.decode, &self.head], 1, n, None));
-        }
-        let record_ms = (crate::clock::now() - t0) * 1000.0 / f64::from(rounds);
-        self.reset();
-        Ok(Profile { prefill, decode, encode_ms, record_ms, dispatch_floor_us })
-    }
-}
