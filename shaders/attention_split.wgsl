@@ -59,6 +59,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Keys of this split before `first` lie outside the sliding window.
     let lo = n_keys - min(n_keys, P.window);
     let first = lo - min(lo, j0);
+#else
+    // Every key counts (the tests against it fold away).
+    const first = 0u;
 #endif
     let kv_base = (g * P.capacity + j0) * hd4;
 
@@ -70,11 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let hh = p / TILE;
         let j = p % TILE;
         var s = -3.0e38;
-#if WINDOW
         if (j < n_here && j >= first) {
-#else
-        if (j < n_here) {
-#endif
             // Four loads in flight per step (head_dim is a multiple of 16).
             var d0 = vec4<f32>(0.0);
             var d1 = vec4<f32>(0.0);
@@ -103,11 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < n_here; j += 4u) {
             let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
             let jv = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
-#if WINDOW
             let live = (jv < vec4<u32>(n_here)) & (jv >= vec4<u32>(first));
-#else
-            let live = jv < vec4<u32>(n_here);
-#endif
             m4 = max(m4, select(vec4<f32>(-3.0e38), v, live));
         }
         let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
@@ -115,11 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < n_here; j += 4u) {
             let v = vec4<f32>(ps[lid * TILE + j], ps[lid * TILE + j + 1u], ps[lid * TILE + j + 2u], ps[lid * TILE + j + 3u]);
             let jv = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
-#if WINDOW
             let live = (jv < vec4<u32>(n_here)) & (jv >= vec4<u32>(first));
-#else
-            let live = jv < vec4<u32>(n_here);
-#endif
             l4 += select(vec4<f32>(0.0), exp(v - m), live);
         }
         let l = l4.x + l4.y + l4.z + l4.w;
@@ -130,11 +121,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
     for (var p = lid; p < hc * TILE; p += WG) {
-#if WINDOW
         ps[p] = select(0.0, exp(ps[p] - hm[p / TILE]), p % TILE < n_here && p % TILE >= first);
-#else
-        ps[p] = select(0.0, exp(ps[p] - hm[p / TILE]), p % TILE < n_here);
-#endif
     }
     workgroupBarrier();
     // Output vec4s (head, dims 4o..4o+3); `share` lanes split each one's keys.

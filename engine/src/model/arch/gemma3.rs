@@ -6,7 +6,7 @@
 
 use serde_json::Value as Json;
 
-use super::{llama_style_top_tensor, Activation, Arch, Block, Family, Recommended, RopeStyle};
+use super::{llama_style_layer_tensor, llama_style_top_tensor, Activation, Arch, Block, Family, Recommended, RopeStyle};
 use crate::formats::gguf::{GgufFile, Value};
 use crate::model::config::{j_f32, j_usize, meta_f32, meta_usize, SlidingWindow};
 use crate::model::{ModelConfig, ModelError};
@@ -56,22 +56,13 @@ pub(super) const FAMILY: Family = Family {
 };
 
 fn hf_layer_tensor(tail: &str) -> Option<&'static str> {
-    Some(match tail {
-        "input_layernorm.weight" => "attn_norm.weight",
-        "post_attention_layernorm.weight" => "post_attention_norm.weight",
-        "pre_feedforward_layernorm.weight" => "ffn_norm.weight",
-        "post_feedforward_layernorm.weight" => "post_ffw_norm.weight",
-        "self_attn.q_proj.weight" => "attn_q.weight",
-        "self_attn.k_proj.weight" => "attn_k.weight",
-        "self_attn.v_proj.weight" => "attn_v.weight",
-        "self_attn.o_proj.weight" => "attn_output.weight",
-        "self_attn.q_norm.weight" => "attn_q_norm.weight",
-        "self_attn.k_norm.weight" => "attn_k_norm.weight",
-        "mlp.gate_proj.weight" => "ffn_gate.weight",
-        "mlp.up_proj.weight" => "ffn_up.weight",
-        "mlp.down_proj.weight" => "ffn_down.weight",
-        _ => return None,
-    })
+    match tail {
+        // Gemma's post_attention_layernorm norms the attention's output (Llama's is the FFN's input norm).
+        "post_attention_layernorm.weight" => Some("post_attention_norm.weight"),
+        "pre_feedforward_layernorm.weight" => Some("ffn_norm.weight"),
+        "post_feedforward_layernorm.weight" => Some("post_ffw_norm.weight"),
+        _ => llama_style_layer_tensor(tail),
+    }
 }
 
 fn periodic(n_layers: usize, period: usize) -> Vec<bool> {
