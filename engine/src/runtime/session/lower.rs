@@ -12,7 +12,6 @@ use crate::{
     },
 };
 
-/// Records the passes of one session from the kernel ops.
 /// A pass's phase: a chunk of prompt tokens, or one token.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Pass {
@@ -30,6 +29,7 @@ impl Pass {
     }
 }
 
+/// Records the passes of one session from the kernel ops.
 pub(super) struct Builder<'a> {
     pub(super) model: &'a Model,
     pub(super) bufs: &'a Buffers,
