@@ -139,10 +139,6 @@ impl Arch {
     pub fn gguf_name(self) -> &'static str {
         self.family().gguf_name
     }
-
-    pub fn block(self) -> Block {
-        self.family().block
-    }
 }
 
 /// Tensor names shared by the Llama-style families' Hugging Face checkpoints.
